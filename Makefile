@@ -1,0 +1,45 @@
+# The two commands: `make demo` serves the example with reloading, `make test` runs the
+# tests. Both make their own virtual environments; nothing else is needed but Python.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The Apache tests need an interpreter that Apache's user (www-data) can read, and
+# mod_wsgi built against it: Debian's python3 in a world-readable venv.
+APACHE_PYTHON ?= /usr/bin/python3
+APACHE_VENV ?= /tmp/reload-middleware-apache-venv
+PORT ?= 8000
+
+.PHONY: demo test lint unit apache-venv clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/reload-middleware serve examples/app.wsgi --port $(PORT)
+
+# Skipped (with the reason) where Apache's development files are missing.
+apache-venv:
+	@if command -v apxs >/dev/null && [ -x $(APACHE_PYTHON) ]; then \
+	  set -e; \
+	  [ -x $(APACHE_VENV)/bin/mod_wsgi-express ] || { \
+	    $(APACHE_PYTHON) -m venv $(APACHE_VENV); \
+	    $(APACHE_VENV)/bin/python -m pip install -q --upgrade pip; \
+	    $(APACHE_VENV)/bin/python -m pip install -q mod_wsgi 'watchdog>=7,<8' 'webob>=1.8,<2'; }; \
+	  $(APACHE_VENV)/bin/python -m pip install -q --force-reinstall --no-deps . ; \
+	else echo "apache-venv: no apxs or $(APACHE_PYTHON): the Apache tests will be skipped"; fi
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -m "not integration"
+
+test: $(BIN)/.installed apache-venv lint
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

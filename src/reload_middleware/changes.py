@@ -1,0 +1,152 @@
+"""Has anything changed? The latch between the watcher thread and request threads.
+
+The watcher thread only calls `record()`: a set under a lock and a flag. Request
+threads read `dirty` with no lock (the hot path), then `settle()`, `take()` and
+`finish()`. A path counts only if its (mtime, size, inode) differ from the baseline,
+the file as this process loaded it.
+
+>>> changes = Changes()
+>>> changes.baseline(["/nonexistent/a.py"])
+>>> changes.record("/nonexistent/a.py")
+>>> changes.dirty, changes.take().paths
+(True, frozenset())
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is absent
+
+
+def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.stat) -> Stat:
+    """The part of a file's stat that tells a change, or None when it does not exist."""
+    try:
+        st = stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return (-1, -1, -1)  # unreadable: still a state, compared like any other
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a request thread took from the latch: confirmed paths and the event count."""
+
+    paths: frozenset[str]
+    seq: int
+
+
+class Changes:
+    """Pending paths, baselines and the `dirty` flag, for one middleware in one process."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        stat: Callable[[str], os.stat_result] = os.stat,
+    ) -> None:
+        self._clock = clock
+        self._stat = stat
+        self._cond = threading.Condition()
+        self._pending: set[str] = set()
+        self._baselines: dict[str, Stat] = {}
+        self._seq = 0
+        self._last_event = -1e9
+        # Read by every request with no lock: a plain attribute, set under the lock.
+        self.dirty = True
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Recorded paths not acted on yet."""
+        with self._cond:
+            return frozenset(self._pending)
+
+    @property
+    def known(self) -> frozenset[str]:
+        """Every path with a baseline."""
+        with self._cond:
+            return frozenset(self._baselines)
+
+    def baseline(self, paths: Iterable[str], *, refresh: bool = False) -> None:
+        """Record the current state of paths not known yet (all of them with `refresh`)."""
+        with self._cond:
+            todo = [p for p in paths if refresh or p not in self._baselines]
+        states = {p: stat_of(p, self._stat) for p in todo}
+        with self._cond:
+            for path, state in states.items():
+                if refresh:
+                    self._baselines[path] = state
+                else:
+                    self._baselines.setdefault(path, state)
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop baselines (paths no longer tracked)."""
+        with self._cond:
+            for path in paths:
+                self._baselines.pop(path, None)
+
+    def record(self, path: str) -> None:
+        """Called from the watcher thread: remember `path` and raise the flag."""
+        with self._cond:
+            self._pending.add(path)
+            self._seq += 1
+            self._last_event = self._clock()
+            self.dirty = True
+            self._cond.notify_all()
+
+    def sweep(self) -> None:
+        """Record every known path that differs from its baseline (changes made unwatched)."""
+        for path in self.known:
+            if self._differs(path):
+                self.record(path)
+
+    def poke(self) -> None:
+        """Raise the flag with no path: the next request looks (new imports, config)."""
+        with self._cond:
+            self._seq += 1
+            self.dirty = True
+
+    def settle(self, quiet: float) -> None:
+        """Wait until no event came for `quiet` seconds, at most max(10 x quiet, 1 s)."""
+        deadline = self._clock() + max(10 * quiet, 1.0)
+        with self._cond:
+            while True:
+                now = self._clock()
+                wait = min(self._last_event + quiet, deadline) - now
+                if wait <= 0:
+                    return
+                self._cond.wait(wait)
+
+    def take(self) -> Taken:
+        """Confirm the pending paths against their baselines; drop those that did not change."""
+        with self._cond:
+            seq, candidates = self._seq, set(self._pending)
+        confirmed = frozenset(p for p in candidates if self._differs(p))
+        with self._cond:
+            self._pending -= candidates - confirmed
+        return Taken(confirmed, seq)
+
+    @property
+    def seq(self) -> int:
+        """How many events and pokes so far: tells whether anything came since."""
+        return self._seq
+
+    def finish(self, taken: Taken, *, acted: bool, keep_flag: bool = False) -> None:
+        """Lower the flag unless an event came meanwhile; `acted`: take new baselines."""
+        if acted:
+            self.baseline(taken.paths, refresh=True)
+        with self._cond:
+            if acted:
+                self._pending -= taken.paths
+            if self._seq == taken.seq and not keep_flag:
+                self.dirty = False
+
+    def _differs(self, path: str) -> bool:
+        with self._cond:
+            before = self._baselines.get(path)
+        return stat_of(path, self._stat) != before

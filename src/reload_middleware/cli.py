@@ -1,0 +1,75 @@
+"""`reload-middleware serve SCRIPT`: see it work with no server to set up.
+
+    $ reload-middleware serve examples/app.wsgi --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import socketserver
+import sys
+from collections.abc import Sequence
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from .middleware import ReloadMiddleware
+from .reloading import Script
+
+
+class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+def load(path: str) -> ReloadMiddleware:
+    """Execute a WSGI script file and return its `application`, wrapped unless it is."""
+    path = os.path.realpath(path)
+    if not os.path.isfile(path):
+        raise SystemExit(f"reload-middleware: no such script: {path}")
+    name = "_reload_middleware_serve_" + hashlib.md5(path.encode()).hexdigest()[:12]
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))
+    sys.modules[name] = module
+    loader.exec_module(module)
+    app = getattr(module, "application", None)
+    if app is None:
+        raise SystemExit(f"reload-middleware: {path} defines no 'application'")
+    if isinstance(app, ReloadMiddleware):
+        return app
+    return ReloadMiddleware(app, debug=True, _script=Script(name, path))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reload-middleware")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve a WSGI script with reloading and debug on")
+    serve.add_argument("script", help="a file that defines `application`")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--watch", action="append", default=[], metavar="PATH",
+                       help="another file or directory to watch (repeatable)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")
+    if args.watch:
+        os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(
+            [*filter(None, [os.environ.get("RELOAD_MIDDLEWARE_WATCH")]),
+             *map(os.path.abspath, args.watch)])
+    app = load(args.script)
+    with make_server(args.host, args.port, app, _ThreadedServer, _QuietHandler) as server:
+        print(f"reload-middleware: serving {args.script} on http://{args.host}:{server.server_port}/",
+              flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("reload-middleware: stopped", flush=True)
+    return 0

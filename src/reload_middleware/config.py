@@ -1,0 +1,214 @@
+"""How is it configured? Keywords, OS variables and environ keys -> one `Settings`.
+
+Pure functions only: nothing here touches the filesystem, threads or watchdog.
+
+>>> s = from_keywords({"settle": 0.2})
+>>> s = overlay(s, {"RELOAD_MIDDLEWARE_DEBUG": "on"}, os_key, report=print)
+>>> s.settle, s.debug
+(0.2, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FLAG_WORDS = {
+    "on": True, "true": True, "yes": True, "1": True,
+    "off": False, "false": False, "no": False, "0": False,
+}  # fmt: skip
+MIN_SECRET = 16
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the middleware, validated. Field names are the option names."""
+
+    enabled: bool = True
+    mode: str = "auto"
+    watch: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    modules: str = "project"
+    settle: float = 0.05
+    # "auto": import before a gunicorn or uWSGI restart, compile otherwise.
+    preflight: str = "auto"
+    # Production mode: only a change to this one file counts.
+    trigger: str | None = None
+    retry: str = "auto"
+    # Development only: error pages show files, lines and tracebacks.
+    debug: bool = False
+    observer: str = "auto"
+    interval: float = 1.0
+    control: str | None = None
+    secret: str | None = None
+
+
+def _flag(text: str) -> bool:
+    try:
+        return FLAG_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError("on/off, true/false, yes/no or 1/0") from None
+
+
+def _choice(*accepted: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip().lower() not in accepted:
+            raise ValueError(" or ".join(repr(a) for a in accepted))
+        return text.strip().lower()
+
+    return parse
+
+
+def _seconds(low: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= low):
+            raise ValueError(f"a number of seconds, {low:g} or more")
+        return value
+
+    return parse
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a non-empty string")
+    return text.strip()
+
+
+def _split(sep: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(sep) if part.strip())
+
+    return parse
+
+
+# name -> parser of the text form. A parser raises ValueError with what is accepted.
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "enabled": _flag,
+    "mode": _choice("auto", "restart", "reload"),
+    "watch": _split(os.pathsep),
+    "exclude": _split(","),
+    "modules": _choice("project", "all", "off"),
+    "settle": _seconds(0.0),
+    "preflight": _choice("auto", "compile", "import", "off"),
+    "trigger": _text,
+    "retry": _choice("auto", "always", "never"),
+    "debug": _flag,
+    "observer": _choice("auto", "native", "polling"),
+    "interval": _seconds(0.01),
+    "control": _text,
+    "secret": _text,
+}
+LISTS = frozenset({"watch", "exclude"})
+
+
+def environ_key(name: str) -> str:
+    """The WSGI environ key for an option (Apache: `SetEnv reload_middleware.NAME`)."""
+    return f"reload_middleware.{name}"
+
+
+def os_key(name: str) -> str:
+    """The OS environment variable for an option."""
+    return f"RELOAD_MIDDLEWARE_{name.upper()}"
+
+
+def _message(name: str, value: object, accepted: str) -> str:
+    return f"reload_middleware: option {name!r} got {value!r}; accepted: {accepted}"
+
+
+def _keyword_value(name: str, value: object) -> Any:
+    """Validate a keyword value; text is accepted in its text form as well."""
+    if name in LISTS:
+        items = [value] if isinstance(value, str | os.PathLike) else value
+        if not isinstance(items, Iterable) or not all(
+            isinstance(i, str | os.PathLike) for i in items
+        ):
+            raise ValueError(_message(name, value, "a path or pattern, or a list of them"))
+        return tuple(os.fspath(i) for i in items)
+    if isinstance(value, bool) and PARSERS[name] is _flag:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and name in ("settle", "interval"):
+        value = repr(float(value))
+    if value is None and name in ("trigger", "control", "secret"):
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(_message(name, value, _accepted(name)))
+    try:
+        return PARSERS[name](os.fspath(value))
+    except ValueError as exc:
+        raise ValueError(_message(name, value, str(exc))) from None
+
+
+def _accepted(name: str) -> str:
+    try:
+        PARSERS[name]("\0")
+    except ValueError as exc:
+        return str(exc)
+    return "a string"  # pragma: no cover - every parser refuses a NUL
+
+
+def from_keywords(options: Mapping[str, object]) -> Settings:
+    """Settings from keyword arguments; raises ValueError (bad value) or TypeError (bad name)."""
+    unknown = sorted(set(options) - set(PARSERS))
+    if unknown:
+        raise TypeError(
+            f"reload_middleware: unknown option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(PARSERS)}"
+        )
+    values = {name: _keyword_value(name, value) for name, value in options.items()}
+    settings = Settings(**values)
+    problem = control_problem(settings)
+    if problem:
+        raise ValueError(problem)
+    return settings
+
+
+def overlay(
+    base: Settings,
+    source: Mapping[str, Any],
+    key: Callable[[str], str],
+    report: Callable[[str], None],
+) -> Settings:
+    """`base` with the options found in `source` under `key(name)` applied on top.
+
+    Only the exact keys are read, never anything else (so never an HTTP_* header).
+    Lists are joined; a bad value is reported and ignored. Never raises.
+    """
+    changes: dict[str, Any] = {}
+    for name, parse in PARSERS.items():
+        raw = source.get(key(name))
+        if raw is None:
+            continue
+        try:
+            value = parse(str(raw))
+        except ValueError as exc:
+            report(_message(key(name), raw, str(exc)) + "; ignored")
+            continue
+        changes[name] = getattr(base, name) + value if name in LISTS else value
+    settings = dataclasses.replace(base, **changes)
+    problem = control_problem(settings)
+    if problem:
+        report(problem + "; the control endpoint stays off")
+        settings = dataclasses.replace(settings, control=None)
+    return settings
+
+
+def control_problem(settings: Settings) -> str | None:
+    """Why the control endpoint cannot be enabled as configured, or None."""
+    if settings.control is None:
+        return None
+    if not settings.control.startswith("/"):
+        return _message("control", settings.control, "a URL path starting with '/'")
+    if settings.secret is None or len(settings.secret) < MIN_SECRET:
+        return (
+            f"reload_middleware: option 'control' needs a 'secret' of {MIN_SECRET} "
+            "characters or more"
+        )
+    return None

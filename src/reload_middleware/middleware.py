@@ -1,0 +1,230 @@
+"""ReloadMiddleware: when to act. Nothing happens without a request.
+
+The watcher thread only records changed paths and raises `Changes.dirty`. A request
+that finds the flag down goes straight to the app; one that finds it up settles,
+confirms, preflights and lets the strategy for this server act, once per change.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import config, logs, pages, preflight, reloading, servers, strategies
+from .changes import Taken
+from .tracking import Tracking
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_LIVE: weakref.WeakSet[ReloadMiddleware] = weakref.WeakSet()
+
+
+class ReloadMiddleware:
+    """Serve `app`, and pick up code changes on the next request after them.
+
+    In a mod_wsgi script (or any WSGI module)::
+
+        from myproject import make_app
+        from reload_middleware import ReloadMiddleware
+
+        application = ReloadMiddleware(make_app(), watch=["templates"])
+
+    Options are keywords, `RELOAD_MIDDLEWARE_*` variables or `reload_middleware.*`
+    environ keys (Apache `SetEnv`); see the README for the table. Development and
+    staging only: it reloads code when files change.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        watch: Iterable[str] | str = (),
+        *,
+        _script: reloading.Script | None = None,
+        **options: Any,
+    ) -> None:
+        settings = config.from_keywords({"watch": watch, **options})
+        self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
+        self._app = app
+        self._script = _script or reloading.find_script()
+        self._inert = self._script is not None and reloading.reexecuting(self._script.path)
+        self._tracking = Tracking(self._script, inert=self._inert)
+        self._changes = self._tracking.changes
+        self._lock = threading.Lock()
+        self._configured = False
+        self._hook_called = False
+        self._restart: strategies.Restart | None = None
+        self._failure: tuple[preflight.Failure, int] | None = None
+        self._server: servers.Server = servers.detect_from_modules()
+        if self._inert:
+            self._changes.dirty = False  # a stand-in, unwrapped by the live instance
+            return
+        self._tracking.update(self._settings)
+        _LIVE.add(self)
+        self._offer_hook()
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Real paths recorded by the watcher and not acted on yet, in this process."""
+        return self._changes.pending
+
+    @property
+    def app(self) -> WSGIApplication:
+        """The application being served now."""
+        return self._app
+
+    @property
+    def retry(self) -> str:
+        return self._settings.retry
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._changes.dirty:
+            return self._attend(environ, start_response)
+        return self._app(environ, start_response)
+
+    def reload_required(self, resource: str) -> bool:
+        """mod_wsgi's hook: True restarts this daemon process, and the same request is
+        served by the new one. Installed on the script module automatically; the
+        explicit form is `reload_required = application.reload_required`.
+        """
+        self._hook_called = True
+        if self._restart is not None:
+            return True
+        if not self._changes.dirty or not self._settings.enabled:
+            return False
+        with self._lock:
+            self._look(via_hook=True)
+            if not self._configured:
+                self._changes.poke()  # the first request still has to read its environ
+        return self._restart is not None
+
+    def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            if not self._configured:
+                self._configure(environ)
+            self._look(via_hook=False)
+        if self._restart is not None and not self._hook_called:
+            return self._restart.answer(self, environ, start_response)
+        if self._failure is not None and self._settings.debug:
+            return pages.failure(self._failure[0], start_response)
+        return self._app(environ, start_response)
+
+    def _configure(self, environ: WSGIEnvironment) -> None:
+        """Read the environ keys, once per process, on its first request."""
+        self._configured = True
+        self._server = servers.detect(environ)
+        settings = config.overlay(self._settings, environ, config.environ_key, logs.error)
+        if settings != self._settings:
+            self._settings = settings
+            self._tracking.update(settings)
+        if not settings.enabled:
+            self._tracking.release()
+            self._changes.dirty = False
+
+    def _look(self, *, via_hook: bool) -> None:
+        """Under the lock: settle, confirm, preflight and act if this is the place to."""
+        if not self._settings.enabled or self._restart is not None:
+            return
+        self._tracking.start(self._server, self._settings)
+        action = self._action()
+        if via_hook != (action == "hook"):
+            return  # the hook acts only as the hook; requests act for everything else
+        if self._failure is not None and self._failure[1] == self._changes.seq:
+            return  # nothing new since the last failed attempt
+        self._changes.settle(self._settings.settle)
+        self._tracking.refresh()
+        taken = self._changes.take()
+        if not taken.paths:
+            self._changes.finish(taken, acted=False)
+            return
+        self._failure = None
+        failure = self._preflight(taken, action)
+        if failure is not None:
+            self._fail(failure, taken)
+            return
+        logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
+        reloading.drop_stale_bytecode(taken.paths)
+        self._restart = strategies.STRATEGIES[action]().act(self)
+        if self._restart is None and self._failure is None:
+            self._changes.finish(taken, acted=True)
+
+    def _action(self) -> servers.Action:
+        return servers.choose(
+            self._server,
+            mode=self._settings.mode,
+            hook_active=self._hook_called,
+            forked=self._tracking.forked,
+            windows=strategies.WINDOWS,
+        )
+
+    def _preflight(self, taken: Taken, action: servers.Action) -> preflight.Failure | None:
+        kind = self._settings.preflight
+        if kind == "auto":
+            kind = "import" if action in ("gunicorn", "uwsgi") else "compile"
+        if kind == "off":
+            return None
+        script = {self._script.path} if self._script else set()
+        failure = preflight.compile_files(taken.paths | script)
+        if failure is None and kind == "import" and self._script is not None:
+            name = self._script.name if self._script.importable else ""
+            failure = preflight.import_app(name, self._script.path)
+        return failure
+
+    def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
+        """Keep the old code; the change stays pending until the next change retries it."""
+        logs.error("new code not loaded, old code still serving: %s\n%s",
+                   failure.summary, failure.traceback.rstrip())
+        self._tracking.add(failure.files)
+        self._failure = (failure, taken.seq)
+        self._changes.finish(taken, acted=False, keep_flag=self._settings.debug)
+
+    def reload(self) -> bool:
+        """Re-execute the script in this process and serve its application (strategy hook)."""
+        if self._script is None:
+            self._fail(preflight.Failure("?", None, "no script module to re-execute", ""),
+                       Taken(frozenset(), self._changes.seq))
+            return False
+        try:
+            module = reloading.reexecute(self._script, self._tracking.is_project)
+            self._app = self._adopt(module)
+        except Exception as exc:
+            self._fail(preflight.from_exception(exc, self._script.path),
+                       Taken(frozenset(), self._changes.seq))
+            return False
+        self._tracking.rebaseline()
+        return True
+
+    def _adopt(self, module: Any) -> WSGIApplication:
+        """The new module's application, unwrapped; the module is pointed back at us."""
+        app = getattr(module, "application", None)
+        if app is None:
+            raise LookupError(f"{self._script.path if self._script else '?'} defines no 'application'")
+        if isinstance(app, ReloadMiddleware):
+            if getattr(module, "reload_required", None) == app.reload_required:
+                module.reload_required = self.reload_required
+            module.application = self
+            app = app._app
+        return app
+
+    def _offer_hook(self) -> None:
+        """Give a mod_wsgi script module our hook unless it defines its own."""
+        if self._script is None or not self._script.name.startswith("_mod_wsgi_"):
+            return
+        module = reloading.module_globals(self._script.name)
+        if module is not None:
+            module.setdefault("reload_required", self.reload_required)
+
+
+def track(*paths: str) -> None:
+    """Track more files or directories in every middleware of this process.
+
+    The old recipe's `monitor.track(path)`, line for line::
+
+        reload_middleware.track("/srv/myproject/settings.ini")
+    """
+    Tracking.track_everywhere(paths)
+    for middleware in list(_LIVE):
+        middleware._tracking.update(middleware._settings)

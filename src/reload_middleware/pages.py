@@ -1,0 +1,58 @@
+"""The few responses the middleware answers itself: plain WSGI, no framework.
+
+Locations are relative (built from the server's SCRIPT_NAME and PATH_INFO, never from
+the Host header), and every text from the filesystem is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from .preflight import Failure
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+def same_url(environ: WSGIEnvironment) -> str:
+    """A relative Location for this request's own path and query string."""
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~")
+    # One leading slash: '//host/x' would be a redirect to another host.
+    location = "/" + path.lstrip("/")
+    query = environ.get("QUERY_STRING", "")
+    return f"{location}?{query}" if query else location
+
+
+def retry(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """307 to the same URL: the restarted process answers it, method and body kept."""
+    body = b"Restarting to load new code; retrying.\n"
+    start_response(
+        "307 Temporary Redirect",
+        [
+            ("Location", same_url(environ)),
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Retry-After", "1"),
+        ],
+    )
+    return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+
+
+def failure(failure: Failure, start_response: StartResponse) -> Iterable[bytes]:
+    """The debug 500 page: file, line and traceback, escaped. Development only."""
+    body = (
+        "<!doctype html><title>Code reload failed</title>"
+        "<h1>The new code could not be loaded</h1>"
+        f"<p><code>{html.escape(failure.summary)}</code></p>"
+        f"<pre>{html.escape(failure.traceback)}</pre>"
+        "<p>The previous code is still loaded; saving a fix retries.</p>"
+    ).encode()
+    start_response(
+        "500 Internal Server Error",
+        [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

@@ -1,0 +1,133 @@
+"""Which files? Module files, watch paths, exclude patterns and where to put watches (pure).
+
+>>> excluded("/srv/app/.app.py.swp", DEFAULT_EXCLUDES)
+True
+>>> merge_roots([("/srv/app", False), ("/srv/app/pkg", True), ("/srv/app/pkg/sub", True)])
+{'/srv/app': False, '/srv/app/pkg': True}
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import site
+import sys
+import sysconfig
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+
+# Never a change. Each entry is here because something writes it while people work.
+DEFAULT_EXCLUDES = (
+    "*.pyc", "*.pyo", "__pycache__",   # Python writes these on import, in every process
+    ".git", ".hg", ".svn", ".bzr",     # VCS internals change on every status/fetch
+    "*.swp", "*.swo", "*.swx", "*~",   # vim swap files and emacs/vim backups
+    ".#*", "#*#",                      # emacs lock links and autosave files
+    "4913",                            # vim's probe that a directory is writable
+    "*___jb_tmp___", "*___jb_old___",  # JetBrains safe-write temporaries
+    ".*.kate-swp", "*.tmp", ".~*",     # Kate, generic temp files, LibreOffice locks
+    ".DS_Store", "Thumbs.db",          # desktop metadata
+)  # fmt: skip
+
+
+def excluded(path: str, patterns: Iterable[str]) -> bool:
+    """True when `path` or one of its directories matches a pattern.
+
+    A pattern with a `/` matches the whole path; one without matches a single name.
+    """
+    parts = path.split(os.sep)
+    for pattern in patterns:
+        if "/" in pattern:
+            if fnmatch.fnmatchcase(path, pattern):
+                return True
+        elif any(fnmatch.fnmatchcase(part, pattern) for part in parts if part):
+            return True
+    return False
+
+
+def library_roots() -> tuple[str, ...]:
+    """Directories whose modules are not project code: stdlib, site-packages, this package."""
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.update(getattr(site, "getsitepackages", list)())
+    roots.add(site.getusersitepackages())
+    roots.add(os.path.dirname(os.path.abspath(__file__)))
+    return tuple(sorted({os.path.realpath(r) for r in roots if r}))
+
+
+def under(path: str, roots: Iterable[str]) -> bool:
+    """True when `path` is one of `roots` or inside one."""
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def module_file(module: ModuleType) -> str | None:
+    """The real path of a module's source file, if it has one on disk."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path:
+        return None
+    if path.endswith((".pyc", ".pyo")):
+        path = path[:-1]
+    path = os.path.realpath(path)
+    return path if os.path.isfile(path) else None
+
+
+def project_modules(
+    modules: Mapping[str, ModuleType], scope: str, library: Iterable[str]
+) -> dict[str, str]:
+    """{real file: module name} for the modules to track. `scope` is the modules option."""
+    if scope == "off":
+        return {}
+    library = tuple(library)
+    found = {}
+    for name, module in list(modules.items()):
+        if module is None or name == "__main__" or name.startswith("reload_middleware"):
+            continue
+        path = module_file(module)
+        if path and (scope == "all" or not under(path, library)):
+            found[path] = name
+    return found
+
+
+def watch_root(path: str, name: str) -> tuple[str, bool]:
+    """Where to watch so one schedule covers a whole package: (directory, recursive).
+
+    `pkg.sub.mod` at /x/pkg/sub/mod.py gives (/x/pkg, True); a top-level module gives
+    its own directory, not recursively (that directory may hold a virtualenv).
+    """
+    parts = name.split(".")
+    is_package = os.path.basename(path).startswith("__init__.")
+    directory = os.path.dirname(path)
+    package_dirs = parts if is_package else parts[:-1]
+    if not package_dirs:
+        return directory, False
+    top = directory
+    for part in reversed(package_dirs):
+        if os.path.basename(top) != part:
+            return directory, False  # a loader with its own layout: watch just this dir
+        top, last = os.path.dirname(top), top
+    return last, True
+
+
+def merge_roots(roots: Iterable[tuple[str, bool]]) -> dict[str, bool]:
+    """Fewest schedules: a recursive root swallows everything below it."""
+    wanted: dict[str, bool] = {}
+    for directory, recursive in roots:
+        wanted[directory] = wanted.get(directory, False) or recursive
+    recursive_roots = [d for d, r in wanted.items() if r]
+    return {
+        d: r
+        for d, r in sorted(wanted.items())
+        if not any(d != top and under(d, [top]) for top in recursive_roots)
+    }
+
+
+def resolve(paths: Iterable[str], base: str) -> tuple[str, ...]:
+    """Absolute real paths; relative ones are relative to `base` (the script's directory)."""
+    return tuple(
+        os.path.realpath(os.path.join(base, os.path.expanduser(p))) for p in paths
+    )
+
+
+def stdlib_like(path: str) -> bool:
+    """True for the interpreter's own trees, which must never be watched recursively."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    return path in {os.path.realpath(p) for p in prefixes} or path == os.sep

@@ -1,0 +1,121 @@
+"""What must succeed before a restart or reload: compile, or import in a fresh process.
+
+>>> failure = compile_files(["/srv/app/views.py"])             # doctest: +SKIP
+>>> failure.summary if failure else "ok"                        # doctest: +SKIP
+'/srv/app/views.py:12: invalid syntax'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from . import paths
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why new code cannot be loaded: the file and line to blame, and the traceback."""
+
+    file: str
+    line: int | None
+    message: str
+    traceback: str
+    files: tuple[str, ...] = ()  # every file named in the traceback
+
+    @property
+    def summary(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+def compile_files(files: Iterable[str]) -> Failure | None:
+    """Compile each existing .py file in memory (no .pyc is written); first failure wins."""
+    for path in sorted(files):
+        if not path.endswith((".py", ".wsgi")) or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as source:
+                compile(source.read(), path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, OSError) as exc:
+            return from_exception(exc, default_file=path)
+    return None
+
+
+def from_exception(exc: BaseException, default_file: str = "?") -> Failure:
+    """A Failure naming the innermost project frame (or the file of a SyntaxError)."""
+    text = "".join(traceback.format_exception(exc))
+    frames = traceback.extract_tb(exc.__traceback__)
+    named = [f.filename for f in frames if os.path.isfile(f.filename)]
+    file, line = default_file, None
+    if named:
+        file, line = frames[-1].filename, frames[-1].lineno
+    if isinstance(exc, SyntaxError) and exc.filename:
+        file, line = exc.filename, exc.lineno
+        named.append(exc.filename)
+    detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    message = f"{type(exc).__name__}: {detail}"
+    return Failure(file, line, message, text, tuple(dict.fromkeys(named)))
+
+
+# Run in the child: import the application the way the server will, report as JSON.
+_CHILD = r"""
+import json, runpy, sys, traceback, importlib
+name, path = sys.argv[1], sys.argv[2]
+try:
+    if name:
+        importlib.import_module(name)
+    else:
+        runpy.run_path(path, run_name="__reload_middleware_preflight__")
+except BaseException as exc:
+    frames = traceback.extract_tb(exc.__traceback__)
+    file, line = (frames[-1].filename, frames[-1].lineno) if frames else (path, None)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        file, line = exc.filename, exc.lineno
+    print(json.dumps({"file": file, "line": line, "message": f"{type(exc).__name__}: {exc}",
+                      "traceback": traceback.format_exc(),
+                      "files": [f.filename for f in frames]}))
+    sys.exit(1)
+"""
+
+
+def python_executable() -> str:
+    """An interpreter for this environment (uWSGI and mod_wsgi are not Python themselves)."""
+    if os.path.basename(sys.executable).startswith("python"):
+        return sys.executable
+    candidate = os.path.join(sys.exec_prefix, "bin", f"python{sys.version_info[0]}")
+    return candidate if os.path.exists(candidate) else sys.executable
+
+
+def import_app(
+    module: str,
+    path: str,
+    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    timeout: float = 60.0,
+) -> Failure | None:
+    """Import the application in a separate process with this interpreter and sys.path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    try:
+        done = run(
+            [python_executable(), "-c", _CHILD, module, path],
+            env=env, capture_output=True, text=True, timeout=timeout, check=False,
+            cwd=os.getcwd(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Failure(path, None, f"preflight import could not run: {exc}", "")
+    if done.returncode == 0:
+        return None
+    try:
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        return Failure(
+            report["file"], report["line"], report["message"], report["traceback"],
+            tuple(f for f in report["files"] if not paths.under(f, paths.library_roots())),
+        )
+    except (ValueError, LookupError, TypeError):
+        return Failure(path, None, "preflight import failed", done.stderr[-4000:])

@@ -1,0 +1,154 @@
+"""In-process reload: drop the project's modules, re-execute the script, take its app.
+
+>>> script = Script.of_module(sys.modules[__name__])           # doctest: +SKIP
+>>> new_module = reexecute(script, is_project)                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import threading
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from . import paths
+
+# Scripts being re-executed by us right now: a middleware built while its script is in
+# here is the stand-in of the live one and must not register anything.
+_REEXECUTING: set[str] = set()
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Script:
+    """The module that built the middleware: its name in sys.modules and its real file."""
+
+    name: str
+    path: str
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(self.path)
+
+    @property
+    def importable(self) -> bool:
+        """Can a fresh interpreter import it by name (else it runs the file)?"""
+        if self.name == "__main__" or self.name.startswith("_mod_wsgi_"):
+            return False
+        top = self.name.partition(".")[0]
+        return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
+
+
+def find_script(depth: int = 2) -> Script | None:
+    """The first caller outside this package that is a module with a file."""
+    frame = sys._getframe(depth)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        path = frame.f_globals.get("__file__")
+        if not name.startswith("reload_middleware") and isinstance(path, str):
+            return Script(name, os.path.realpath(path))
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def module_globals(name: str) -> dict[str, object] | None:
+    """The namespace of a module being executed or loaded (mod_wsgi adds it before)."""
+    module = sys.modules.get(name)
+    return vars(module) if module is not None else None
+
+
+def reexecuting(path: str) -> bool:
+    """True while `path` is being re-executed by `reexecute()`."""
+    with _LOCK:
+        return path in _REEXECUTING
+
+
+@contextmanager
+def _marked(path: str) -> Iterator[None]:
+    with _LOCK:
+        _REEXECUTING.add(path)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _REEXECUTING.discard(path)
+
+
+def project_module_names(is_project: Callable[[str], bool]) -> list[str]:
+    """Names in sys.modules whose source file is project code (never __main__ or us)."""
+    names = []
+    for name, module in list(sys.modules.items()):
+        if name == "__main__" or name.startswith("reload_middleware") or module is None:
+            continue
+        path = paths.module_file(module)
+        if path is not None and is_project(path):
+            names.append(name)
+    return names
+
+
+def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
+    """Remove the cached .pyc of changed sources.
+
+    The pyc header holds the source mtime in whole seconds: two saves within one
+    second with the same size would otherwise load the first save's bytecode.
+    """
+    for path in files:
+        if path.endswith(".py"):
+            with suppress(OSError, NotImplementedError, ValueError):
+                os.remove(importlib.util.cache_from_source(path))
+
+
+def reexecute(script: Script, is_project: Callable[[str], bool]) -> types.ModuleType:
+    """Drop every project module and load the script afresh; the new module is returned.
+
+    On any exception the previous sys.modules entries are restored and it propagates.
+    """
+    saved = dict(sys.modules)
+    old_script = sys.modules.get(script.name)
+    for name in set(project_module_names(is_project)) | {script.name}:
+        if name != "__main__":
+            sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    try:
+        with _marked(script.path):
+            return _execute(script, old_script)
+    except BaseException:
+        for name in set(sys.modules) - set(saved):
+            module = sys.modules.get(name)
+            path = paths.module_file(module) if module is not None else None
+            if path is None or is_project(path) or name == script.name:
+                sys.modules.pop(name, None)
+        sys.modules.update(saved)
+        raise
+
+
+def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
+    """Execute the script afresh under its name, keeping what its server put on the old one.
+
+    Through its import spec when it has one (packages and relative imports work); a
+    mod_wsgi script or `__main__` is compiled from its file instead (a script run as
+    `__main__` is executed under another name, so its server block does not run).
+    """
+    spec = getattr(old, "__spec__", None)
+    if spec is not None and spec.loader is not None and script.name != "__main__":
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[script.name] = module
+        spec.loader.exec_module(module)
+        return module
+    name = "__reload_middleware_main__" if script.name == "__main__" else script.name
+    module = types.ModuleType(name)
+    module.__file__ = script.path
+    if old is not None and "__mtime__" in vars(old):
+        # mod_wsgi compares this (microseconds) with the file to decide its own reloads.
+        module.__mtime__ = os.stat(script.path).st_mtime_ns // 1000  # type: ignore[attr-defined]
+    with open(script.path, "rb") as source:
+        code = compile(source.read(), script.path, "exec", dont_inherit=True)
+    sys.modules[name] = module
+    exec(code, vars(module))
+    return module

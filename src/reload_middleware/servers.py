@@ -1,0 +1,69 @@
+"""Where are we running? Server detection and the choice of action (pure functions).
+
+>>> detect({"mod_wsgi.process_group": "site"})
+'mod_wsgi-daemon'
+>>> choose("mod_wsgi-daemon", mode="auto", hook_active=True, forked=False, windows=False)
+'hook'
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, Literal
+
+Server = Literal["mod_wsgi-daemon", "mod_wsgi-embedded", "gunicorn", "uwsgi", "other"]
+Action = Literal["hook", "signal", "reload", "gunicorn", "uwsgi", "apache-windows"]
+
+
+def detect(environ: Mapping[str, Any]) -> Server:
+    """The server that filled this WSGI environ."""
+    if "mod_wsgi.process_group" in environ:
+        return "mod_wsgi-daemon" if environ["mod_wsgi.process_group"] else "mod_wsgi-embedded"
+    if "uwsgi.version" in environ or "uwsgi.node" in environ:
+        return "uwsgi"
+    if "gunicorn.socket" in environ or str(environ.get("SERVER_SOFTWARE", "")).startswith(
+        "gunicorn"
+    ):
+        return "gunicorn"
+    return "other"
+
+
+def detect_from_modules(modules: Mapping[str, ModuleType] = sys.modules) -> Server:
+    """The server as far as it can be told before the first request (from imported modules)."""
+    mod_wsgi = modules.get("mod_wsgi")
+    if mod_wsgi is not None and hasattr(mod_wsgi, "process_group"):
+        return "mod_wsgi-daemon" if mod_wsgi.process_group else "mod_wsgi-embedded"
+    if "uwsgi" in modules:
+        return "uwsgi"
+    if "gunicorn.workers.base" in modules:
+        return "gunicorn"
+    return "other"
+
+
+def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, windows: bool) -> Action:
+    """What to do about a confirmed change (SPEC section 4's table).
+
+    `forked`: the middleware was built in a parent process (gunicorn --preload), so a
+    fresh worker would start from the parent's old code: only an in-process reload helps.
+    """
+    if mode == "reload":
+        return "reload"
+    if server == "mod_wsgi-daemon":
+        return "hook" if hook_active else "signal"
+    if server == "mod_wsgi-embedded":
+        # A signal to an Apache child does nothing or worse; Windows can restart Apache.
+        return "apache-windows" if windows and mode == "restart" else "reload"
+    if server == "gunicorn":
+        return "reload" if forked and mode == "auto" else "gunicorn"
+    if server == "uwsgi":
+        return "uwsgi"
+    return "reload"
+
+
+def wants_retry(retry: str, method: str) -> bool:
+    """Whether the request that triggers a restart gets a 307 to itself."""
+    if retry == "always":
+        return True
+    return retry == "auto" and method in ("GET", "HEAD")

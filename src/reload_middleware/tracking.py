@@ -1,0 +1,182 @@
+"""What do we watch? One middleware's files, directories and watch roots, kept registered.
+
+A `Tracking` turns settings and sys.modules into a `Registration` for the process
+watcher, keyed by the script, so a script executed again replaces what it had. Its
+`Changes` is shared with that next execution: the baselines stay the files as this
+process loaded them.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from . import logs, paths, watcher
+from .changes import Changes
+from .config import Settings
+from .reloading import Script
+
+_SHARED: dict[str, Changes] = {}
+_FORKS = [0]
+
+
+class Tracking:
+    """The tracked files of one middleware and their registration with the watcher."""
+
+    extra: ClassVar[list[str]] = []  # paths given to track(), for every middleware
+
+    def __init__(self, script: Script | None, *, inert: bool = False) -> None:
+        self._script = script
+        self._key = script.path if script else f"middleware-{id(self)}"
+        self._inert = inert
+        self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
+        self.changes.poke()
+        self._library = paths.library_roots()
+        self._files: dict[str, str] = {}  # tracked file -> module name ("" for other files)
+        self._seen: set[str] = set()
+        self._settings = Settings()
+        self._forks = _FORKS[0]
+        self._started_in = -1
+        self._watcher = watcher.process_watcher()
+
+    @property
+    def forked(self) -> bool:
+        """True when this process was forked after the middleware was built."""
+        return _FORKS[0] != self._forks
+
+    def is_project(self, path: str) -> bool:
+        return not paths.under(path, self._library)
+
+    def update(self, settings: Settings) -> None:
+        """Track what `settings` ask for (and the modules loaded now); baseline new files."""
+        self._settings = settings
+        self._seen.clear()
+        self._files = {}
+        if settings.trigger:
+            self._files[paths.resolve([settings.trigger], self._base)[0]] = ""
+        else:
+            self.refresh(register=False)
+            if self._script and settings.modules != "off":
+                self._files.setdefault(self._script.path, "")
+        self._register()
+
+    def refresh(self, *, register: bool = True) -> None:
+        """Track modules imported since the last look (cheap when there are none)."""
+        if self._settings.trigger or self._settings.modules == "off":
+            return
+        new = {n: m for n, m in list(sys.modules.items()) if n not in self._seen}
+        if not new:
+            return
+        self._seen.update(new)
+        found = paths.project_modules(new, self._settings.modules, self._library)
+        fresh = {p: n for p, n in found.items() if p not in self._files}
+        if fresh:
+            self._files.update(fresh)
+            if register:
+                self._register()
+
+    def add(self, files: Iterable[str]) -> None:
+        """Track more files (those named by a failed import, so saving the fix retries)."""
+        fresh = [os.path.realpath(f) for f in files if self.is_project(os.path.realpath(f))]
+        if any(f not in self._files for f in fresh):
+            for path in fresh:
+                self._files.setdefault(path, "")
+            self._register()
+
+    def start(self, server: str, settings: Settings) -> None:
+        """Start watching in this process (lazily, and again after a fork or a dead thread)."""
+        if self._started_in == _FORKS[0] and self._watcher.alive():
+            return
+        restarted = self._started_in == _FORKS[0]
+        self._started_in = _FORKS[0]
+        self._watcher.interval = settings.interval
+        self._watcher.register(self._key, self._registration())
+        if restarted:
+            logs.error("the watcher thread had stopped; starting it again")
+            self._watcher.stop()
+        self._watcher.start()
+        self.changes.sweep()  # changes made before the watches were live
+        files, dirs = self._counts()
+        logs.info(
+            "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
+            settings.mode, server, "+".join(self._watcher.backends) or "none", files, dirs,
+        )
+
+    def rebaseline(self) -> None:
+        """After an in-process reload: every file as loaded now."""
+        self._seen.clear()
+        self.refresh()
+        self.changes.baseline(self._files, refresh=True)
+
+    def release(self) -> None:
+        self._watcher.release(self._key)
+
+    @property
+    def _base(self) -> str:
+        return self._script.directory if self._script else os.getcwd()
+
+    def _watch_paths(self) -> tuple[str, ...]:
+        if self._settings.trigger:
+            return ()
+        return paths.resolve([*self._settings.watch, *self.extra], self._base)
+
+    def _registration(self) -> watcher.Registration:
+        dirs = tuple(p for p in self._watch_paths() if os.path.isdir(p))
+        files = set(self._files) | {p for p in self._watch_paths() if p not in dirs}
+        roots = [paths.watch_root(p, n) if n else (os.path.dirname(p), False)
+                 for p, n in self._files.items()]
+        roots += [(d, True) for d in dirs] + [(os.path.dirname(f), False) for f in files]
+        return watcher.Registration(
+            self.changes, frozenset(files), dirs,
+            paths.DEFAULT_EXCLUDES + self._settings.exclude,
+            paths.merge_roots(roots), polling=self._settings.observer == "polling",
+        )
+
+    def _register(self) -> None:
+        if self._inert:
+            return
+        registration = self._registration()
+        self.changes.baseline(registration.files)
+        self.changes.baseline(_walk(registration.dirs, registration.exclude))
+        self._watcher.register(self._key, registration)
+
+    def _counts(self) -> tuple[int, int]:
+        return len(self.changes.known), len(self._watcher.directories)
+
+    @classmethod
+    def track_everywhere(cls, more: Sequence[str]) -> None:
+        cls.extra.extend(os.path.abspath(p) for p in more)
+
+
+def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
+    """Every file below `dirs`, skipping excluded names (their baselines)."""
+    found = []
+    for top in dirs:
+        for root, subdirs, files in os.walk(top):
+            subdirs[:] = [d for d in subdirs if not paths.excluded(d, exclude)]
+            found += [os.path.join(root, f) for f in files if not paths.excluded(f, exclude)]
+    return found
+
+
+class _ImportNotifier(importlib.abc.MetaPathFinder):
+    """Raises every middleware's flag on an import, so the next request tracks new modules."""
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        for changes in list(_SHARED.values()):
+            changes.poke()
+        return None
+
+
+def _after_fork() -> None:
+    _FORKS[0] += 1
+
+
+_NOTIFIER_LOCK = threading.Lock()
+with _NOTIFIER_LOCK:
+    if not any(type(f).__name__ == "_ImportNotifier" for f in sys.meta_path):
+        sys.meta_path.insert(0, _ImportNotifier())
+os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,256 @@
+"""How do events arrive? The only module that imports watchdog.
+
+One `Watcher` per process (`process_watcher()`), shared by every middleware. Each
+middleware registers what it tracks under a key (its script), so a re-executed script
+replaces its old registration instead of adding to it. The observer threads only call
+`Changes.record()`; everything else happens on requests.
+
+>>> watcher = Watcher()                                        # doctest: +SKIP
+>>> watcher.register("app.wsgi", Registration(changes, files, dirs, excludes), roots)
+>>> watcher.start()
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.polling import PollingObserver
+
+from . import logs, paths
+from .changes import Changes
+
+# The events that can mean new code. Not opened/closed-without-write (every import
+# reads files, so each process would restart the others) and not directory-modified
+# (a directory's mtime changes whenever anything is created in it, temp files too).
+COUNTED: tuple[type[FileSystemEvent], ...] = (
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileAttribEvent,  # touch: how people force a restart
+    FileMovedEvent,  # atomic saves: the destination is the real file
+    FileDeletedEvent,
+    FileClosedEvent,  # close after write: the file is complete
+    DirCreatedEvent,  # git checkout recreating a directory
+    DirDeletedEvent,
+    DirMovedEvent,
+)
+
+LIMIT_ADVICE = {
+    errno.ENOSPC: "the inotify watch limit (raise it: sysctl fs.inotify.max_user_watches=524288)",
+    errno.EMFILE: "the inotify instance limit (raise it: sysctl fs.inotify.max_user_instances=512)",
+}
+
+Factory = Callable[[], BaseObserver]
+
+
+@dataclass
+class Registration:
+    """What one middleware tracks: exact files, and directories in which any file counts."""
+
+    changes: Changes
+    files: frozenset[str] = frozenset()
+    dirs: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    roots: dict[str, bool] = field(default_factory=dict)
+    polling: bool = False
+
+    def route(self, path: str, is_directory: bool) -> None:
+        """Record `path` (or, for a directory, the known files below it) if it is ours."""
+        if paths.excluded(path, self.exclude):
+            return
+        if is_directory:
+            for known in self.changes.known:
+                if paths.under(known, [path]):
+                    self.changes.record(known)
+        elif path in self.files or paths.under(path, self.dirs):
+            self.changes.record(path)
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    recursive: bool
+    requested: str  # the backend asked for
+    backend: str  # the backend that serves it (polling when native failed)
+    watch: ObservedWatch
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, route: Callable[[str, bool], None]) -> None:
+        self._route = route
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if type(event) not in COUNTED:
+            return
+        for path in (event.src_path, event.dest_path):
+            if path:
+                self._route(os.fsdecode(path), event.is_directory)
+
+
+class Watcher:
+    """The process's observers: native first, polling where native cannot serve."""
+
+    def __init__(
+        self,
+        native: Factory = Observer,
+        polling: Callable[[float], BaseObserver] = lambda interval: PollingObserver(
+            timeout=interval
+        ),
+        interval: float = 1.0,
+    ) -> None:
+        self._native_factory = native
+        self._polling_factory = polling
+        self.interval = interval
+        self._lock = threading.RLock()
+        self._registrations: dict[str, Registration] = {}
+        self._observers: dict[str, BaseObserver] = {}
+        self._scheduled: dict[str, _Scheduled] = {}
+        self._handler = _Handler(self._route)
+        self.started = False
+
+    def register(self, key: str, registration: Registration) -> None:
+        """Add or replace what `key` tracks; applies at once when started."""
+        with self._lock:
+            self._registrations[key] = registration
+            if self.started:
+                self._reschedule()
+
+    def release(self, key: str) -> None:
+        """Forget `key`: its watches go unless another registration needs them."""
+        with self._lock:
+            if self._registrations.pop(key, None) is not None and self.started:
+                self._reschedule()
+
+    def start(self) -> None:
+        """Schedule every root and start the observers (idempotent)."""
+        with self._lock:
+            if not self.started:
+                self.started = True
+                self._reschedule()
+
+    def stop(self) -> None:
+        """Stop and join every observer thread."""
+        with self._lock:
+            observers, self._observers = list(self._observers.values()), {}
+            self._scheduled.clear()
+            self.started = False
+        for observer in observers:
+            observer.stop()
+            observer.join()
+
+    def forget_threads(self) -> None:
+        """After a fork: the threads stayed in the parent; start afresh on next use."""
+        with self._lock:
+            self._observers, self._scheduled, self.started = {}, {}, False
+            for registration in self._registrations.values():
+                registration.changes.poke()
+
+    @property
+    def backends(self) -> list[str]:
+        """Names of the backends in use, e.g. ['native'] or ['native', 'polling']."""
+        with self._lock:
+            return sorted({s.backend for s in self._scheduled.values()})
+
+    @property
+    def directories(self) -> dict[str, bool]:
+        """The scheduled roots: {directory: recursive}."""
+        with self._lock:
+            return {d: s.recursive for d, s in self._scheduled.items()}
+
+    def alive(self) -> bool:
+        """False when an observer thread has died (the next request restarts it)."""
+        with self._lock:
+            return all(o.is_alive() for o in self._observers.values())
+
+    def _route(self, path: str, is_directory: bool) -> None:
+        for registration in list(self._registrations.values()):
+            registration.route(path, is_directory)
+
+    def _wanted(self) -> dict[str, tuple[bool, str]]:
+        by_backend: dict[str, list[tuple[str, bool]]] = {"native": [], "polling": []}
+        for reg in self._registrations.values():
+            by_backend["polling" if reg.polling else "native"].extend(reg.roots.items())
+        wanted: dict[str, tuple[bool, str]] = {}
+        for backend, roots in by_backend.items():
+            for directory, recursive in paths.merge_roots(roots).items():
+                wanted.setdefault(directory, (recursive, backend))
+        return wanted
+
+    def _reschedule(self) -> None:
+        wanted = self._wanted()
+        for directory, scheduled in list(self._scheduled.items()):
+            if wanted.get(directory) != (scheduled.recursive, scheduled.requested):
+                self._observers[scheduled.backend].unschedule(scheduled.watch)
+                del self._scheduled[directory]
+        for directory, (recursive, backend) in wanted.items():
+            if directory not in self._scheduled and os.path.isdir(directory):
+                self._schedule(directory, recursive, backend)
+
+    def _schedule(self, directory: str, recursive: bool, requested: str) -> None:
+        """Schedule one root; where native events fail (inotify limits) poll instead."""
+        backend = requested
+        try:
+            watch = self._observer(backend).schedule(
+                self._handler, directory, recursive=recursive, event_filter=list(COUNTED)
+            )
+        except OSError as exc:
+            if backend == "polling":
+                logs.error("cannot watch %s: %s", directory, exc)
+                return
+            limit = LIMIT_ADVICE.get(exc.errno or 0, f"an error ({exc})")
+            logs.error("native events unavailable for %s: %s; polling it instead", directory, limit)
+            backend = "polling"
+            watch = self._observer(backend).schedule(
+                self._handler, directory, recursive=recursive, event_filter=list(COUNTED)
+            )
+        self._scheduled[directory] = _Scheduled(recursive, requested, backend, watch)
+
+    def _observer(self, backend: str) -> BaseObserver:
+        observer = self._observers.get(backend)
+        if observer is None:
+            if backend == "native":
+                observer = self._native_factory()
+            else:
+                observer = self._polling_factory(self.interval)
+            observer.daemon = True  # a non-daemon thread makes every mod_wsgi restart wait 5 s
+            observer.start()
+            self._observers[backend] = observer
+        return observer
+
+
+_PROCESS_WATCHER: Watcher | None = None
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_watcher() -> Watcher:
+    """The watcher of this process, made on first use."""
+    global _PROCESS_WATCHER
+    with _PROCESS_LOCK:
+        if _PROCESS_WATCHER is None:
+            _PROCESS_WATCHER = Watcher()
+        return _PROCESS_WATCHER
+
+
+def _after_fork_in_child() -> None:
+    if _PROCESS_WATCHER is not None:
+        _PROCESS_WATCHER.forget_threads()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,207 @@
+"""Real Apache, mod_wsgi daemon mode, preloaded script, processes=2."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache import Apache, Response, wait_for
+from conftest import Site
+
+pytestmark = pytest.mark.integration
+
+
+def holds(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Assert `predicate` stays true for a whole observation window."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        assert predicate(), what
+        pause.wait(0.05)
+
+
+def answer(server: Apache, **kw: Any) -> dict[str, Any]:
+    response = server.get("/", **kw)
+    assert response.status == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def pids_answering(server: Apache, count: int = 2, **expect: Any) -> set[int]:
+    """Requests until `count` daemon processes have answered; returns their pids."""
+    seen: set[int] = set()
+
+    def enough() -> bool:
+        result = answer(server)
+        assert all(result[k] == v for k, v in expect.items()), result
+        seen.add(result["pid"])
+        return len(seen) == count
+
+    wait_for(enough, 20, f"{count} daemon processes answering")
+    return seen
+
+
+warm = pids_answering
+
+
+def seen(server: Apache, path: Path, count: int = 2) -> None:
+    """Wait until `count` processes have seen `path` change (the probe reads `.pending`)."""
+    saw: set[int] = set()
+
+    def enough() -> bool:
+        report = server.get("/probe").json()
+        if str(path) in report["pending"]:
+            saw.add(report["pid"])
+        return len(saw) == count
+
+    wait_for(enough, 10, f"{count} processes seeing {path} change")
+
+
+def follow(server: Apache, method: str = "GET", hops: int = 8) -> tuple[Response, int]:
+    """One request, following 307s to the same URL as a browser would."""
+    for hop in range(hops):
+        response = server.get("/", method=method)
+        if response.status != 307:
+            return response, hop
+        assert response.headers["location"] == "/"
+    raise AssertionError(f"more than {hops} redirects")
+
+
+def restarts(server: Apache) -> int:
+    return server.error_log().count("Forcing restart of daemon process")
+
+
+def test_no_traffic_means_no_restart(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+    """Twenty edits with no request leave the daemon processes alone."""
+    app = site()
+    server = apache(app)
+    warm(server)
+    pids = server.daemon_pids()
+    assert len(pids) == 2
+    for n in range(20):
+        app.set_version(f"edit-{n}")
+        holds(lambda: server.daemon_pids() == pids, 0.15, "a daemon restarted with no request")
+    holds(lambda: server.daemon_pids() == pids, 2.0, "a daemon restarted with no request")
+    assert restarts(server) == 0
+
+
+def test_next_request_gets_new_code(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+    """After an edit the very next request (no redirect) answers with the new code."""
+    app = site()
+    server = apache(app)
+    old = warm(server)
+    seen(server, app.set_version("2"))
+    first = answer(server)
+    assert first["version"] == "2"
+    assert first["pid"] not in old
+    new = pids_answering(server, version="2")
+    assert not new & old
+    assert restarts(server) == 2  # each process restarted once
+    assert all(answer(server)["version"] == "2" for _ in range(10))
+    assert restarts(server) == 2
+
+
+def test_a_burst_of_saves_is_one_change(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+    """Ten files saved within 50 ms cause one restart per process, not ten."""
+    app = site()
+    for n in range(10):
+        app.write(f"webapp/m{n}.py", "X = 0\n")
+    app.write("webapp/__init__.py", "".join(f"from . import m{n}\n" for n in range(10)))
+    server = apache(app)
+    old = warm(server)
+    started = time.monotonic()
+    for n in range(10):
+        app.write(f"webapp/m{n}.py", "X = 1\n")
+    views = app.set_version("burst")
+    assert time.monotonic() - started < 0.05
+    seen(server, views)
+    new = pids_answering(server, version="burst")
+    assert not new & old
+    assert all(answer(server)["version"] == "burst" for _ in range(10))
+    assert restarts(server) == 2
+
+
+def test_setenv_watch_enabled_and_no_spoofing(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """SetEnv keys configure it; request headers never do."""
+    app = site()
+    config_dir = app.root / "config"
+    app.write("config/settings.ini", "a = 1\n")
+    server = apache(app, location_config=f"SetEnv reload_middleware.watch {config_dir}")
+    old = warm(server)
+    seen(server, app.write("config/settings.ini", "a = 22\n"))
+    assert answer(server)["pid"] not in old
+
+    quiet = site()
+    off = apache(quiet, location_config="SetEnv reload_middleware.enabled off")
+    pids = warm(off)
+    for n in range(3):
+        quiet.set_version(f"ignored-{n}")
+        holds(lambda: answer(off)["version"] == "1", 0.3, "reloading while enabled is off")
+    assert off.daemon_pids() == pids
+
+    spoofed = site()
+    target = apache(spoofed)
+    old = warm(target)
+    seen(target, spoofed.set_version("2"))
+    headers = {"reload_middleware.enabled": "off", "X-Reload-Middleware-Enabled": "off",
+               "Reload-Middleware-Enabled": "off"}
+    result = answer(target, headers=headers)
+    assert result["version"] == "2" and result["pid"] not in old
+
+
+def test_atomic_save(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+    """Write a temp file and rename it over the module: the next request has new code."""
+    app = site()
+    server = apache(app)
+    warm(server)
+    temp = app.write("webapp/.views.py.tmp1234", "VERSION = 'atomic'\n")
+    os.replace(temp, app.root / "webapp" / "views.py")
+    seen(server, app.root / "webapp" / "views.py")
+    assert answer(server)["version"] == "atomic"
+
+
+def test_syntax_error_keeps_daemon_and_fix_is_picked_up(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """A syntax error never restarts; debug shows file and line; the fix is served next."""
+    app = site(debug=True)
+    server = apache(app)
+    pids = warm(server)
+    seen(server, app.write("webapp/views.py", "VERSION = (\n"))
+    response = server.get("/")
+    assert response.status == 500
+    assert "webapp/views.py:1" in response.text
+    assert server.daemon_pids() == pids
+    assert restarts(server) == 0
+    app.set_version("fixed")
+    wait_for(lambda: server.get("/").status == 200, 10, "the fix being served")
+    assert answer(server)["version"] == "fixed"
+    server.wait_for_log("new code not loaded, old code still serving")
+
+
+def test_without_the_hook_get_retries_and_post_finishes_on_old_code(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """No hook (WSGIScriptReloading Off): GET through a 307, POST on old code first."""
+    app = site()
+    server = apache(app, script_reloading=False)
+    old = warm(server)
+    seen(server, app.set_version("2"))
+    response, hops = follow(server)
+    assert hops >= 1
+    assert response.json()["version"] == "2" and response.json()["pid"] not in old
+
+    pids = warm(server)
+    seen(server, app.set_version("3"))
+    post = server.get("/", method="POST", body=b"x=1")
+    assert post.status == 200
+    assert post.json()["version"] == "2" and post.json()["pid"] in pids
+    response, _ = follow(server)
+    assert response.json()["version"] == "3"
