@@ -59,15 +59,28 @@ def under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def module_file(module: ModuleType) -> str | None:
-    """The real path of a module's source file, if it has one on disk."""
+def module_file(module: ModuleType, *, real: bool = True) -> str | None:
+    """The (real) path of a module's source file, if it has one on disk."""
     path = getattr(module, "__file__", None)
     if not isinstance(path, str) or not path:
         return None
     if path.endswith((".pyc", ".pyo")):
         path = path[:-1]
-    path = os.path.realpath(path)
+    path = os.path.realpath(path) if real else os.path.abspath(path)
     return path if os.path.isfile(path) else None
+
+
+def is_library(module: ModuleType, library: Iterable[str]) -> bool:
+    """True for modules of the interpreter or installed packages.
+
+    Both the path Python imported and its real path are checked: Debian's
+    sitecustomize is a link from the stdlib into /etc.
+    """
+    library = tuple(library)
+    return any(
+        path is not None and under(path, library)
+        for path in (module_file(module, real=False), module_file(module))
+    )
 
 
 def project_modules(
@@ -82,7 +95,7 @@ def project_modules(
         if module is None or name == "__main__" or name.startswith("reload_middleware"):
             continue
         path = module_file(module)
-        if path and (scope == "all" or not under(path, library)):
+        if path and (scope == "all" or not is_library(module, library)):
             found[path] = name
     return found
 

@@ -80,16 +80,17 @@ def _marked(path: str) -> Iterator[None]:
             _REEXECUTING.discard(path)
 
 
-def project_module_names(is_project: Callable[[str], bool]) -> list[str]:
+def project_module_names(is_project: Callable[[types.ModuleType], bool]) -> list[str]:
     """Names in sys.modules whose source file is project code (never __main__ or us)."""
-    names = []
-    for name, module in list(sys.modules.items()):
-        if name == "__main__" or name.startswith("reload_middleware") or module is None:
-            continue
-        path = paths.module_file(module)
-        if path is not None and is_project(path):
-            names.append(name)
-    return names
+    return [
+        name
+        for name, module in list(sys.modules.items())
+        if module is not None
+        and name != "__main__"
+        and not name.startswith("reload_middleware")
+        and paths.module_file(module) is not None
+        and is_project(module)
+    ]
 
 
 def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
@@ -104,7 +105,7 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
                 os.remove(importlib.util.cache_from_source(path))
 
 
-def reexecute(script: Script, is_project: Callable[[str], bool]) -> types.ModuleType:
+def reexecute(script: Script, is_project: Callable[[types.ModuleType], bool]) -> types.ModuleType:
     """Drop every project module and load the script afresh; the new module is returned.
 
     On any exception the previous sys.modules entries are restored and it propagates.
@@ -121,8 +122,7 @@ def reexecute(script: Script, is_project: Callable[[str], bool]) -> types.Module
     except BaseException:
         for name in set(sys.modules) - set(saved):
             module = sys.modules.get(name)
-            path = paths.module_file(module) if module is not None else None
-            if path is None or is_project(path) or name == script.name:
+            if module is None or name == script.name or is_project(module):
                 sys.modules.pop(name, None)
         sys.modules.update(saved)
         raise

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import ClassVar
 
 from . import logs, paths, watcher
@@ -48,8 +49,9 @@ class Tracking:
         """True when this process was forked after the middleware was built."""
         return _FORKS[0] != self._forks
 
-    def is_project(self, path: str) -> bool:
-        return not paths.under(path, self._library)
+    def is_project(self, module: ModuleType) -> bool:
+        """Whether an in-process reload drops this module (project code, SPEC section 1)."""
+        return not paths.is_library(module, self._library)
 
     def update(self, settings: Settings) -> None:
         """Track what `settings` ask for (and the modules loaded now); baseline new files."""
@@ -81,7 +83,8 @@ class Tracking:
 
     def add(self, files: Iterable[str]) -> None:
         """Track more files (those named by a failed import, so saving the fix retries)."""
-        fresh = [os.path.realpath(f) for f in files if self.is_project(os.path.realpath(f))]
+        real = (os.path.realpath(f) for f in files)
+        fresh = [f for f in real if not paths.under(f, self._library)]
         if any(f not in self._files for f in fresh):
             for path in fresh:
                 self._files.setdefault(path, "")
