@@ -135,8 +135,12 @@ class Watcher:
     def release(self, key: str) -> None:
         """Forget `key`: its watches go unless another registration needs them."""
         with self._lock:
-            if self._registrations.pop(key, None) is not None and self.started:
+            if self._registrations.pop(key, None) is None or not self.started:
+                return
+            if self._registrations:
                 self._reschedule()
+                return
+        self.stop()  # nothing left to watch: no threads, no inotify instance
 
     def start(self) -> None:
         """Schedule every root and start the observers (idempotent)."""
