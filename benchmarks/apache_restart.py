@@ -22,7 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
-from apache import DEFAULT_VENV, Apache, ApacheSite, apache_available, prepare_run_dir, wait_for  # noqa: E402
+from apache import (
+    DEFAULT_VENV,
+    Apache,
+    ApacheSite,
+    apache_available,
+    prepare_run_dir,
+    process_resources,
+    wait_for,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -35,56 +43,51 @@ def copy_example() -> ApacheSite:
     return ApacheSite(root)
 
 
-def version_of(server: Apache) -> str:
-    return server.get("/").text.split()[1]
+def wait_version(server: Apache, version: str, what: str) -> None:
+    wait_for(lambda: server.get("/").text.split()[1] == version, 10, what)
 
 
 def save_to_new_code(runs: int) -> list[float]:
     site = copy_example()
-    server = Apache(DEFAULT_VENV, prepare_run_dir(), script=site.script, python_path=site.root,
-                    processes=1)
+    server = Apache(
+        DEFAULT_VENV, prepare_run_dir(), script=site.script, python_path=site.root, processes=1
+    )
     server.start()
     try:
         times = []
         rng = random.Random(7)
         for n in range(runs):
-            wait_for(lambda: version_of(server) == str(n + 1), 10, "warm process")
+            old, new = str(n + 1), str(n + 2)
+            wait_version(server, old, "a warm process")
             # Apache notices dead daemons on a one-second tick: save at a random phase of
             # it, as a person would, not in step with the previous restart.
             threading.Event().wait(rng.uniform(0, 1))
             started = time.monotonic()
-            site.write("demo/version.py", f'VERSION = "{n + 2}"\n')
-            wait_for(lambda: version_of(server) == str(n + 2), 10, "new code")
+            site.write("demo/version.py", f'VERSION = "{new}"\n')
+            wait_version(server, new, "the new code")
             times.append(time.monotonic() - started)
         return times
     finally:
         server.stop()
 
 
-def resources(pid: int) -> tuple[int, int, int]:
-    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
-    instances = watches = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            if "inotify" in str(fd.readlink()):
-                instances += 1
-                watches += (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().count("inotify wd:")
-        except OSError:
-            continue
-    return threads, instances, watches
-
-
 def cost(enabled: bool) -> tuple[int, int, int]:
     site = copy_example()
-    server = Apache(DEFAULT_VENV, prepare_run_dir(), script=site.script, python_path=site.root,
-                    processes=1, threads=15,
-                    location_config="" if enabled else "SetEnv reload_middleware.enabled off")
+    server = Apache(
+        DEFAULT_VENV,
+        prepare_run_dir(),
+        script=site.script,
+        python_path=site.root,
+        processes=1,
+        threads=15,
+        location_config="" if enabled else "SetEnv reload_middleware.enabled off",
+    )
     server.start()
     try:
         for _ in range(5):
             server.get("/")
         (pid,) = server.daemon_pids()
-        return resources(pid)
+        return process_resources(pid)
     finally:
         server.stop()
 
@@ -98,15 +101,17 @@ def main() -> None:
         raise SystemExit(f"cannot run: {reason}")
     times = save_to_new_code(args.runs)
     print(f"save to new code, mod_wsgi daemon mode with the hook, {args.runs} runs:")
-    print(f"  median {statistics.median(times):.3f} s, min {min(times):.3f} s, "
-          f"max {max(times):.3f} s")
+    print(
+        f"  median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
+    )
     on, off = cost(True), cost(False)
     print("one daemon process (threads=15) serving the example app:")
     print(f"  {'':28}{'threads':>8}{'inotify':>9}{'watches':>9}")
     print(f"  {'reloading off':28}{off[0]:>8}{off[1]:>9}{off[2]:>9}")
     print(f"  {'reloading on':28}{on[0]:>8}{on[1]:>9}{on[2]:>9}")
-    print(f"  {'added by the middleware':28}{on[0] - off[0]:>8}{on[1] - off[1]:>9}"
-          f"{on[2] - off[2]:>9}")
+    print(
+        f"  {'added by the middleware':28}{on[0] - off[0]:>8}{on[1] - off[1]:>9}{on[2] - off[2]:>9}"
+    )
 
 
 if __name__ == "__main__":

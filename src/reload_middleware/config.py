@@ -134,7 +134,7 @@ def _keyword_value(name: str, value: object) -> Any:
         return tuple(os.fspath(i) for i in items)
     if isinstance(value, bool) and PARSERS[name] is _flag:
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and name in ("settle", "interval"):
+    if name in ("settle", "interval") and isinstance(value, int | float) and value is not True:
         value = repr(float(value))
     if value is None and name in ("trigger", "control", "secret"):
         return None

@@ -201,7 +201,7 @@ class ReloadMiddleware:
         """The new module's application, unwrapped; the module is pointed back at us."""
         app = getattr(module, "application", None)
         if app is None:
-            raise LookupError(f"{self._script.path if self._script else '?'} defines no 'application'")
+            raise LookupError("the script defines no 'application'")
         if isinstance(app, ReloadMiddleware):
             if getattr(module, "reload_required", None) == app.reload_required:
                 module.reload_required = self.reload_required

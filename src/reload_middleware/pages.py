@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def same_url(environ: WSGIEnvironment) -> str:
     """A relative Location for this request's own path and query string."""
-    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,@:!$&'()*+~")
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    path = quote(path, safe="/;=,@:!$&'()*+~")
     # One leading slash: '//host/x' would be a redirect to another host.
     location = "/" + path.lstrip("/")
     query = environ.get("QUERY_STRING", "")

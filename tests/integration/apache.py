@@ -143,6 +143,18 @@ def apache_available(venv: Path = DEFAULT_VENV) -> str | None:
     return None
 
 
+def process_resources(pid: int) -> tuple[int, int, int]:
+    """(threads, inotify instances, inotify watches) of a process, read from /proc."""
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    instances = watches = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if "inotify" in str(fd.readlink()):
+                instances += 1
+                watches += (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().count("inotify wd:")
+    return threads, instances, watches
+
+
 @dataclass
 class Response:
     """One HTTP answer; header names are lower-case, repeated headers joined by ', '."""

@@ -3,80 +3,19 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
-from apache import Apache, Response, wait_for
-from conftest import Site
+from apache import Apache, wait_for
+from support import Site, answer, follow, holds, pids_answering, restarts, seen, warm
 
 pytestmark = pytest.mark.integration
 
 
-def holds(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    """Assert `predicate` stays true for a whole observation window."""
-    deadline = time.monotonic() + seconds
-    pause = threading.Event()
-    while time.monotonic() < deadline:
-        assert predicate(), what
-        pause.wait(0.05)
-
-
-def answer(server: Apache, **kw: Any) -> dict[str, Any]:
-    response = server.get("/", **kw)
-    assert response.status == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def pids_answering(server: Apache, count: int = 2, **expect: Any) -> set[int]:
-    """Requests until `count` daemon processes have answered; returns their pids."""
-    seen: set[int] = set()
-
-    def enough() -> bool:
-        result = answer(server)
-        assert all(result[k] == v for k, v in expect.items()), result
-        seen.add(result["pid"])
-        return len(seen) == count
-
-    wait_for(enough, 20, f"{count} daemon processes answering")
-    return seen
-
-
-warm = pids_answering
-
-
-def seen(server: Apache, path: Path, count: int = 2) -> None:
-    """Wait until `count` processes have seen `path` change (the probe reads `.pending`)."""
-    saw: set[int] = set()
-
-    def enough() -> bool:
-        report = server.get("/probe").json()
-        if str(path) in report["pending"]:
-            saw.add(report["pid"])
-        return len(saw) == count
-
-    wait_for(enough, 10, f"{count} processes seeing {path} change")
-
-
-def follow(server: Apache, method: str = "GET", hops: int = 8) -> tuple[Response, int]:
-    """One request, following 307s to the same URL as a browser would."""
-    for hop in range(hops):
-        response = server.get("/", method=method)
-        if response.status != 307:
-            return response, hop
-        assert response.headers["location"] == "/"
-    raise AssertionError(f"more than {hops} redirects")
-
-
-def restarts(server: Apache) -> int:
-    return server.error_log().count("Forcing restart of daemon process")
-
-
-def test_no_traffic_means_no_restart(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+def test_no_traffic_means_no_restart(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
     """Twenty edits with no request leave the daemon processes alone."""
     app = site()
     server = apache(app)
@@ -90,7 +29,9 @@ def test_no_traffic_means_no_restart(site: Callable[..., Site], apache: Callable
     assert restarts(server) == 0
 
 
-def test_next_request_gets_new_code(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+def test_next_request_gets_new_code(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
     """After an edit the very next request (no redirect) answers with the new code."""
     app = site()
     server = apache(app)
@@ -106,7 +47,9 @@ def test_next_request_gets_new_code(site: Callable[..., Site], apache: Callable[
     assert restarts(server) == 2
 
 
-def test_a_burst_of_saves_is_one_change(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+def test_a_burst_of_saves_is_one_change(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
     """Ten files saved within 50 ms cause one restart per process, not ten."""
     app = site()
     for n in range(10):
@@ -150,8 +93,11 @@ def test_setenv_watch_enabled_and_no_spoofing(
     target = apache(spoofed)
     old = warm(target)
     seen(target, spoofed.set_version("2"))
-    headers = {"reload_middleware.enabled": "off", "X-Reload-Middleware-Enabled": "off",
-               "Reload-Middleware-Enabled": "off"}
+    headers = {
+        "reload_middleware.enabled": "off",
+        "X-Reload-Middleware-Enabled": "off",
+        "Reload-Middleware-Enabled": "off",
+    }
     result = answer(target, headers=headers)
     assert result["version"] == "2" and result["pid"] not in old
 

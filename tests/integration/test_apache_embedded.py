@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from apache import Apache, wait_for
-from conftest import Site
-from test_apache_daemon import answer, seen
+from apache import Apache, process_resources, wait_for
+from support import Site, answer, seen
 
 pytestmark = pytest.mark.integration
 
 
-def child_resources(pid: int) -> tuple[int, int, int]:
-    """(threads, inotify instances, inotify watches) of a process, from /proc."""
-    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
-    instances = watches = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            if "inotify" in str(fd.readlink()):
-                instances += 1
-                info = (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text()
-                watches += info.count("inotify wd:")
-        except OSError:
-            continue
-    return threads, instances, watches
-
-
-def test_edit_reloads_in_the_same_child(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+def test_edit_reloads_in_the_same_child(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
     """An edit is served by the same Apache child, reloaded in-process, no signal."""
     app = site(debug=True)
     server = apache(app, mode="embedded")
@@ -57,16 +42,18 @@ def test_broken_edit_without_debug_keeps_old_code(
     wait_for(lambda: answer(server)["version"] == "4", 10, "the fix being served")
 
 
-def test_thirty_reloads_leak_nothing(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:
+def test_thirty_reloads_leak_nothing(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
     """Thirty edit-and-request cycles keep the child's threads and inotify watches flat."""
     app = site()
     server = apache(app, mode="embedded")
     pid = answer(server)["pid"]
     seen(server, app.set_version("0"), count=1)
     assert answer(server)["version"] == "0"
-    before = child_resources(pid)
+    before = process_resources(pid)
     for n in range(1, 31):
         seen(server, app.set_version(str(n)), count=1)
         assert answer(server) == {"pid": pid, "version": str(n), "method": "GET"}
-    assert child_resources(pid) == before
+    assert process_resources(pid) == before
     assert before[1] == 1  # one inotify instance for the process

@@ -79,8 +79,9 @@ def running(argv: list[str], cwd: Path, port: int) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     output: list[str] = []
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT) as proc:
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
         try:
             wait_for(lambda: proc.poll() is None and up(port), 15, f"{argv[1:3]} answering")
             yield output

@@ -1,0 +1,120 @@
+"""What the real-server tests share: the test app, its probe, and request helpers."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache import Apache, ApacheSite, Response, wait_for
+
+APP = """\
+import json, os
+from webapp import views
+from reload_middleware import ReloadMiddleware
+
+def app(environ, start_response):
+    body = json.dumps({{"pid": os.getpid(), "version": views.VERSION,
+                       "method": environ["REQUEST_METHOD"]}}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, **{options})
+"""
+
+
+# Served by the same daemon processes as the app, without going through the middleware:
+# tells which paths the middleware of this process has seen change (`.pending`).
+PROBE = """\
+import json, os, sys
+
+def application(environ, start_response):
+    pending = set()
+    for module in list(sys.modules.values()):
+        app = getattr(module, "application", None)
+        if type(app).__name__ == "ReloadMiddleware":
+            pending |= app.pending
+    body = json.dumps({"pid": os.getpid(), "pending": sorted(pending)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+def require(reason: str | None) -> None:
+    """Skip with the reason here; in CI a skipped server test is a failure."""
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"server test cannot run in CI: {reason}")
+    pytest.skip(reason)
+
+
+class Site(ApacheSite):
+    """The test app: webapp/views.py holds VERSION; app.wsgi wraps it in the middleware."""
+
+    def set_version(self, version: str, module: str = "webapp/views.py") -> Path:
+        return self.write(module, f"VERSION = {version!r}\n")
+
+
+def holds(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Assert `predicate` stays true for a whole observation window."""
+    deadline = time.monotonic() + seconds
+    pause = threading.Event()
+    while time.monotonic() < deadline:
+        assert predicate(), what
+        pause.wait(0.05)
+
+
+def answer(server: Apache, **kw: Any) -> dict[str, Any]:
+    response = server.get("/", **kw)
+    assert response.status == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def pids_answering(server: Apache, count: int = 2, **expect: Any) -> set[int]:
+    """Requests until `count` daemon processes have answered; returns their pids."""
+    seen: set[int] = set()
+
+    def enough() -> bool:
+        result = answer(server)
+        assert all(result[k] == v for k, v in expect.items()), result
+        seen.add(result["pid"])
+        return len(seen) == count
+
+    wait_for(enough, 20, f"{count} daemon processes answering")
+    return seen
+
+
+warm = pids_answering
+
+
+def seen(server: Apache, path: Path, count: int = 2) -> None:
+    """Wait until `count` processes have seen `path` change (the probe reads `.pending`)."""
+    saw: set[int] = set()
+
+    def enough() -> bool:
+        report = server.get("/probe").json()
+        if str(path) in report["pending"]:
+            saw.add(report["pid"])
+        return len(saw) == count
+
+    wait_for(enough, 10, f"{count} processes seeing {path} change")
+
+
+def follow(server: Apache, method: str = "GET", hops: int = 8) -> tuple[Response, int]:
+    """One request, following 307s to the same URL as a browser would."""
+    for hop in range(hops):
+        response = server.get("/", method=method)
+        if response.status != 307:
+            return response, hop
+        assert response.headers["location"] == "/"
+    raise AssertionError(f"more than {hops} redirects")
+
+
+def restarts(server: Apache) -> int:
+    return server.error_log().count("Forcing restart of daemon process")
