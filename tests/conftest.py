@@ -1,1 +1,56 @@
 """Shared fakes for unit tests."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reload_middleware import middleware, tracking, watcher
+
+Until = Callable[[Callable[[], object]], None]
+
+
+@pytest.fixture
+def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[watcher.Watcher]:
+    """The package's process-wide state, new for one test and put back after it.
+
+    A process watcher of its own (stopped at the end: no thread outlives the test), no
+    shared latches or `track()` paths. Modules loaded from `tmp_path` leave sys.modules,
+    and the modules an in-process reload dropped (every project module, these tests
+    too) come back.
+    """
+    saved = dict(sys.modules)
+    threads = threading.active_count()
+    fresh = watcher.Watcher()
+    monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
+    monkeypatch.setattr(tracking, "_SHARED", {})
+    monkeypatch.setattr(tracking.Tracking, "extra", [])
+    monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
+    yield fresh
+    fresh.stop()
+    for name, module in list(sys.modules.items()):
+        if name not in saved and str(getattr(module, "__file__", "")).startswith(str(tmp_path)):
+            del sys.modules[name]
+    sys.modules.update(saved)
+    assert threading.active_count() <= threads, "a thread outlived the test"
+
+
+@pytest.fixture
+def until() -> Until:
+    """until(condition): wait for it to hold, polling every 10 ms, failing after 5 s."""
+
+    def wait(condition: Callable[[], object], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        pause = threading.Event()
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"not true after {timeout} s: {condition}")
+            pause.wait(0.01)
+
+    return wait

@@ -316,7 +316,9 @@ BAD_KEYWORD_IDS = [f"{name}-{shown}" for name, _, shown, _ in BAD_KEYWORDS]
 
 
 @pytest.mark.parametrize(("name", "value", "shown", "accepted"), BAD_KEYWORDS, ids=BAD_KEYWORD_IDS)
-def test_bad_keyword_raises_value_error(name: str, value: object, shown: str, accepted: str) -> None:
+def test_bad_keyword_raises_value_error(
+    name: str, value: object, shown: str, accepted: str
+) -> None:
     """A bad keyword stops construction with a message naming option, value and what works."""
     options: dict[str, object] = {name: value}
     if name == "control":
@@ -354,6 +356,20 @@ def test_huge_int_settle_is_a_value_error() -> None:
     """`settle=10**400` is refused with the usual ValueError, not an OverflowError."""
     with pytest.raises(ValueError, match="settle"):
         from_keywords({"settle": 10**400})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(AssertionError, pytest.fail.Exception),
+    reason="`value is not True` lets False through as 0.0: settle=False is taken as 0 and "
+    "interval=False is reported as '0.0'",
+)
+@pytest.mark.parametrize("name", SECONDS)
+def test_false_is_not_a_number_of_seconds(name: str) -> None:
+    """`settle=False` is refused like `settle=True`, with the value the user wrote."""
+    with pytest.raises(ValueError) as info:
+        from_keywords({name: False})
+    assert "got False" in str(info.value)
 
 
 CONTROL_REFUSED = [
@@ -646,7 +662,7 @@ ENVIRON_TEXT = st.fixed_dictionaries(
 @hypothesis_settings(database=None, max_examples=300, deadline=None)
 @given(environ=ENVIRON_TEXT)
 def test_overlay_never_raises(environ: dict[str, str]) -> None:
-    """Whatever text an Apache config puts in our keys, the app keeps serving with valid settings."""
+    """Whatever text `SetEnv` puts in our keys, the app keeps serving with valid settings."""
     reports: list[str] = []
     settings = overlay(Settings(), environ, environ_key, reports.append)
     assert isinstance(settings, Settings)

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reload_middleware.servers import Action, Server, choose, detect, detect_from_modules, wants_retry
+from reload_middleware.servers import (
+    Action,
+    Server,
+    choose,
+    detect,
+    detect_from_modules,
+    wants_retry,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

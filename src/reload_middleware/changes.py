@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is absent
+# The baseline of a file written after its module was loaded: it differs from any stat.
+STALE: Stat = (-2, -2, -2)
 
 
 def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.stat) -> Stat:
@@ -72,11 +74,24 @@ class Changes:
         with self._cond:
             return frozenset(self._baselines)
 
-    def baseline(self, paths: Iterable[str], *, refresh: bool = False) -> None:
-        """Record the current state of paths not known yet (all of them with `refresh`)."""
+    def baseline(
+        self, paths: Iterable[str], *, refresh: bool = False, loaded_since: int | None = None
+    ) -> None:
+        """Record the current state of paths not known yet (all of them with `refresh`).
+
+        `loaded_since` (ns, wall clock): the files were loaded after that moment, so one
+        modified later may have changed after it was read. It gets a STALE baseline and
+        counts as a change: better one reload too many than new code never loaded.
+        """
         with self._cond:
             todo = [p for p in paths if refresh or p not in self._baselines]
         states = {p: stat_of(p, self._stat) for p in todo}
+        if loaded_since is not None:
+            # A future mtime (clock skew, a share) proves nothing and would restart forever.
+            now = time.time_ns()
+            for path, state in states.items():
+                if state and loaded_since < state[0] <= now:
+                    states[path] = STALE
         with self._cond:
             for path, state in states.items():
                 if refresh:

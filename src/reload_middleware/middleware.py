@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ class ReloadMiddleware:
     ) -> None:
         settings = config.from_keywords({"watch": watch, **options})
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
-        self._app = app
+        self._app = reloading.counted(app)
         self._script = _script or reloading.find_script()
         self._inert = self._script is not None and reloading.reexecuting(self._script.path)
         self._tracking = Tracking(self._script, inert=self._inert)
@@ -74,7 +75,8 @@ class ReloadMiddleware:
     @property
     def app(self) -> WSGIApplication:
         """The application being served now."""
-        return self._app
+        app = self._app
+        return app.app if isinstance(app, reloading.Closing) else app
 
     @property
     def retry(self) -> str:
@@ -187,14 +189,16 @@ class ReloadMiddleware:
             self._fail(preflight.Failure("?", None, "no script module to re-execute", ""),
                        Taken(frozenset(), self._changes.seq))
             return False
+        started = time.time_ns()
         try:
             module = reloading.reexecute(self._script, self._tracking.is_project)
-            self._app = self._adopt(module)
+            old, self._app = self._app, reloading.counted(self._adopt(module))
         except Exception as exc:
             self._fail(preflight.from_exception(exc, self._script.path),
                        Taken(frozenset(), self._changes.seq))
             return False
-        self._tracking.rebaseline()
+        self._tracking.rebaseline(started)
+        reloading.retire(old)
         return True
 
     def _adopt(self, module: Any) -> WSGIApplication:
@@ -206,7 +210,7 @@ class ReloadMiddleware:
             if getattr(module, "reload_required", None) == app.reload_required:
                 module.reload_required = self.reload_required
             module.application = self
-            app = app._app
+            app = app.app
         return app
 
     def _offer_hook(self) -> None:

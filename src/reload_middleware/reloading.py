@@ -13,9 +13,13 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 from . import paths
 
@@ -152,3 +156,66 @@ def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
     sys.modules[name] = module
     exec(code, vars(module))
     return module
+
+
+class Closing:
+    """An app with a `close()`, counted while it serves, so it is closed only when idle.
+
+    Apps without `close()` are never wrapped: the request path stays one call.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._retired = False
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            self._busy += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return _Body(body, self._done)
+
+    def retire(self) -> None:
+        """No new requests will come: close the app now if idle, else after the last one."""
+        with self._lock:
+            self._retired = True
+            idle = self._busy == 0
+        if idle:
+            self.app.close()  # type: ignore[attr-defined]
+
+    def _done(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            last = self._retired and self._busy == 0
+        if last:
+            self.app.close()  # type: ignore[attr-defined]
+
+
+class _Body:
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._body, self._done = body, done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            getattr(self._body, "close", lambda: None)()
+        finally:
+            self._done()
+
+
+def counted(app: WSGIApplication) -> WSGIApplication:
+    """`app` itself, or a `Closing` around it when it has a close() to call later."""
+    return Closing(app) if callable(getattr(app, "close", None)) else app
+
+
+def retire(app: WSGIApplication) -> None:
+    """The app was replaced: close it once no request uses it (if it can be closed)."""
+    if isinstance(app, Closing):
+        app.retire()

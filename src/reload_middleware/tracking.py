@@ -12,6 +12,7 @@ import importlib.abc
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import ClassVar
@@ -41,6 +42,7 @@ class Tracking:
         self._seen: set[str] = set()
         self._settings = Settings()
         self._forks = _FORKS[0]
+        self._scanned_at = process_started_ns()  # modules seen next were loaded after it
         self._started_in = -1
         self._watcher = watcher.process_watcher()
 
@@ -73,10 +75,12 @@ class Tracking:
         new = {n: m for n, m in list(sys.modules.items()) if n not in self._seen}
         if not new:
             return
+        loaded_since, self._scanned_at = self._scanned_at, time.time_ns()
         self._seen.update(new)
         found = paths.project_modules(new, self._settings.modules, self._library)
         fresh = {p: n for p, n in found.items() if p not in self._files}
         if fresh:
+            self.changes.baseline(fresh, loaded_since=loaded_since)
             self._files.update(fresh)
             if register:
                 self._register()
@@ -109,11 +113,12 @@ class Tracking:
             settings.mode, server, "+".join(self._watcher.backends) or "none", files, dirs,
         )
 
-    def rebaseline(self) -> None:
-        """After an in-process reload: every file as loaded now."""
+    def rebaseline(self, loaded_since: int) -> None:
+        """After an in-process reload that started at `loaded_since`: files as loaded."""
         self._seen.clear()
+        self._scanned_at = loaded_since
         self.refresh()
-        self.changes.baseline(self._files, refresh=True)
+        self.changes.baseline(self._files, refresh=True, loaded_since=loaded_since)
 
     def release(self) -> None:
         self._watcher.release(self._key)
@@ -172,6 +177,28 @@ class _ImportNotifier(importlib.abc.MetaPathFinder):
         for changes in list(_SHARED.values()):
             changes.poke()
         return None
+
+
+def process_started_ns() -> int:
+    """When this process (or, under uWSGI, its last graceful reload) started, wall clock.
+
+    uWSGI re-executes its master in place on a graceful reload: same pid, same start
+    time, so its own `started_on` is the one that moves.
+    """
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is not None and hasattr(uwsgi, "started_on"):
+        return int(uwsgi.started_on) * 1_000_000_000
+    try:
+        with open("/proc/self/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time_ns() - int(age * 1_000_000_000)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED_NS  # not Linux: the best earlier moment known
+
+
+_IMPORTED_NS = time.time_ns()
 
 
 def _after_fork() -> None:

@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from apache import DEFAULT_VENV, Apache, ApacheSite, apache_available, prepare_run_dir
+from procs import make_project
 from support import APP, PROBE, Site, require
 
 
@@ -63,3 +64,9 @@ def apache() -> Iterator[Callable[..., Apache]]:
     for server in servers:
         server.stop()
         shutil.rmtree(server.run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project for servers run as this user (waitress, gunicorn, uWSGI, serve)."""
+    return make_project(tmp_path)

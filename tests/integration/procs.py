@@ -1,0 +1,105 @@
+"""Servers in subprocesses for the real-server tests, and an HTTP client for them."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from apache import wait_for
+
+APP = """\
+import json, os
+from webapp import views
+from reload_middleware import ReloadMiddleware
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "version": views.VERSION}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, settle=0.02, debug=True)
+"""
+WAITRESS = """\
+import sys
+import waitress
+from app import application
+waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]), threads=4)
+"""
+
+
+def get(port: int, path: str = "/", method: str = "GET") -> tuple[int, str]:
+    """One request on a new connection: (status, body); redirects are not followed."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        body = response.read().decode()
+        if response.status == 307:
+            return 307, response.getheader("Location", "")
+        return response.status, body
+    finally:
+        conn.close()
+
+
+def fetch(port: int, method: str = "GET", hops: int = 8) -> tuple[int, str, int]:
+    """One request, following 307s to the same URL as a browser would: (status, body, hops)."""
+    for hop in range(hops):
+        status, body = get(port, "/", method)
+        if status != 307:
+            return status, body, hop
+        assert body == "/", body
+    raise AssertionError(f"more than {hops} redirects")
+
+
+def answer(port: int) -> dict[str, Any]:
+    status, text = get(port)
+    assert status == 200, text
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def up(port: int) -> bool:
+    try:
+        get(port)
+    except OSError:
+        return False
+    return True
+
+
+def make_project(tmp_path: Path) -> Path:
+    """A project directory: webapp/views.py with VERSION, app.py, run_waitress.py."""
+    (tmp_path / "webapp").mkdir()
+    (tmp_path / "webapp" / "__init__.py").write_text("")
+    (tmp_path / "webapp" / "views.py").write_text("VERSION = '1'\n")
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "run_waitress.py").write_text(WAITRESS)
+    return tmp_path
+
+
+@contextmanager
+def running(argv: list[str], cwd: Path, port: int) -> Iterator[list[str]]:
+    """Run a server until the block ends; yields a list that then holds its output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    output: list[str] = []
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
+        try:
+            wait_for(lambda: proc.poll() is None and up(port), 15, f"{argv[1:3]} answering")
+            yield output
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            output.append(out.decode())

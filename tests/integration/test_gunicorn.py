@@ -1,0 +1,143 @@
+"""Real gunicorn, 2 workers: sync, gthread and --preload."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from apache import free_port, wait_for
+from procs import answer, fetch, running
+
+pytestmark = pytest.mark.integration
+
+KINDS = {
+    "sync": ["-k", "sync", "--threads", "1"],
+    "gthread": ["-k", "gthread", "--threads", "4"],
+    "preload": ["-k", "sync", "--preload"],
+}
+
+
+def gunicorn(port: int, kind: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        "--graceful-timeout",
+        "5",
+        *KINDS[kind],
+        "app:application",
+    ]
+
+
+def version_everywhere(port: int, version: str, checks: int = 20) -> bool:
+    """True when `checks` requests in a row (redirects followed) all get `version`."""
+    for _ in range(checks):
+        status, body, _ = fetch(port)
+        assert status == 200, body
+        if answer_of(body)["version"] != version:
+            return False
+    return True
+
+
+def answer_of(body: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(body)
+    return result
+
+
+def workers(port: int) -> set[object]:
+    """Requests until both workers have answered; their pids."""
+    pids: set[object] = set()
+
+    def both() -> bool:
+        pids.add(answer(port)["pid"])
+        return len(pids) == 2
+
+    wait_for(both, 20, "both workers answering")
+    return pids
+
+
+@pytest.mark.parametrize("kind", list(KINDS), ids=list(KINDS))
+def test_edit_is_served_by_every_worker(project: Path, kind: str) -> None:
+    """After an edit every request gets new code, none fails; workers restart (--preload: reload)."""
+    port = free_port()
+    with running(gunicorn(port, kind), project, port) as printed:
+        before = workers(port)
+        (project / "webapp" / "views.py").write_text("VERSION = '2'\n")
+        wait_for(lambda: version_everywhere(port, "2"), 20, "every worker serving the edit")
+        after = workers(port)
+        assert all(answer(port)["version"] == "2" for _ in range(20))
+    if kind == "preload":
+        assert after == before
+        assert "changed: reload (gunicorn)" in printed[0]
+    else:
+        assert not after & before
+
+
+def test_import_error_never_takes_the_server_down(project: Path) -> None:
+    """A NameError at import restarts nothing: debug page, server up, the fix served next."""
+    port = free_port()
+    with running(gunicorn(port, "sync"), project, port) as printed:
+        workers(port)
+        (project / "webapp" / "views.py").write_text("VERSION = undefined_name\n")
+        wait_for(lambda: fetch(port)[0] == 500, 20, "the debug page for the NameError")
+        for _ in range(20):
+            status, body, _ = fetch(port)
+            assert (status, "views.py:1: NameError" in body) == (500, True), body[-300:]
+        (project / "webapp" / "views.py").write_text("VERSION = 'fixed'\n")
+        wait_for(lambda: fetch(port)[0] == 200, 20, "the fix being served")
+        assert version_everywhere(port, "fixed")
+    assert "new code not loaded, old code still serving" in printed[0]
+    assert "Worker failed to boot" not in printed[0]
+    # Only the fix restarted the workers: one action line per worker, none for the error.
+    assert printed[0].count("changed: gunicorn") == 2
+
+
+def test_load_while_editing(project: Path) -> None:
+    """2,000 GETs from 8 clients while 20 edits land: none fails, the end is the last version."""
+    port = free_port()
+    failures: list[str] = []
+    late: list[str] = []
+    last_edit = [float("inf")]
+    count = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        while True:
+            with lock:
+                if count[0] >= 2000:
+                    return
+                count[0] += 1
+            started = time.monotonic()
+            try:
+                status, body, _ = fetch(port)
+            except OSError as exc:
+                failures.append(repr(exc))
+                continue
+            if status != 200:
+                failures.append(f"{status} {body[:200]}")
+            elif started > last_edit[0] + 0.3 and answer_of(body)["version"] != "20":
+                late.append(body)
+
+    with running(gunicorn(port, "gthread"), project, port):
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for n in range(1, 21):
+            sent = n * 80
+            wait_for(lambda: count[0] >= sent, 60, "requests flowing")
+            (project / "webapp" / "views.py").write_text(f"VERSION = '{n}'\n")
+        last_edit[0] = time.monotonic()
+        for thread in threads:
+            thread.join(120)
+    assert count[0] == 2000
+    assert failures == []
+    assert late == []

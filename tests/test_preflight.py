@@ -1,0 +1,408 @@
+"""Preflight: compile changed files, name the failing file and line, import in a child."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reload_middleware import preflight
+from reload_middleware.preflight import Failure, compile_files, from_exception, import_app
+
+
+def write(path: Path, text: str) -> str:
+    """Create `path` holding `text`; returns it as a string."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def raised_by(path: str) -> BaseException:
+    """The exception running the script at `path` raises."""
+    try:
+        runpy.run_path(path, run_name="__preflight_test__")
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"{path} ran without an error")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """tmp_path with symlinks resolved, as the middleware reports real paths."""
+    return tmp_path.resolve()
+
+
+# --- Failure ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "summary"),
+    [
+        (Failure("/srv/app/views.py", 12, "SyntaxError: invalid syntax", ""),
+         "/srv/app/views.py:12: SyntaxError: invalid syntax"),
+        (Failure("/srv/app/app.wsgi", None, "ImportError: no module", ""),
+         "/srv/app/app.wsgi: ImportError: no module"),
+        (Failure("?", 0, "RuntimeError: boom", ""), "?: RuntimeError: boom"),
+    ],
+    ids=["with-line", "without-line", "line-zero"],
+)
+def test_failure_summary(failure: Failure, summary: str) -> None:
+    """The error log and the debug page say `file:line: message`."""
+    assert failure.summary == summary
+
+
+# --- compile_files ----------------------------------------------------------------------
+
+
+def test_compile_files_all_good(root: Path) -> None:
+    """Saving valid code passes the compile preflight."""
+    files = [
+        write(root / "views.py", "def view():\n    return 1\n"),
+        write(root / "app.wsgi", "application = None\n"),
+    ]
+    assert compile_files(files) is None
+
+
+def test_compile_files_syntax_error(root: Path) -> None:
+    """A save with a syntax error is reported with its file, line and Python's message."""
+    good = write(root / "a_good.py", "x = 1\n")
+    bad = write(root / "views.py", "def view():\n    return (\n\n")
+    failure = compile_files([good, bad])
+    assert failure is not None
+    assert (failure.file, failure.line) == (bad, 2)
+    assert failure.message == "SyntaxError: '(' was never closed"
+    assert failure.summary == f"{bad}:2: SyntaxError: '(' was never closed"
+    assert bad in failure.files
+    assert "SyntaxError" in failure.traceback
+
+
+def test_compile_files_checks_the_wsgi_script(root: Path) -> None:
+    """A syntax error in the `.wsgi` script itself is caught before any restart."""
+    script = write(root / "app.wsgi", "application = = None\n")
+    failure = compile_files([script])
+    assert failure is not None
+    assert (failure.file, failure.line) == (script, 1)
+
+
+def test_compile_files_first_failure_in_path_order(root: Path) -> None:
+    """With several broken files the first by path is named, the same on every request."""
+    b = write(root / "b.py", "b = (\n")
+    a = write(root / "a.py", "a = ]\n")
+    failure = compile_files({b, a})
+    assert failure is not None
+    assert failure.file == a
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["index.html", "settings.json", "views.pyc", "README", "style.css"],
+    ids=["template", "json", "pyc", "no-suffix", "css"],
+)
+def test_compile_files_skips_non_python(root: Path, name: str) -> None:
+    """Templates and data files are watched but never compiled."""
+    assert compile_files([write(root / name, "{% if x %}\ndef (\n")]) is None
+
+
+def test_compile_files_skips_missing_and_directories(root: Path) -> None:
+    """A deleted file or a directory named like a module is not an error."""
+    (root / "pkg.py").mkdir()
+    assert compile_files([str(root / "gone.py"), str(root / "pkg.py")]) is None
+
+
+def test_compile_files_writes_no_bytecode(root: Path) -> None:
+    """Preflight leaves no `__pycache__` behind in the project."""
+    compile_files([write(root / "views.py", "x = 1\n"), write(root / "bad.py", "x = (\n")])
+    assert sorted(p.name for p in root.iterdir()) == ["bad.py", "views.py"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"x = '\xff\xfe'\n", b"# -*- coding: klingon -*-\nx = 1\n"],
+    ids=["not-utf8", "unknown-coding"],
+)
+def test_compile_files_unreadable_source(root: Path, content: bytes) -> None:
+    """A file Python cannot even decode as source is a failure naming that file."""
+    path = root / "views.py"
+    path.write_bytes(content)
+    failure = compile_files([str(path)])
+    assert failure is not None
+    assert failure.file == str(path)
+    assert failure.message.startswith("SyntaxError: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="compile() reports a NUL byte without a filename, so from_exception blames the "
+    "innermost frame: reload_middleware/preflight.py itself",
+)
+def test_compile_files_null_byte_names_the_file(root: Path) -> None:
+    """A stray NUL byte in a saved module is reported in that module, not in the middleware."""
+    path = root / "views.py"
+    path.write_bytes(b"x = 1\x00\n")
+    failure = compile_files([str(path)])
+    assert failure is not None
+    assert "null bytes" in failure.message
+    assert failure.file == str(path)
+
+
+# --- from_exception ---------------------------------------------------------------------
+
+
+def test_from_exception_names_the_raising_line(root: Path) -> None:
+    """A module that raises while loading is reported at the line that raised."""
+    script = write(root / "app.wsgi", "import os\n\nraise RuntimeError('no DATABASE_URL')\n")
+    failure = from_exception(raised_by(script), default_file="/elsewhere")
+    assert (failure.file, failure.line) == (script, 3)
+    assert failure.message == "RuntimeError: no DATABASE_URL"
+    assert script in failure.files
+    assert "no DATABASE_URL" in failure.traceback
+
+
+def test_from_exception_names_the_innermost_file(root: Path) -> None:
+    """An error raised in a helper module is reported in the helper, both files tracked."""
+    helper = write(root / "helpers.py", "def load():\n    raise LookupError('missing key')\n")
+    views = write(root / "views.py", "x = 1\nload()\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(Path(helper).read_text(), helper, "exec"), namespace)
+    with pytest.raises(LookupError) as info:
+        exec(compile(Path(views).read_text(), views, "exec"), namespace)
+    failure = from_exception(info.value)
+    assert (failure.file, failure.line) == (helper, 2)
+    assert failure.message == "LookupError: missing key"
+    assert helper in failure.files
+    assert views in failure.files
+
+
+def test_from_exception_syntax_error(root: Path) -> None:
+    """A syntax error met while reloading is reported at its own file and line."""
+    bad = write(root / "views.py", "x = 1\ny = (\n")
+    exc = raised_by(bad)
+    assert isinstance(exc, SyntaxError)
+    failure = from_exception(exc, default_file="/srv/app/app.wsgi")
+    assert (failure.file, failure.line) == (bad, 2)
+    assert failure.message == "SyntaxError: '(' was never closed"
+    assert bad in failure.files
+
+
+def test_from_exception_without_traceback() -> None:
+    """An error never raised from a file is blamed on the script given as default."""
+    failure = from_exception(RuntimeError("boom"), default_file="/srv/app/app.wsgi")
+    assert failure == Failure(
+        "/srv/app/app.wsgi", None, "RuntimeError: boom", "RuntimeError: boom\n", ()
+    )
+    assert from_exception(ValueError("x")).file == "?"
+
+
+def test_from_exception_syntax_error_without_file() -> None:
+    """A syntax error from code without a file falls back to the default file."""
+    failure = from_exception(SyntaxError("bad input"), default_file="/srv/app/app.wsgi")
+    assert (failure.file, failure.line, failure.message) == (
+        "/srv/app/app.wsgi", None, "SyntaxError: bad input",
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="from_exception names the innermost frame even when it is not a file on disk",
+)
+def test_from_exception_skips_frames_without_a_file(root: Path) -> None:
+    """An error inside `exec()`'d text is reported at the project line that ran it."""
+    script = write(root / "settings.py", "x = 1\nexec('1 / 0')\n")
+    failure = from_exception(raised_by(script))
+    assert (failure.file, failure.line) == (script, 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="from_exception names the innermost frame even when it is in the stdlib",
+)
+def test_from_exception_names_the_project_line_not_the_stdlib(root: Path) -> None:
+    """Bad JSON read at import is reported at the project line, not inside the json module."""
+    script = write(root / "settings.py", "import json\nCONFIG = json.loads('{')\n")
+    failure = from_exception(raised_by(script))
+    assert (failure.file, failure.line) == (script, 2)
+
+
+# --- import_app with a fake run ---------------------------------------------------------
+
+
+class FakeRun:
+    """Stands in for subprocess.run: records the call, returns a prepared result."""
+
+    def __init__(self, returncode: int = 0, stdout: str = "", stderr: str = "") -> None:
+        self.result = (returncode, stdout, stderr)
+        self.calls: list[tuple[list[str], dict[str, Any]]] = []
+
+    def __call__(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        self.calls.append((args, kwargs))
+        returncode, stdout, stderr = self.result
+        return subprocess.CompletedProcess(args, returncode, stdout, stderr)
+
+
+class RaisingRun:
+    """A subprocess.run that cannot start the child."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __call__(self, args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        raise self.error
+
+
+def child_report(**fields: Any) -> str:
+    """The JSON line the child prints when the import fails."""
+    report = {"file": "/srv/app/views.py", "line": 3, "message": "NameError: name 'x' is "
+              "not defined", "traceback": "Traceback ...", "files": []}
+    report.update(fields)
+    return json.dumps(report)
+
+
+def test_import_app_success_runs_the_child_like_the_server() -> None:
+    """A clean import passes, run with this interpreter, sys.path, cwd and no bytecode."""
+    run = FakeRun(returncode=0)
+    assert import_app("myproject.wsgi", "/srv/app/app.wsgi", run=run, timeout=12.5) is None
+    [(args, kwargs)] = run.calls
+    assert args[0] == preflight.python_executable()
+    assert args[1] == "-c"
+    assert args[3:] == ["myproject.wsgi", "/srv/app/app.wsgi"]
+    assert kwargs["env"]["PYTHONPATH"] == os.pathsep.join(p for p in sys.path if p)
+    assert kwargs["env"]["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert kwargs["timeout"] == 12.5
+    assert kwargs["cwd"] == os.getcwd()
+    assert kwargs["capture_output"] is True
+    assert kwargs["text"] is True
+    assert kwargs["check"] is False
+
+
+def test_import_app_failure_reads_the_last_line() -> None:
+    """A failed import is reported at the file and line the child names, after any prints."""
+    stdlib = os.path.join(sysconfig.get_paths()["stdlib"], "json", "decoder.py")
+    stdout = "app starting\n" + child_report(
+        files=["/srv/app/app.wsgi", stdlib, "/srv/app/views.py"]
+    ) + "\n"
+    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, stdout, "ignored"))
+    assert failure == Failure(
+        "/srv/app/views.py", 3, "NameError: name 'x' is not defined", "Traceback ...",
+        ("/srv/app/app.wsgi", "/srv/app/views.py"),
+    )
+
+
+BAD_OUTPUT = [
+    ("not-json", "Segmentation fault\n"),
+    ("empty", ""),
+    ("json-list", "[1, 2]\n"),
+    ("json-null", "null\n"),
+    ("json-string", '"oops"\n'),
+    ("json-missing-key", json.dumps({"file": "/srv/app/views.py"}) + "\n"),
+    ("json-files-null", child_report(files=None) + "\n"),
+]
+
+
+@pytest.mark.parametrize("stdout", [o for _, o in BAD_OUTPUT], ids=[i for i, _ in BAD_OUTPUT])
+def test_import_app_unreadable_child_output(stdout: str) -> None:
+    """A child that dies without its report still fails the preflight, with its stderr."""
+    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, stdout, "Fatal Python error"))
+    assert failure == Failure(
+        "/srv/app/app.wsgi", None, "preflight import failed", "Fatal Python error"
+    )
+
+
+def test_import_app_keeps_the_end_of_a_long_stderr() -> None:
+    """A long stderr is cut to its last 4000 characters, where the error is."""
+    stderr = "x" * 10_000 + "MemoryError"
+    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, "", stderr))
+    assert failure is not None
+    assert len(failure.traceback) == 4000
+    assert failure.traceback.endswith("MemoryError")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FileNotFoundError(2, "No such file or directory"),
+     subprocess.TimeoutExpired(["python"], 60.0)],
+    ids=["no-interpreter", "timeout"],
+)
+def test_import_app_child_cannot_run(error: Exception) -> None:
+    """When the child cannot start or hangs, the preflight fails and says why."""
+    failure = import_app("", "/srv/app/app.wsgi", run=RaisingRun(error))
+    assert failure is not None
+    assert failure.file == "/srv/app/app.wsgi"
+    assert failure.message.startswith("preflight import could not run: ")
+    assert str(error) in failure.message
+
+
+def test_python_executable_is_this_interpreter() -> None:
+    """Under a plain Python server the child runs with the same interpreter."""
+    assert os.path.basename(sys.executable).startswith("python")
+    assert preflight.python_executable() == sys.executable
+
+
+# --- import_app for real ----------------------------------------------------------------
+
+
+def test_import_app_real_script_success(root: Path) -> None:
+    """A script that imports cleanly passes the import preflight."""
+    script = write(root / "app.wsgi", "import os\napplication = lambda e, s: [b'ok']\n")
+    assert import_app("", script) is None
+    assert not (root / "__pycache__").exists()
+
+
+def test_import_app_real_module_success(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An app importable by name is imported by name, with this process's sys.path."""
+    write(root / "preflight_tiny_app.py", "application = None\n")
+    monkeypatch.syspath_prepend(str(root))
+    assert import_app("preflight_tiny_app", str(root / "preflight_tiny_app.py")) is None
+
+
+def test_import_app_real_script_failure(root: Path) -> None:
+    """A script that raises on import fails the preflight at its file and line."""
+    script = write(root / "app.wsgi", "import os\napplication = make_app()\n")
+    failure = import_app("", script)
+    assert failure is not None
+    assert (failure.file, failure.line) == (script, 2)
+    assert failure.message == "NameError: name 'make_app' is not defined"
+    assert script in failure.files
+    assert "make_app" in failure.traceback
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the child lists traceback frames only: the file of a SyntaxError is missing "
+    "and '<string>'/'<frozen runpy>' pseudo-files are included",
+)
+def test_import_app_real_syntax_error_in_imported_module(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A syntax error in a module the script imports is named, and that file is tracked."""
+    bad = write(root / "preflight_broken_views.py", "def view(:\n    pass\n")
+    script = write(root / "app.wsgi", "import preflight_broken_views\napplication = None\n")
+    monkeypatch.syspath_prepend(str(root))
+    failure = import_app("", script)
+    assert failure is not None
+    assert (failure.file, failure.line) == (bad, 1)
+    assert bad in failure.files
+    assert all(os.path.isfile(f) for f in failure.files)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the child names the innermost frame even when it is in the stdlib",
+)
+def test_import_app_real_names_the_project_line_not_the_stdlib(root: Path) -> None:
+    """Bad JSON read while importing is reported at the script's line, not inside json."""
+    script = write(root / "app.wsgi", "import json\nCONFIG = json.loads('{')\n")
+    failure = import_app("", script)
+    assert failure is not None
+    assert (failure.file, failure.line) == (script, 2)
