@@ -34,6 +34,7 @@ apache-venv:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy tests/integration
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m "not integration"

@@ -86,11 +86,6 @@ def test_same_url_missing_keys() -> None:
     assert pages.same_url({}) == "/"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="PATH_INFO is latin-1 decoded bytes (PEP 3333); quote() re-encodes it as UTF-8",
-)
 def test_same_url_non_ascii_path() -> None:
     """A request for /café is retried at /café, not at a double-encoded URL."""
     path_info = "/café".encode().decode("latin-1")  # what every WSGI server passes

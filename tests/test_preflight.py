@@ -137,12 +137,6 @@ def test_compile_files_unreadable_source(root: Path, content: bytes) -> None:
     assert failure.message.startswith("SyntaxError: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="compile() reports a NUL byte without a filename, so from_exception blames the "
-    "innermost frame: reload_middleware/preflight.py itself",
-)
 def test_compile_files_null_byte_names_the_file(root: Path) -> None:
     """A stray NUL byte in a saved module is reported in that module, not in the middleware."""
     path = root / "views.py"
@@ -209,11 +203,6 @@ def test_from_exception_syntax_error_without_file() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="from_exception names the innermost frame even when it is not a file on disk",
-)
 def test_from_exception_skips_frames_without_a_file(root: Path) -> None:
     """An error inside `exec()`'d text is reported at the project line that ran it."""
     script = write(root / "settings.py", "x = 1\nexec('1 / 0')\n")
@@ -221,11 +210,6 @@ def test_from_exception_skips_frames_without_a_file(root: Path) -> None:
     assert (failure.file, failure.line) == (script, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="from_exception names the innermost frame even when it is in the stdlib",
-)
 def test_from_exception_names_the_project_line_not_the_stdlib(root: Path) -> None:
     """Bad JSON read at import is reported at the project line, not inside the json module."""
     script = write(root / "settings.py", "import json\nCONFIG = json.loads('{')\n")
@@ -375,12 +359,6 @@ def test_import_app_real_script_failure(root: Path) -> None:
     assert "make_app" in failure.traceback
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the child lists traceback frames only: the file of a SyntaxError is missing "
-    "and '<string>'/'<frozen runpy>' pseudo-files are included",
-)
 def test_import_app_real_syntax_error_in_imported_module(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,11 +373,6 @@ def test_import_app_real_syntax_error_in_imported_module(
     assert all(os.path.isfile(f) for f in failure.files)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the child names the innermost frame even when it is in the stdlib",
-)
 def test_import_app_real_names_the_project_line_not_the_stdlib(root: Path) -> None:
     """Bad JSON read while importing is reported at the script's line, not inside json."""
     script = write(root / "app.wsgi", "import json\nCONFIG = json.loads('{')\n")

@@ -82,6 +82,13 @@ def _text(text: str) -> str:
     return text.strip()
 
 
+def _url_path(text: str) -> str:
+    path = _text(text)
+    if not path.startswith("/"):
+        raise ValueError("a URL path starting with '/'")
+    return path
+
+
 def _split(sep: str) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(sep) if part.strip())
@@ -103,7 +110,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "debug": _flag,
     "observer": _choice("auto", "native", "polling"),
     "interval": _seconds(0.01),
-    "control": _text,
+    "control": _url_path,
     "secret": _text,
 }
 LISTS = frozenset({"watch", "exclude"})
@@ -134,8 +141,13 @@ def _keyword_value(name: str, value: object) -> Any:
         return tuple(os.fspath(i) for i in items)
     if isinstance(value, bool) and PARSERS[name] is _flag:
         return value
-    if name in ("settle", "interval") and isinstance(value, int | float) and value is not True:
-        value = repr(float(value))
+    if name in ("settle", "interval") and isinstance(value, int | float) and not isinstance(
+        value, bool
+    ):
+        try:
+            value = repr(float(value))
+        except OverflowError:  # an int too large for a float
+            raise ValueError(_message(name, value, _accepted(name))) from None
     if value is None and name in ("trigger", "control", "secret"):
         return None
     if not isinstance(value, str | os.PathLike):
@@ -204,8 +216,6 @@ def control_problem(settings: Settings) -> str | None:
     """Why the control endpoint cannot be enabled as configured, or None."""
     if settings.control is None:
         return None
-    if not settings.control.startswith("/"):
-        return _message("control", settings.control, "a URL path starting with '/'")
     if settings.secret is None or len(settings.secret) < MIN_SECRET:
         return (
             f"reload_middleware: option 'control' needs a 'secret' of {MIN_SECRET} "

@@ -20,11 +20,19 @@ if TYPE_CHECKING:
 def same_url(environ: WSGIEnvironment) -> str:
     """A relative Location for this request's own path and query string."""
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    path = quote(path, safe="/;=,@:!$&'()*+~")
+    path = quote(_wsgi_bytes(path), safe="/;=,@:!$&'()*+~")
     # One leading slash: '//host/x' would be a redirect to another host.
     location = "/" + path.lstrip("/")
     query = environ.get("QUERY_STRING", "")
     return f"{location}?{query}" if query else location
+
+
+def _wsgi_bytes(text: str) -> bytes:
+    """The request's own bytes: PEP 3333 servers pass them decoded as latin-1."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # a server that passed real Unicode
+        return text.encode("utf-8")
 
 
 def retry(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -92,7 +92,7 @@ def project_modules(
     library = tuple(library)
     found = {}
     for name, module in list(modules.items()):
-        if module is None or name == "__main__" or name.startswith("reload_middleware"):
+        if module is None or name == "__main__" or name.partition(".")[0] == "reload_middleware":
             continue
         path = module_file(module)
         if path and (scope == "all" or not is_library(module, library)):

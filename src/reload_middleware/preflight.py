@@ -50,11 +50,11 @@ def compile_files(files: Iterable[str]) -> Failure | None:
 def from_exception(exc: BaseException, default_file: str = "?") -> Failure:
     """A Failure naming the innermost project frame (or the file of a SyntaxError)."""
     text = "".join(traceback.format_exception(exc))
-    frames = traceback.extract_tb(exc.__traceback__)
-    named = [f.filename for f in frames if os.path.isfile(f.filename)]
-    file, line = default_file, None
-    if named:
-        file, line = frames[-1].filename, frames[-1].lineno
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.isfile(f.filename)]
+    library = paths.library_roots()
+    project = [f for f in frames if not paths.under(os.path.realpath(f.filename), library)]
+    file, line = (project[-1].filename, project[-1].lineno) if project else (default_file, None)
+    named = [f.filename for f in frames]
     if isinstance(exc, SyntaxError) and exc.filename:
         file, line = exc.filename, exc.lineno
         named.append(exc.filename)
@@ -73,13 +73,9 @@ try:
     else:
         runpy.run_path(path, run_name="__reload_middleware_preflight__")
 except BaseException as exc:
-    frames = traceback.extract_tb(exc.__traceback__)
-    file, line = (frames[-1].filename, frames[-1].lineno) if frames else (path, None)
-    if isinstance(exc, SyntaxError) and exc.filename:
-        file, line = exc.filename, exc.lineno
-    print(json.dumps({"file": file, "line": line, "message": f"{type(exc).__name__}: {exc}",
-                      "traceback": traceback.format_exc(),
-                      "files": [f.filename for f in frames]}))
+    from dataclasses import asdict
+    from reload_middleware.preflight import from_exception
+    print(json.dumps(asdict(from_exception(exc, path))))
     sys.exit(1)
 """
 

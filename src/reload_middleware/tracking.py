@@ -165,8 +165,8 @@ def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
     found = []
     for top in dirs:
         for root, subdirs, files in os.walk(top):
-            subdirs[:] = [d for d in subdirs if not paths.excluded(d, exclude)]
-            found += [os.path.join(root, f) for f in files if not paths.excluded(f, exclude)]
+            subdirs[:] = [d for d in subdirs if not paths.excluded(os.path.join(root, d), exclude)]
+            found += [p for f in files if not paths.excluded(p := os.path.join(root, f), exclude)]
     return found
 
 
