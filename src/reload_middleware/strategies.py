@@ -11,10 +11,13 @@ request can go on to the (possibly new) application.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import glob
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,11 +125,28 @@ class Gunicorn(Signal):
 
 
 class Uwsgi:
-    """uWSGI's graceful reload of the whole instance (every worker)."""
+    """uWSGI's graceful reload of the whole instance, asked for once per change.
+
+    Every worker sees the change; the first to act leaves a marker named after the
+    master and its start, so the others wait for the reload instead of asking again.
+    """
+
+    def __init__(self, tmp: str | None = None) -> None:
+        self._tmp = tmp or tempfile.gettempdir()
 
     def act(self, actor: Actor) -> Restart | None:
         import uwsgi
 
+        prefix = f"reload-middleware-uwsgi-{uwsgi.masterpid()}-"
+        marker = os.path.join(self._tmp, f"{prefix}{uwsgi.started_on}")
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return Restart(lambda: None, "never")  # another worker asked already
+        for old in glob.glob(os.path.join(self._tmp, prefix + "*")):
+            if old != marker:
+                with contextlib.suppress(OSError):
+                    os.remove(old)
         return Restart(uwsgi.reload, "never")
 
 

@@ -180,14 +180,14 @@ class _ImportNotifier(importlib.abc.MetaPathFinder):
 
 
 def process_started_ns() -> int:
-    """When this process (or, under uWSGI, its last graceful reload) started, wall clock.
+    """When this process started loading code, wall clock (ns).
 
-    uWSGI re-executes its master in place on a graceful reload: same pid, same start
-    time, so its own `started_on` is the one that moves.
+    uWSGI re-executes its master in place on a graceful reload (same pid, same start
+    time) and its `started_on` has whole seconds only, so there the moment this module
+    was imported, after the re-exec, is the better bound.
     """
-    uwsgi = sys.modules.get("uwsgi")
-    if uwsgi is not None and hasattr(uwsgi, "started_on"):
-        return int(uwsgi.started_on) * 1_000_000_000
+    if "uwsgi" in sys.modules:
+        return _IMPORTED_NS
     try:
         with open("/proc/self/stat") as stat:
             ticks = int(stat.read().rsplit(")", 1)[1].split()[19])

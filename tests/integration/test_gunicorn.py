@@ -67,7 +67,10 @@ def workers(port: int) -> set[object]:
 
 @pytest.mark.parametrize("kind", list(KINDS), ids=list(KINDS))
 def test_edit_is_served_by_every_worker(project: Path, kind: str) -> None:
-    """After an edit every request gets new code, none fails; workers restart (--preload: reload)."""
+    """After an edit every request gets new code and none fails.
+
+    Workers are replaced, except under --preload, where each reloads in-process.
+    """
     port = free_port()
     with running(gunicorn(port, kind), project, port) as printed:
         before = workers(port)
@@ -132,8 +135,7 @@ def test_load_while_editing(project: Path) -> None:
         for thread in threads:
             thread.start()
         for n in range(1, 21):
-            sent = n * 80
-            wait_for(lambda: count[0] >= sent, 60, "requests flowing")
+            wait_for(lambda sent=n * 80: count[0] >= sent, 60, "requests flowing")
             (project / "webapp" / "views.py").write_text(f"VERSION = '{n}'\n")
         last_edit[0] = time.monotonic()
         for thread in threads:

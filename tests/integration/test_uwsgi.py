@@ -1,0 +1,44 @@
+"""Real uWSGI, 2 processes, with and without --lazy-apps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from apache import free_port, wait_for
+from procs import fetch, running
+from support import require
+
+pytestmark = pytest.mark.integration
+
+UWSGI = shutil.which("uwsgi", path=os.path.dirname(os.sys.executable)) or shutil.which("uwsgi")
+
+
+def uwsgi(port: int, lazy: bool) -> list[str]:
+    assert UWSGI is not None
+    return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", "2",
+            "--wsgi-file", "app.py", "--callable", "application", "--need-app",
+            "--die-on-term", "--enable-threads", "--disable-logging",
+            *(["--lazy-apps"] if lazy else [])]
+
+
+def version(port: int) -> object:
+    status, body, _ = fetch(port)
+    assert status == 200, body
+    return json.loads(body)["version"]
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["preforked", "lazy-apps"])
+def test_edit_reloads_the_instance_once(project: Path, lazy: bool) -> None:
+    """An edit is served after one graceful reload of the instance; no request fails."""
+    require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
+    port = free_port()
+    with running(uwsgi(port, lazy), project, port) as printed:
+        assert all(version(port) == "1" for _ in range(10))
+        (project / "webapp" / "views.py").write_text("VERSION = '2'\n")
+        wait_for(lambda: version(port) == "2", 20, "the edit being served")
+        assert all(version(port) == "2" for _ in range(20))
+    assert printed[0].count("changed: uwsgi") == 1
