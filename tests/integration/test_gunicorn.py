@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
@@ -104,6 +105,10 @@ def test_import_error_never_takes_the_server_down(project: Path) -> None:
     assert printed[0].count("changed: gunicorn") == 2
 
 
+def sent_at_least(count: list[int], wanted: int) -> bool:
+    return count[0] >= wanted
+
+
 def test_load_while_editing(project: Path) -> None:
     """2,000 GETs from 8 clients while 20 edits land: none fails, the end is the last version."""
     port = free_port()
@@ -135,7 +140,7 @@ def test_load_while_editing(project: Path) -> None:
         for thread in threads:
             thread.start()
         for n in range(1, 21):
-            wait_for(lambda sent=n * 80: count[0] >= sent, 60, "requests flowing")
+            wait_for(functools.partial(sent_at_least, count, n * 80), 60, "requests flowing")
             (project / "webapp" / "views.py").write_text(f"VERSION = '{n}'\n")
         last_edit[0] = time.monotonic()
         for thread in threads:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from support import require
 
 pytestmark = pytest.mark.integration
 
-UWSGI = shutil.which("uwsgi", path=os.path.dirname(os.sys.executable)) or shutil.which("uwsgi")
+UWSGI = shutil.which("uwsgi", path=os.path.dirname(sys.executable)) or shutil.which("uwsgi")
 
 
 def uwsgi(port: int, lazy: bool) -> list[str]:
