@@ -228,11 +228,6 @@ def test_finish_after_acting_rebaselines(module: str) -> None:
     assert confirmed(changes, module) == frozenset()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finish(acted=True) drops a path recorded again after take() and re-baselines "
-    "it to its newest state, so a save that lands while the reload runs is lost",
-)
 def test_a_save_during_the_action_is_not_lost(module: str) -> None:
     """A file saved again while the reload runs is reloaded by the next request."""
     changes = Changes()
@@ -247,11 +242,6 @@ def test_a_save_during_the_action_is_not_lost(module: str) -> None:
     assert changes.take().paths == {module}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="take() drops an unconfirmed path even when it was recorded again while "
-    "take() was looking at it, so that second event is lost",
-)
 def test_an_event_during_take_is_not_lost(module: str) -> None:
     """A save that lands just after a request looked at an unchanged file still counts."""
     holder: list[Changes] = []

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is absent
 # The baseline of a file written after its module was loaded: it differs from any stat.
@@ -42,6 +42,7 @@ class Taken:
 
     paths: frozenset[str]
     seq: int
+    states: Mapping[str, Stat] = field(default_factory=dict)  # as confirmed, before acting
 
 
 class Changes:
@@ -58,6 +59,7 @@ class Changes:
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
         self._seq = 0
+        self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
         self._last_event = -1e9
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
@@ -110,6 +112,7 @@ class Changes:
         with self._cond:
             self._pending.add(path)
             self._seq += 1
+            self._recorded[path] = self._seq
             self._last_event = self._clock()
             self.dirty = True
             self._cond.notify_all()
@@ -141,10 +144,11 @@ class Changes:
         """Confirm the pending paths against their baselines; drop those that did not change."""
         with self._cond:
             seq, candidates = self._seq, set(self._pending)
-        confirmed = frozenset(p for p in candidates if self._differs(p))
+        states = {p: stat_of(p, self._stat) for p in candidates}
         with self._cond:
-            self._pending -= candidates - confirmed
-        return Taken(confirmed, seq)
+            confirmed = frozenset(p for p, s in states.items() if s != self._baselines.get(p))
+            self._drop(candidates - confirmed, seq)
+        return Taken(confirmed, seq, {p: states[p] for p in confirmed})
 
     @property
     def seq(self) -> int:
@@ -153,13 +157,20 @@ class Changes:
 
     def finish(self, taken: Taken, *, acted: bool, keep_flag: bool = False) -> None:
         """Lower the flag unless an event came meanwhile; `acted`: take new baselines."""
-        if acted:
-            self.baseline(taken.paths, refresh=True)
         with self._cond:
             if acted:
-                self._pending -= taken.paths
+                # The files as confirmed before acting: a save made since counts again.
+                self._baselines.update(taken.states)
+                self._drop(taken.paths, taken.seq)
             if self._seq == taken.seq and not keep_flag:
                 self.dirty = False
+
+    def _drop(self, paths: Iterable[str], seq: int) -> None:
+        """Under the lock: forget pending paths, except those recorded again after `seq`."""
+        for path in paths:
+            if self._recorded.get(path, 0) <= seq:
+                self._pending.discard(path)
+                self._recorded.pop(path, None)
 
     def _differs(self, path: str) -> bool:
         with self._cond:

@@ -128,7 +128,10 @@ class ReloadMiddleware:
 
     def _look(self, *, via_hook: bool) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to."""
-        if not self._settings.enabled or self._restart is not None:
+        if not self._settings.enabled:
+            self._changes.dirty = False  # off for good: whatever raised the flag
+            return
+        if self._restart is not None:
             return
         self._tracking.start(self._server, self._settings)
         action = self._action()
@@ -137,6 +140,7 @@ class ReloadMiddleware:
         if self._failure is not None and self._failure[1] == self._changes.seq:
             return  # nothing new since the last failed attempt
         self._changes.settle(self._settings.settle)
+        self._tracking.start(self._server, self._settings)  # a root replaced while settling
         self._tracking.refresh()
         taken = self._changes.take()
         if not taken.paths:
@@ -198,7 +202,8 @@ class ReloadMiddleware:
                        Taken(frozenset(), self._changes.seq))
             return False
         self._tracking.rebaseline(started)
-        reloading.retire(old)
+        if self.app is not (old.app if isinstance(old, reloading.Closing) else old):
+            reloading.retire(old)  # not when the script handed back the same app object
         return True
 
     def _adopt(self, module: Any) -> WSGIApplication:

@@ -95,16 +95,14 @@ class Tracking:
             self._register()
 
     def start(self, server: str, settings: Settings) -> None:
-        """Start watching in this process (lazily, and again after a fork or a dead thread)."""
-        if self._started_in == _FORKS[0] and self._watcher.alive():
+        """Start watching in this process (lazily, and again after a fork); heal it after."""
+        if self._started_in == _FORKS[0]:
+            if self._watcher.heal():
+                self.changes.sweep()  # what changed while nothing watched
             return
-        restarted = self._started_in == _FORKS[0]
         self._started_in = _FORKS[0]
         self._watcher.interval = settings.interval
         self._watcher.register(self._key, self._registration())
-        if restarted:
-            logs.error("the watcher thread had stopped; starting it again")
-            self._watcher.stop()
         self._watcher.start()
         self.changes.sweep()  # changes made before the watches were live
         files, dirs = self._counts()

@@ -12,6 +12,7 @@ replaces its old registration instead of adding to it. The observer threads only
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -124,6 +125,11 @@ class Watcher:
         self._scheduled: dict[str, _Scheduled] = {}
         self._handler = _Handler(self._route)
         self.started = False
+        # Roots whose watch died with them (deleted, replaced by a git checkout or a deploy)
+        # or that are about to exist. Its own lock: the observer thread adds to it.
+        self._lost: set[str] = set()
+        self._lost_lock = threading.Lock()
+        self._missing: dict[str, str] = {}  # wanted root that does not exist -> watched parent
 
     def register(self, key: str, registration: Registration) -> None:
         """Add or replace what `key` tracks; applies at once when started."""
@@ -154,6 +160,7 @@ class Watcher:
         with self._lock:
             observers, self._observers = list(self._observers.values()), {}
             self._scheduled.clear()
+            self._missing.clear()
             self.started = False
         for observer in observers:
             observer.stop()
@@ -163,6 +170,7 @@ class Watcher:
         """After a fork: the threads stayed in the parent; start afresh on next use."""
         with self._lock:
             self._observers, self._scheduled, self.started = {}, {}, False
+            self._missing.clear()
             for registration in self._registrations.values():
                 registration.changes.poke()
 
@@ -178,14 +186,41 @@ class Watcher:
         with self._lock:
             return {d: s.recursive for d, s in self._scheduled.items()}
 
-    def alive(self) -> bool:
-        """False when an observer thread has died (the next request restarts it)."""
+    def heal(self) -> bool:
+        """Restart dead observers and watch lost or new roots again; True if it had to."""
+        with self._lost_lock:
+            lost, self._lost = self._lost, set()
         with self._lock:
-            return all(o.is_alive() for o in self._observers.values())
+            dead = [name for name, o in self._observers.items() if not o.is_alive()]
+            if not (lost or dead) or not self.started:
+                return False
+            if dead:
+                logs.error("the watcher thread had stopped; starting it again")
+            for directory, scheduled in list(self._scheduled.items()):
+                if directory in lost or scheduled.backend in dead:
+                    if scheduled.backend not in dead:
+                        with contextlib.suppress(KeyError, OSError):
+                            self._observers[scheduled.backend].unschedule(scheduled.watch)
+                    del self._scheduled[directory]
+            for name in dead:
+                del self._observers[name]
+            self._missing.clear()
+            self._reschedule()
+        return True
 
     def _route(self, path: str, is_directory: bool) -> None:
+        if is_directory and (path in self._scheduled or path in self._missing):
+            with self._lost_lock:
+                self._lost.add(path)
         for registration in list(self._registrations.values()):
             registration.route(path, is_directory)
+            if is_directory and path in self._missing:
+                registration.changes.poke()  # a root appeared: the next request watches it
+
+    def _died(self) -> None:
+        """An observer thread ended on its own: the next request restarts it."""
+        for registration in list(self._registrations.values()):
+            registration.changes.poke()
 
     def _wanted(self) -> dict[str, tuple[bool, str]]:
         by_backend: dict[str, list[tuple[str, bool]]] = {"native": [], "polling": []}
@@ -204,8 +239,21 @@ class Watcher:
                 self._observers[scheduled.backend].unschedule(scheduled.watch)
                 del self._scheduled[directory]
         for directory, (recursive, backend) in wanted.items():
-            if directory not in self._scheduled and os.path.isdir(directory):
+            if directory in self._scheduled:
+                continue
+            if os.path.isdir(directory):
                 self._schedule(directory, recursive, backend)
+            else:
+                self._watch_for(directory, backend)
+
+    def _watch_for(self, directory: str, backend: str) -> None:
+        """Watch the nearest existing parent of a root that does not exist (yet)."""
+        parent = os.path.dirname(directory)
+        while parent != os.path.dirname(parent) and not os.path.isdir(parent):
+            parent = os.path.dirname(parent)
+        if parent not in self._scheduled:
+            self._schedule(parent, False, backend)
+        self._missing[directory] = parent
 
     def _schedule(self, directory: str, recursive: bool, requested: str) -> None:
         """Schedule one root; where native events fail (inotify limits) poll instead."""
@@ -234,6 +282,16 @@ class Watcher:
             else:
                 observer = self._polling_factory(self.interval)
             observer.daemon = True  # a non-daemon thread makes every mod_wsgi restart wait 5 s
+            run = observer.run
+
+            def run_and_report(observer: BaseObserver = observer) -> None:
+                try:
+                    run()
+                finally:
+                    if not observer.stopped_event.is_set():
+                        self._died()
+
+            observer.run = run_and_report  # type: ignore[method-assign]
             observer.start()
             self._observers[backend] = observer
         return observer
