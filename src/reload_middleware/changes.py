@@ -140,13 +140,21 @@ class Changes:
                     return
                 self._cond.wait(wait)
 
-    def take(self) -> Taken:
-        """Confirm the pending paths against their baselines; drop those that did not change."""
+    def take(self, ignore: frozenset[str] | set[str] = frozenset()) -> Taken:
+        """Confirm the pending paths against their baselines; drop those that did not change.
+
+        Paths in `ignore` (restart storms) are dropped and take their current state as
+        baseline, so only a later change counts once they are no longer ignored.
+        """
         with self._cond:
             seq, candidates = self._seq, set(self._pending)
         states = {p: stat_of(p, self._stat) for p in candidates}
         with self._cond:
-            confirmed = frozenset(p for p, s in states.items() if s != self._baselines.get(p))
+            for path in candidates & ignore:
+                self._baselines[path] = states[path]
+            confirmed = frozenset(
+                p for p, s in states.items() if p not in ignore and s != self._baselines.get(p)
+            )
             self._drop(candidates - confirmed, seq)
         return Taken(confirmed, seq, {p: states[p] for p in confirmed})
 

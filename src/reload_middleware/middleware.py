@@ -142,7 +142,7 @@ class ReloadMiddleware:
         self._changes.settle(self._settings.settle)
         self._tracking.start(self._server, self._settings)  # a root replaced while settling
         self._tracking.refresh()
-        taken = self._changes.take()
+        taken = self._changes.take(ignore=self._tracking.storms.ignored)
         if not taken.paths:
             self._changes.finish(taken, acted=False)
             return
@@ -154,8 +154,10 @@ class ReloadMiddleware:
         logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
         reloading.drop_stale_bytecode(taken.paths)
         self._restart = strategies.STRATEGIES[action]().act(self)
-        if self._restart is None and self._failure is None:
-            self._changes.finish(taken, acted=True)
+        if self._failure is None:
+            self._tracking.noted(taken)
+            if self._restart is None:
+                self._changes.finish(taken, acted=True)
 
     def _action(self) -> servers.Action:
         return servers.choose(

@@ -18,9 +18,10 @@ from types import ModuleType
 from typing import ClassVar
 
 from . import logs, paths, watcher
-from .changes import Changes
+from .changes import Changes, Taken
 from .config import Settings
 from .reloading import Script
+from .storms import StormGuard
 
 _SHARED: dict[str, Changes] = {}
 _FORKS = [0]
@@ -45,6 +46,7 @@ class Tracking:
         self._scanned_at = process_started_ns()  # modules seen next were loaded after it
         self._started_in = -1
         self._watcher = watcher.process_watcher()
+        self.storms = StormGuard(self._key)
 
     @property
     def forked(self) -> bool:
@@ -70,6 +72,7 @@ class Tracking:
 
     def refresh(self, *, register: bool = True) -> None:
         """Track modules imported since the last look (cheap when there are none)."""
+        self.storms.release_quiet()
         if self._settings.trigger or self._settings.modules == "off":
             return
         new = {n: m for n, m in list(sys.modules.items()) if n not in self._seen}
@@ -111,6 +114,14 @@ class Tracking:
             settings.mode, server, "+".join(self._watcher.backends) or "none", files, dirs,
         )
 
+    def noted(self, taken: Taken) -> None:
+        """Tell the storm guard what caused an action (never the modules: see storms.py)."""
+        self.storms.acted({
+            path: state[0] / 1e9
+            for path, state in taken.states.items()
+            if state and not self._files.get(path)
+        })
+
     def rebaseline(self, loaded_since: int) -> None:
         """After an in-process reload that started at `loaded_since`: files as loaded."""
         self._seen.clear()
@@ -140,6 +151,7 @@ class Tracking:
             self.changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
             paths.merge_roots(roots), polling=self._settings.observer == "polling",
+            ignored=self.storms.ignored,
         )
 
     def _register(self) -> None:

@@ -72,10 +72,11 @@ class Registration:
     exclude: tuple[str, ...] = ()
     roots: dict[str, bool] = field(default_factory=dict)
     polling: bool = False
+    ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
 
     def route(self, path: str, is_directory: bool) -> None:
         """Record `path` (or, for a directory, the known files below it) if it is ours."""
-        if paths.excluded(path, self.exclude):
+        if path in self.ignored or paths.excluded(path, self.exclude):
             return
         if is_directory:
             for known in self.changes.known:
