@@ -8,9 +8,11 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from helpers import MakeProject, Project
 from reload_middleware import middleware, tracking, watcher
 
 Until = Callable[[Callable[[], object]], None]
@@ -54,3 +56,19 @@ def until() -> Until:
             pause.wait(0.01)
 
     return wait
+
+
+@pytest.fixture
+def project(
+    fresh_process: watcher.Watcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> MakeProject:
+    """make(**options): a new project in tmp_path, importable, its script executed."""
+    root = tmp_path.resolve()
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(**options: Any) -> Project:
+        return Project(root, {"settle": 0.01, **options})
+
+    return make
+
+

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Project, call
 from reload_middleware.storms import StormGuard
 from reload_middleware.watcher import Watcher
-from test_middleware import Project, call
 
 Until = Callable[..., None]
 

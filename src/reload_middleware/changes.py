@@ -15,6 +15,7 @@ the file as this process loaded it.
 from __future__ import annotations
 
 import os
+import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -25,10 +26,18 @@ Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is
 STALE: Stat = (-2, -2, -2)
 
 
-def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.stat) -> Stat:
-    """The part of a file's stat that tells a change, or None when it does not exist."""
+def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat:
+    """The part of a file's stat that tells a change, or None when it does not exist.
+
+    A symlink to a directory (a release symlink such as `current`) is known by where it
+    points: the target's inode, not its mtime, which moves whenever a file is added.
+    """
     try:
         st = stat(path)
+        if stat_module.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+            if stat_module.S_ISDIR(st.st_mode):
+                return (0, 0, st.st_ino)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:
@@ -51,7 +60,7 @@ class Changes:
     def __init__(
         self,
         clock: Callable[[], float] = time.monotonic,
-        stat: Callable[[str], os.stat_result] = os.stat,
+        stat: Callable[[str], os.stat_result] = os.lstat,
     ) -> None:
         self._clock = clock
         self._stat = stat

@@ -13,7 +13,7 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 
 # Never a change. Each entry is here because something writes it while people work.
@@ -133,6 +133,13 @@ def merge_roots(roots: Iterable[tuple[str, bool]]) -> dict[str, bool]:
     }
 
 
+def symlinks(path: str, islink: Callable[[str], bool] = os.path.islink) -> list[str]:
+    """The symlinks among the directories above `path` (a deploy's `current` link)."""
+    parts = os.path.abspath(path).split(os.sep)
+    prefixes = (os.sep.join(parts[:i]) for i in range(2, len(parts)))
+    return [p for p in prefixes if islink(p)]
+
+
 def resolve(paths: Iterable[str], base: str) -> tuple[str, ...]:
     """Absolute real paths; relative ones are relative to `base` (the script's directory)."""
     return tuple(
@@ -144,3 +151,35 @@ def stdlib_like(path: str) -> bool:
     """True for the interpreter's own trees, which must never be watched recursively."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     return path in {os.path.realpath(p) for p in prefixes} or path == os.sep
+
+
+# Filesystems where native events miss changes made by other machines (or the host).
+REMOTE_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "drvfs", "vboxsf", "fuse", "afs", "ceph",
+     "glusterfs", "sshfs", "davfs", "prl_fs", "vmhgfs"}
+)
+
+
+def parse_mounts(text: str) -> list[tuple[str, str]]:
+    """(mount point, filesystem type) pairs from /proc/self/mounts text."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            point = fields[1].encode().decode("unicode_escape")  # \\040 is a space
+            mounts.append((point, fields[2]))
+    return mounts
+
+
+def filesystem_of(path: str, mounts: Iterable[tuple[str, str]]) -> str:
+    """The type of the filesystem holding `path` (the longest mount point above it)."""
+    best, kind = "", ""
+    for point, fstype in mounts:
+        if under(path, [point]) and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind
+
+
+def remote(fstype: str) -> bool:
+    """True for network and host-shared filesystems, which must be polled."""
+    return fstype in REMOTE_FILESYSTEMS or fstype.startswith(("fuse.", "nfs"))

@@ -41,6 +41,7 @@ class Tracking:
         self._library = paths.library_roots()
         self._files: dict[str, str] = {}  # tracked file -> module name ("" for other files)
         self._seen: set[str] = set()
+        self._missing_logged: set[str] = set()
         self._settings = Settings()
         self._forks = _FORKS[0]
         self._scanned_at = process_started_ns()  # modules seen next were loaded after it
@@ -82,6 +83,7 @@ class Tracking:
         self._seen.update(new)
         found = paths.project_modules(new, self._settings.modules, self._library)
         fresh = {p: n for p, n in found.items() if p not in self._files}
+        fresh.update(dict.fromkeys(_links([new[n] for n in fresh.values()]) - set(self._files), ""))
         if fresh:
             self.changes.baseline(fresh, loaded_since=loaded_since)
             self._files.update(fresh)
@@ -137,13 +139,23 @@ class Tracking:
         return self._script.directory if self._script else os.getcwd()
 
     def _watch_paths(self) -> tuple[str, ...]:
+        """The watch paths, resolved, and the symlinks on the way to them."""
         if self._settings.trigger:
             return ()
-        return paths.resolve([*self._settings.watch, *self.extra], self._base)
+        given = [os.path.join(self._base, p) for p in [*self._settings.watch, *self.extra]]
+        links = {link for p in given for link in paths.symlinks(p)}
+        return paths.resolve(given, self._base) + tuple(sorted(links))
 
     def _registration(self) -> watcher.Registration:
-        dirs = tuple(p for p in self._watch_paths() if os.path.isdir(p))
-        files = set(self._files) | {p for p in self._watch_paths() if p not in dirs}
+        watched = self._watch_paths()
+        missing = [p for p in watched if not os.path.lexists(p)]
+        for path in set(missing) - self._missing_logged:
+            logs.error("watch path %s does not exist (yet); its creation will be seen", path)
+        self._missing_logged.update(missing)
+        # A path that does not exist yet may become a file or a directory: both count.
+        dirs = tuple(p for p in watched if os.path.isdir(p) and not os.path.islink(p))
+        dirs += tuple(missing)
+        files = set(self._files) | {p for p in watched if p not in dirs or p in missing}
         roots = [paths.watch_root(p, n) if n else (os.path.dirname(p), False)
                  for p, n in self._files.items()]
         roots += [(d, True) for d in dirs] + [(os.path.dirname(f), False) for f in files]
@@ -168,6 +180,16 @@ class Tracking:
     @classmethod
     def track_everywhere(cls, more: Sequence[str]) -> None:
         cls.extra.extend(os.path.abspath(p) for p in more)
+
+
+def _links(modules: Iterable[ModuleType]) -> set[str]:
+    """Symlinked directories on the way to these modules' files, as they were imported.
+
+    A deploy that swaps `current -> releases/2` for `current -> releases/3` changes no
+    file of the old release: the link itself is the change.
+    """
+    dirs = {os.path.dirname(p) for m in modules if (p := paths.module_file(m, real=False))}
+    return {link for d in dirs for link in paths.symlinks(d + os.sep)}
 
 
 def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:

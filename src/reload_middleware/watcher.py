@@ -79,6 +79,8 @@ class Registration:
         if path in self.ignored or paths.excluded(path, self.exclude):
             return
         if is_directory:
+            if path in self.files:
+                self.changes.record(path)  # a watch path that did not exist until now
             for known in self.changes.known:
                 if paths.under(known, [path]):
                     self.changes.record(known)
@@ -116,7 +118,9 @@ class Watcher:
             timeout=interval
         ),
         interval: float = 1.0,
+        mounts: Callable[[], str] = lambda: _read("/proc/self/mounts"),
     ) -> None:
+        self._mounts = mounts
         self._native_factory = native
         self._polling_factory = polling
         self.interval = interval
@@ -204,7 +208,7 @@ class Watcher:
                             self._observers[scheduled.backend].unschedule(scheduled.watch)
                     del self._scheduled[directory]
             for name in dead:
-                del self._observers[name]
+                self._observers.pop(name).stop()  # its emitter threads outlive it
             self._missing.clear()
             self._reschedule()
         return True
@@ -224,9 +228,18 @@ class Watcher:
             registration.changes.poke()
 
     def _wanted(self) -> dict[str, tuple[bool, str]]:
+        """{root: (recursive, backend)}: polling where asked for or where the
+        filesystem is remote (native events miss changes made by other machines)."""
+        mounts = paths.parse_mounts(self._mounts())
         by_backend: dict[str, list[tuple[str, bool]]] = {"native": [], "polling": []}
         for reg in self._registrations.values():
-            by_backend["polling" if reg.polling else "native"].extend(reg.roots.items())
+            for root, recursive in reg.roots.items():
+                fstype = paths.filesystem_of(root, mounts)
+                remote = paths.remote(fstype)
+                if remote and root not in self._scheduled and not reg.polling:
+                    logs.info("%s is on %s, a remote filesystem: polling it", root, fstype)
+                backend = "polling" if reg.polling or remote else "native"
+                by_backend[backend].append((root, recursive))
         wanted: dict[str, tuple[bool, str]] = {}
         for backend, roots in by_backend.items():
             for directory, recursive in paths.merge_roots(roots).items():
@@ -296,6 +309,14 @@ class Watcher:
             observer.start()
             self._observers[backend] = observer
         return observer
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as source:
+            return source.read()
+    except OSError:
+        return ""  # no mount table (not Linux): native events everywhere
 
 
 _PROCESS_WATCHER: Watcher | None = None

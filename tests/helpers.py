@@ -1,0 +1,133 @@
+"""Helpers for the unit tests: a project on disk with a script that builds the middleware."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+import types
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from wsgiref.util import setup_testing_defaults
+
+from reload_middleware import ReloadMiddleware
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
+Until = Callable[..., None]  # until(condition, timeout=5.0): the conftest fixture
+DAY = 86_400 * 10**9  # nanoseconds
+
+SCRIPT = """\
+from {package} import views
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return [views.TEXT.encode()]
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
+
+
+def save(path: Path, text: str) -> None:
+    """Save as editors do: write a temporary file, rename it over the real one."""
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+class Project:
+    """A package `pkg_*` with views.TEXT, and a script module that builds the middleware.
+
+    The files predate the test by a day, like a checkout older than the server process.
+    """
+
+    def __init__(self, root: Path, options: dict[str, Any], script: str = SCRIPT) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.root = root
+        self.package = f"pkg_{tag}"
+        self.name = f"app_{tag}"
+        self.views = root / self.package / "views.py"
+        self.script = root / f"{self.name}.py"
+        self.views.parent.mkdir()
+        files = {
+            self.views.parent / "__init__.py": "",
+            self.views: "TEXT = 'old'\n",
+            self.script: script.format(package=self.package, options=options),
+        }
+        old = time.time_ns() - DAY
+        for path, text in files.items():
+            path.write_text(text)
+            os.utime(path, ns=(old, old))
+        self.module = self.execute()
+
+    def execute(self) -> types.ModuleType:
+        """Load the script file under its name, as a WSGI server loads an app module."""
+        spec = importlib.util.spec_from_file_location(self.name, self.script)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    @property
+    def application(self) -> ReloadMiddleware:
+        app = sys.modules[self.name].application
+        assert isinstance(app, ReloadMiddleware)
+        return app
+
+    def save_views(self, text: str) -> None:
+        save(self.views, text)
+
+
+MakeProject = Callable[..., Project]
+
+
+@dataclass
+class Response:
+    status: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    iterable: Iterable[bytes] = ()
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        self.status, self.headers = status, dict(headers)
+        return lambda data: None
+
+    def close(self) -> None:
+        close = getattr(self.iterable, "close", None)
+        if close is not None:
+            close()
+
+
+def call(
+    app: WSGIApplication,
+    method: str = "GET",
+    path: str = "/",
+    extra: Mapping[str, str] | None = None,
+    *,
+    close: bool = True,
+    environ: WSGIEnvironment | None = None,
+) -> Response:
+    """One request straight through the WSGI interface; the body is read, then closed."""
+    environ = {} if environ is None else environ
+    setup_testing_defaults(environ)
+    environ.update(REQUEST_METHOD=method, PATH_INFO=path, **(extra or {}))
+    response = Response()
+    response.iterable = app(environ, response.start_response)
+    response.body = b"".join(response.iterable)
+    if close:
+        response.close()
+    return response
+
+

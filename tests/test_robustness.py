@@ -1,0 +1,214 @@
+"""Editors, checkouts, deploys, remote filesystems and dying threads (real observers)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from helpers import SCRIPT, MakeProject, call
+from reload_middleware import ReloadMiddleware
+from reload_middleware.watcher import Watcher
+
+Until = Callable[..., None]
+
+
+def actions(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("changed:" in r.getMessage() for r in caplog.records)
+
+
+def vim_save(path: Path, text: str) -> None:
+    """vim with backupcopy=no: probe file 4913, rename to a~ backup, write, drop backup."""
+    probe = path.parent / "4913"
+    probe.write_text("")
+    probe.unlink()
+    swap = path.parent / f".{path.name}.swp"
+    swap.write_text("swap")
+    backup = path.with_name(path.name + "~")
+    os.rename(path, backup)
+    path.write_text(text)
+    backup.unlink()
+    swap.unlink()
+
+
+def emacs_save(path: Path, text: str) -> None:
+    """emacs: a .# lock link, a ~ backup copy, then the file written in place."""
+    lock = path.parent / f".#{path.name}"
+    os.symlink("user@host.1234:1", lock)
+    shutil.copy2(path, path.with_name(path.name + "~"))
+    path.write_text(text)
+    lock.unlink()
+
+
+def jetbrains_save(path: Path, text: str) -> None:
+    """JetBrains safe write: ___jb_tmp___ written, original to ___jb_old___, swap, delete."""
+    temp = path.with_name(path.name + "___jb_tmp___")
+    old = path.with_name(path.name + "___jb_old___")
+    temp.write_text(text)
+    os.rename(path, old)
+    os.rename(temp, path)
+    old.unlink()
+
+
+def vscode_save(path: Path, text: str) -> None:
+    """VS Code: a plain truncate and write of the file."""
+    with open(path, "w") as target:
+        target.write(text)
+
+
+EDITORS = {"vim": vim_save, "emacs": emacs_save, "jetbrains": jetbrains_save, "vscode": vscode_save}
+
+
+@pytest.mark.parametrize("save", list(EDITORS.values()), ids=list(EDITORS))
+def test_an_editor_save_is_one_change(
+    save: Callable[[Path, str], None],
+    project: MakeProject,
+    until: Until,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each editor's sequence of file operations is one change to the real file."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    made = project(settle=0.1)
+    app = made.application
+    assert call(app).body == b"old"
+    before = actions(caplog)
+    save(made.views, "TEXT = 'saved'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"saved"
+    assert actions(caplog) - before == 1
+    assert app.pending == frozenset()
+    assert call(app).body == b"saved"
+    assert actions(caplog) - before == 1
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def test_git_checkout_of_a_branch_with_other_directories(
+    project: MakeProject, until: Until
+) -> None:
+    """A checkout that deletes and recreates a subpackage is a change; it stays watched."""
+    made = project()
+    sub = made.views.parent / "sub"
+    sub.mkdir()
+    (sub / "__init__.py").write_text("")
+    (sub / "deep.py").write_text("X = 1\n")
+    git(made.root, "init", "-q", "-b", "main")
+    git(made.root, "add", "-A")
+    git(made.root, "commit", "-q", "-m", "one")
+    git(made.root, "checkout", "-q", "-b", "other")
+    shutil.rmtree(sub)
+    made.views.write_text("TEXT = 'other branch'\n")
+    git(made.root, "add", "-A")
+    git(made.root, "commit", "-q", "-m", "two")
+    git(made.root, "checkout", "-q", "main")
+    app = made.application
+    importlib.import_module(f"{made.package}.sub.deep")  # as the app would, lazily
+    assert call(app).body == b"old"
+    git(made.root, "checkout", "-q", "other")  # sub/ deleted
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"other branch"
+    git(made.root, "checkout", "-q", "main")  # sub/ created again
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"old"
+    until(lambda: str(sub / "deep.py") not in app.pending)
+    (sub / "deep.py").write_text("X = 22\n")  # inside the recreated directory
+    until(lambda: str(sub / "deep.py") in app.pending)
+
+
+def test_a_watch_path_created_later_is_seen(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A watch directory that does not exist yet is logged once; its creation counts."""
+    made = project(watch=["later"])
+    app = made.application
+    later = made.root / "later"
+    assert call(app).body == b"old"
+    assert any("does not exist (yet)" in r.getMessage() for r in caplog.records)
+    later.mkdir()
+    until(lambda: str(later) in app.pending)
+    call(app)
+    (later / "settings.ini").write_text("a = 1\n")
+    until(lambda: str(later / "settings.ini") in app.pending)
+
+
+def test_a_release_symlink_swap_is_a_change(
+    fresh_process: Watcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, until: Until
+) -> None:
+    """`current -> releases/1` swapped for `releases/2` reloads onto the new release."""
+    root = tmp_path.resolve()
+    for n in (1, 2):
+        package = root / "releases" / str(n) / "deploypkg"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "views.py").write_text(f"TEXT = 'release {n}'\n")
+        script = SCRIPT.format(package="deploypkg", options={"settle": 0.01})
+        (root / "releases" / str(n) / "deployapp.py").write_text(script)
+    current = root / "current"
+    os.symlink(root / "releases" / "1", current)
+    monkeypatch.syspath_prepend(str(current))
+    app = importlib.import_module("deployapp").application
+    assert isinstance(app, ReloadMiddleware)
+    assert call(app).body == b"release 1"
+    temp = root / "current.new"
+    os.symlink(root / "releases" / "2", temp)
+    os.replace(temp, current)  # ln -sfn, atomically
+    until(lambda: str(current) in app.pending)
+    assert call(app).body == b"release 2"
+
+
+def test_remote_filesystems_are_polled(tmp_path: Path) -> None:
+    """A root on NFS (from the mount table) is polled; a local one uses native events."""
+    local, remote = tmp_path / "local", tmp_path / "share"
+    local.mkdir()
+    remote.mkdir()
+    mounts = f"/dev/vda / ext4 rw 0 0\nserver:/export {remote} nfs4 rw 0 0\n"
+    from reload_middleware.changes import Changes
+    from reload_middleware.watcher import Registration
+
+    watcher = Watcher(mounts=lambda: mounts, interval=0.05)
+    try:
+        watcher.register("a", Registration(Changes(), roots={str(local): True}))
+        watcher.register("b", Registration(Changes(), roots={str(remote): True}))
+        watcher.start()
+        assert watcher.backends == ["native", "polling"]
+    finally:
+        watcher.stop()
+
+
+def test_a_dead_observer_thread_is_restarted_by_the_next_request(
+    project: MakeProject,
+    fresh_process: Watcher,
+    until: Until,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If the observer thread dies, the next request logs it and starts a new one."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    (observer,) = fresh_process._observers.values()
+
+    def boom() -> None:
+        raise RuntimeError("observer failed")
+
+    monkeypatch.setattr(observer, "dispatch_events", lambda *a, **k: boom())
+    (made.views.parent / "unrelated.txt").write_text("wakes the observer up")
+    until(lambda: not observer.is_alive())
+    until(lambda: app._changes.dirty)
+    assert call(app).body == b"old"
+    assert any("watcher thread had stopped" in r.getMessage() for r in caplog.records)
+    made.save_views("TEXT = 'seen again'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"seen again"
