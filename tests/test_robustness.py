@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import importlib
 import logging
 import os
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -212,3 +215,71 @@ def test_a_dead_observer_thread_is_restarted_by_the_next_request(
     made.save_views("TEXT = 'seen again'\n")
     until(lambda: str(made.views) in app.pending)
     assert call(app).body == b"seen again"
+
+
+def test_inotify_instance_limit_falls_back_to_polling(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With every inotify instance in use, one log line says which limit; polling still sees."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    held: list[int] = []
+    try:
+        while (fd := libc.inotify_init1(os.O_CLOEXEC)) >= 0:
+            held.append(fd)
+            assert len(held) < 100_000
+        assert ctypes.get_errno() == errno.EMFILE
+        made = project(interval=0.05)
+        app = made.application
+        assert call(app).body == b"old"
+    finally:
+        for fd in held:
+            os.close(fd)
+    lines = [r.getMessage() for r in caplog.records if "max_user_instances" in r.getMessage()]
+    assert lines and "polling it instead" in lines[0]
+    made.save_views("TEXT = 'polled'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"polled"
+
+
+def test_polling_alone_sees_changes(project: MakeProject, until: Until) -> None:
+    """observer=polling (for network shares) needs no native events."""
+    made = project(observer="polling", interval=0.05)
+    app = made.application
+    assert call(app).body == b"old"
+    made.save_views("TEXT = 'polled'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"polled"
+
+
+def test_a_file_written_nonstop_never_holds_requests_long(
+    project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log the app keeps writing in a watched directory: every request answers within
+    the settle bound, and after a few reloads it is ignored."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    made = project(settle=0.05, watch=["data"])
+    (made.root / "data").mkdir(exist_ok=True)
+    log = made.root / "data" / "app.log"
+    app = made.application
+    stop = threading.Event()
+
+    def write() -> None:
+        with open(log, "a") as target:
+            while not stop.wait(0.005):
+                target.write("line\n")
+                target.flush()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        durations = []
+        for _ in range(20):
+            started = time.monotonic()
+            assert call(app).status == "200 OK"
+            durations.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        writer.join()
+    assert max(durations) < 1.5  # the bound is max(10 x settle, 1 s), plus a reload
+    assert any("seems to write it" in r.getMessage() for r in caplog.records)
+    assert sorted(durations)[len(durations) // 2] < 0.5  # most requests pass quickly
