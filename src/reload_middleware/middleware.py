@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import config, logs, pages, preflight, reloading, servers, strategies
+from . import config, control, logs, pages, preflight, reloading, servers, strategies
 from .changes import Taken
 from .tracking import Tracking
 
@@ -49,7 +49,9 @@ class ReloadMiddleware:
     ) -> None:
         settings = config.from_keywords({"watch": watch, **options})
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
-        self._app = reloading.counted(app)
+        self._inner = app
+        self._counted = reloading.counted(app)
+        self._app = self._counted  # what __call__ serves, see _front()
         self._script = _script or reloading.find_script()
         self._inert = self._script is not None and reloading.reexecuting(self._script.path)
         self._tracking = Tracking(self._script, inert=self._inert)
@@ -60,10 +62,12 @@ class ReloadMiddleware:
         self._restart: strategies.Restart | None = None
         self._failure: tuple[preflight.Failure, int] | None = None
         self._server: servers.Server = servers.detect_from_modules()
+        self._last_action: dict[str, Any] | None = None
         if self._inert:
             self._changes.dirty = False  # a stand-in, unwrapped by the live instance
             return
         self._tracking.update(self._settings)
+        self._front()
         _LIVE.add(self)
         self._offer_hook()
 
@@ -75,8 +79,7 @@ class ReloadMiddleware:
     @property
     def app(self) -> WSGIApplication:
         """The application being served now."""
-        app = self._app
-        return app.app if isinstance(app, reloading.Closing) else app
+        return self._inner
 
     @property
     def retry(self) -> str:
@@ -122,6 +125,7 @@ class ReloadMiddleware:
         if settings != self._settings:
             self._settings = settings
             self._tracking.update(settings)
+            self._front()
         if not settings.enabled:
             self._tracking.release()
             self._changes.dirty = False
@@ -152,6 +156,7 @@ class ReloadMiddleware:
             self._fail(failure, taken)
             return
         logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
+        self._last_action = {"action": action, "time": time.time(), "files": sorted(taken.paths)}
         reloading.drop_stale_bytecode(taken.paths)
         self._restart = strategies.STRATEGIES[action]().act(self)
         if self._failure is None:
@@ -196,17 +201,40 @@ class ReloadMiddleware:
                        Taken(frozenset(), self._changes.seq))
             return False
         started = time.time_ns()
+        previous, old = self._inner, self._counted
         try:
             module = reloading.reexecute(self._script, self._tracking.is_project)
-            old, self._app = self._app, reloading.counted(self._adopt(module))
+            self._inner = self._adopt(module)
         except Exception as exc:
             self._fail(preflight.from_exception(exc, self._script.path),
                        Taken(frozenset(), self._changes.seq))
             return False
+        self._counted = reloading.counted(self._inner)
+        self._front()
         self._tracking.rebaseline(started)
-        if self.app is not (old.app if isinstance(old, reloading.Closing) else old):
+        if self._inner is not previous:
             reloading.retire(old)  # not when the script handed back the same app object
         return True
+
+    def _front(self) -> None:
+        """What __call__ serves: the app, behind the control endpoint when that is on."""
+        self._app = self._counted
+        if self._settings.control and self._settings.secret:
+            self._app = control.Control(
+                self._counted, self._settings.control, self._settings.secret,
+                status=self._status, force=lambda: control.touch(self._tracking.stamp),
+            )
+
+    def _status(self) -> dict[str, Any]:
+        """The control endpoint's GET: what this process watches and did (no secrets)."""
+        files, directories = self._tracking.counts()
+        return {
+            "pid": os.getpid(), "mode": self._settings.mode, "server": self._server,
+            "action": self._action(), "backend": self._tracking.backends,
+            "files": files, "directories": directories, "pending": sorted(self.pending),
+            "last_action": self._last_action,
+            "last_error": self._failure[0].summary if self._failure else None,
+        }
 
     def _adopt(self, module: Any) -> WSGIApplication:
         """The new module's application, unwrapped; the module is pointed back at us."""

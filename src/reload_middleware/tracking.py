@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import ClassVar
 
-from . import logs, paths, watcher
+from . import control, logs, paths, watcher
 from .changes import Changes, Taken
 from .config import Settings
 from .reloading import Script
@@ -64,12 +64,29 @@ class Tracking:
         self._seen.clear()
         self._files = {}
         if settings.trigger:
-            self._files[paths.resolve([settings.trigger], self._base)[0]] = ""
+            self._files[self.stamp] = ""
         else:
             self.refresh(register=False)
             if self._script and settings.modules != "off":
                 self._files.setdefault(self._script.path, "")
+            if settings.control:
+                self._files.setdefault(self.stamp, "")  # touched by the control endpoint
         self._register()
+
+    @property
+    def stamp(self) -> str:
+        """The file whose change reloads every process: the trigger, or a stamp file."""
+        if self._settings.trigger:
+            return paths.resolve([self._settings.trigger], self._base)[0]
+        return control.stamp_file(self._key)
+
+    @property
+    def backends(self) -> list[str]:
+        return self._watcher.backends
+
+    def counts(self) -> tuple[int, int]:
+        """(files, directories) watched."""
+        return len(self.changes.known), len(self._watcher.directories)
 
     def refresh(self, *, register: bool = True) -> None:
         """Track modules imported since the last look (cheap when there are none)."""
@@ -110,7 +127,7 @@ class Tracking:
         self._watcher.register(self._key, self._registration())
         self._watcher.start()
         self.changes.sweep()  # changes made before the watches were live
-        files, dirs = self._counts()
+        files, dirs = self.counts()
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
             settings.mode, server, "+".join(self._watcher.backends) or "none", files, dirs,
@@ -173,9 +190,6 @@ class Tracking:
         self.changes.baseline(registration.files)
         self.changes.baseline(_walk(registration.dirs, registration.exclude))
         self._watcher.register(self._key, registration)
-
-    def _counts(self) -> tuple[int, int]:
-        return len(self.changes.known), len(self._watcher.directories)
 
     @classmethod
     def track_everywhere(cls, more: Sequence[str]) -> None:

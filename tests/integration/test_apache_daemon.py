@@ -151,3 +151,23 @@ def test_without_the_hook_get_retries_and_post_finishes_on_old_code(
     assert post.json()["version"] == "2" and post.json()["pid"] in pids
     response, _ = follow(server)
     assert response.json()["version"] == "3"
+
+
+def test_control_post_restarts_every_daemon_process(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """POST with the token restarts both processes; without it: 403 and nothing happens."""
+    secret = "integration-secret-0123456789"
+    app = site(control="/__reload__", secret=secret)
+    server = apache(app, extra_config="WSGIPassAuthorization On")
+    old = warm(server)
+    refused = server.get("/__reload__", method="POST")
+    assert refused.status == 403
+    assert pids_answering(server) == old  # the next requests: no process restarted
+    accepted = server.get("/__reload__", method="POST",
+                          headers={"Authorization": f"Bearer {secret}"})
+    assert accepted.status == 202
+    new = pids_answering(server)
+    assert not new & old
+    status = server.get("/__reload__", headers={"Authorization": f"Bearer {secret}"})
+    assert status.status == 200 and status.json()["server"] == "mod_wsgi-daemon"

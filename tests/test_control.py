@@ -1,0 +1,158 @@
+"""The control endpoint: every rule of SPEC section 6, through the WSGI interface."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from helpers import MakeProject, call
+from reload_middleware import ReloadMiddleware, control
+
+SECRET = "s3cret-token-0123456789"
+Until = Callable[..., None]
+
+
+def hello(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def request(
+    app: Any, method: str = "GET", path: str = "/__reload__", token: str | None = SECRET,
+    **extra: str,
+) -> tuple[str, dict[str, str], bytes]:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token is not None else {}
+    response = call(app, method, path, {**headers, **extra})
+    return response.status, response.headers, response.body
+
+
+@pytest.fixture
+def endpoint(project: MakeProject) -> ReloadMiddleware:
+    return project(control="/__reload__", secret=SECRET).application
+
+
+def test_get_with_the_token_answers_status_json(endpoint: ReloadMiddleware) -> None:
+    """GET with the bearer token: pid, mode, server, backend, counts, pending, last action."""
+    call(endpoint)
+    status, headers, body = request(endpoint)
+    assert status == "200 OK" and headers["Content-Type"].startswith("application/json")
+    report = json.loads(body)
+    assert report["pid"] == os.getpid()
+    assert {"mode", "server", "backend", "files", "directories", "pending", "last_action",
+            "last_error"} <= set(report)
+    assert report["files"] > 0 and report["pending"] == []
+    assert SECRET not in body.decode()
+
+
+@pytest.mark.parametrize(
+    "token, extra",
+    [
+        (None, {}),
+        ("", {}),
+        ("wrong-token-wrong-token", {}),
+        (SECRET[:-1], {}),
+        (SECRET + "x", {}),
+        (None, {"QUERY_STRING": f"token={SECRET}"}),
+        (None, {"HTTP_COOKIE": f"token={SECRET}"}),
+        (None, {"HTTP_AUTHORIZATION": f"Basic {SECRET}"}),
+        (None, {"HTTP_X_RELOAD_MIDDLEWARE_SECRET": SECRET}),
+    ],
+    ids=["missing", "empty", "wrong", "prefix", "longer", "query", "cookie", "basic", "header"],
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_without_the_token_it_is_403_with_no_detail(
+    endpoint: ReloadMiddleware, token: str | None, extra: dict[str, str], method: str
+) -> None:
+    """A missing or wrong token, or one sent anywhere but the header: a bare 403."""
+    status, _, body = request(endpoint, method, token=token, **extra)
+    assert status == "403 Forbidden"
+    assert body == b"Forbidden\n"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+def test_other_methods_get_405(endpoint: ReloadMiddleware, method: str) -> None:
+    """With the token, anything but GET and POST is 405 and says what is allowed."""
+    status, headers, _ = request(endpoint, method)
+    assert status == "405 Method Not Allowed"
+    assert headers["Allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/__reload__/", "/__RELOAD__", "/__reload__x", "/x/../__reload__", "/%5F%5Freload__",
+     "//__reload__", "/__reload__%00", "/__reload__;x"],
+)
+def test_every_other_path_goes_to_the_app(endpoint: ReloadMiddleware, path: str) -> None:
+    """Matching is exact: no prefix, slash, case, dot-segment or encoding trick reaches it."""
+    status, _, body = request(endpoint, "POST", path)
+    assert (status, body) == ("200 OK", b"old")
+
+
+def test_a_mount_below_script_name_is_handled(endpoint: ReloadMiddleware) -> None:
+    """Mounted at /app, the endpoint is /app/__reload__ (PATH_INFO /__reload__)."""
+    status, _, _ = request(endpoint, SCRIPT_NAME="/app")
+    assert status == "200 OK"
+
+
+def test_post_touches_the_stamp_and_every_process_acts_next_request(
+    endpoint: ReloadMiddleware, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """POST answers 202 and touches the stamp file; the next request reloads."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    call(endpoint)
+    status, _, body = request(endpoint, "POST")
+    assert status == "202 Accepted" and json.loads(body)["accepted"] is True
+    stamp = endpoint._tracking.stamp
+    until(lambda: stamp in endpoint.pending)
+    assert call(endpoint).status == "200 OK"
+    assert any("changed: reload" in r.getMessage() and stamp in r.getMessage()
+               for r in caplog.records)
+    report = json.loads(request(endpoint)[2])
+    assert report["last_action"]["action"] == "reload"
+
+
+def test_post_with_a_trigger_touches_the_trigger(project: MakeProject, until: Until) -> None:
+    """With a trigger file, the POST touches that file, which every process watches."""
+    made = project(control="/__reload__", secret=SECRET, trigger="deploy.stamp")
+    app = made.application
+    call(app)
+    assert request(app, "POST")[0] == "202 Accepted"
+    until(lambda: str(made.root / "deploy.stamp") in app.pending)
+
+
+@pytest.mark.parametrize("secret", [None, "", "short", "x" * 15])
+def test_control_without_a_strong_secret_is_refused(secret: str | None) -> None:
+    """control= without a secret of 16 characters or more raises ValueError."""
+    with pytest.raises(ValueError, match="secret"):
+        ReloadMiddleware(hello, control="/__reload__", secret=secret)
+
+
+def test_control_from_the_environ_without_secret_stays_off(
+    project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SetEnv control without a strong secret: a logged error, and the path goes to the app."""
+    app = project().application
+    status, _, body = request(app, path="/c", **{"reload_middleware.control": "/c"})
+    assert (status, body) == ("200 OK", b"old")
+    assert any("needs a 'secret'" in r.getMessage() for r in caplog.records)
+    assert request(app, path="/c")[2] == b"old"
+
+
+def test_status_never_shows_environ_values(project: MakeProject) -> None:
+    """The status JSON holds no environ value, whatever the request carried."""
+    app = project(control="/__reload__", secret=SECRET).application
+    extra = {"HTTP_X_PRIVATE": "private-value-42", "reload_middleware.debug": "on"}
+    _, _, body = request(app, **extra)
+    assert b"private-value-42" not in body and SECRET.encode() not in body
+
+
+def test_stamp_file_is_per_script_and_user() -> None:
+    """Two scripts get two stamp files, both in the temp directory."""
+    one, two = control.stamp_file("/srv/a/app.wsgi"), control.stamp_file("/srv/b/app.wsgi")
+    assert one != two
+    assert os.path.dirname(one) == os.path.dirname(two)
