@@ -49,7 +49,8 @@ def load(path: str) -> ReloadMiddleware:
     return ReloadMiddleware(app, debug=True, _script=Script(name, path))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line: `reload-middleware serve SCRIPT [...]`."""
     parser = argparse.ArgumentParser(prog="reload-middleware")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a WSGI script with reloading and debug on")
@@ -58,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--watch", action="append", default=[], metavar="PATH",
                        help="another file or directory to watch (repeatable)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")
     if args.watch:
         os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(

@@ -212,6 +212,7 @@ class ReloadMiddleware:
         self._counted = reloading.counted(self._inner)
         self._front()
         self._tracking.rebaseline(started)
+        logs.info("reloaded in %.0f ms", (time.time_ns() - started) / 1e6)
         if self._inner is not previous:
             reloading.retire(old)  # not when the script handed back the same app object
         return True
