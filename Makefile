@@ -9,7 +9,7 @@ APACHE_PYTHON ?= /usr/bin/python3
 APACHE_VENV ?= /tmp/reload-middleware-apache-venv
 PORT ?= 8000
 
-.PHONY: demo test lint unit apache-venv clean
+.PHONY: demo test lint unit dist apache-venv clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,17 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/mypy tests/integration
 
+# The package as users get it: an sdist and a wheel that pass twine's checks.
+dist: $(BIN)/.installed
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(0 if 'reload_middleware/py.typed' in names else 'py.typed missing from the wheel')"
+
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m "not integration"
 
-test: $(BIN)/.installed apache-venv lint
+test: $(BIN)/.installed apache-venv lint dist
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/pytest
 
 clean:
