@@ -107,6 +107,23 @@ USER_PATTERNS = [
 
 
 @pytest.mark.parametrize(
+    ("path", "within", "expected"),
+    [
+        ("/home/me/site.tmp/app/views.py", "/home/me/site.tmp/app", False),
+        ("/home/me/site.tmp/app/cache.tmp", "/home/me/site.tmp/app", True),
+        ("/home/me/site.tmp/app/.git/index", "/home/me/site.tmp/app", True),
+        ("/home/me/site.tmp/app/views.py", "", True),
+    ],
+    ids=["parent-dir-ignored", "own-name", "dir-below-root", "no-root-every-part"],
+)
+def test_directories_above_the_watched_root_never_exclude(
+    path: str, within: str, expected: bool
+) -> None:
+    """A project kept under a directory named like `*.tmp` still reloads."""
+    assert excluded(path, DEFAULT_EXCLUDES, within) is expected
+
+
+@pytest.mark.parametrize(
     ("path", "patterns", "expected"),
     [row[1:] for row in USER_PATTERNS],
     ids=[row[0] for row in USER_PATTERNS],

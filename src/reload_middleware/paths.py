@@ -29,12 +29,15 @@ DEFAULT_EXCLUDES = (
 )  # fmt: skip
 
 
-def excluded(path: str, patterns: Iterable[str]) -> bool:
-    """True when `path` or one of its directories matches a pattern.
+def excluded(path: str, patterns: Iterable[str], within: str = "") -> bool:
+    """True when `path`, or a directory on the way to it below `within`, matches a pattern.
 
     A pattern with a `/` matches the whole path; one without matches a single name.
+    Directories above `within` (the watched root) never count: a project kept in
+    `~/site.tmp/` is not excluded by `*.tmp`.
     """
-    parts = path.split(os.sep)
+    below = path[len(within.rstrip(os.sep)) + 1 :] if within and under(path, [within]) else path
+    parts = below.split(os.sep)
     for pattern in patterns:
         if "/" in pattern:
             if fnmatch.fnmatchcase(path, pattern):

@@ -211,8 +211,12 @@ def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
     found = []
     for top in dirs:
         for root, subdirs, files in os.walk(top):
-            subdirs[:] = [d for d in subdirs if not paths.excluded(os.path.join(root, d), exclude)]
-            found += [p for f in files if not paths.excluded(p := os.path.join(root, f), exclude)]
+            subdirs[:] = [
+                d for d in subdirs if not paths.excluded(os.path.join(root, d), exclude, top)
+            ]
+            found += [
+                p for f in files if not paths.excluded(p := os.path.join(root, f), exclude, top)
+            ]
     return found
 
 

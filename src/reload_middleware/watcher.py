@@ -76,16 +76,20 @@ class Registration:
 
     def route(self, path: str, is_directory: bool) -> None:
         """Record `path` (or, for a directory, the known files below it) if it is ours."""
-        if path in self.ignored or paths.excluded(path, self.exclude):
+        if path in self.ignored:
             return
-        if is_directory:
-            if path in self.files:
-                self.changes.record(path)  # a watch path that did not exist until now
-            for known in self.changes.known:
-                if paths.under(known, [path]):
-                    self.changes.record(known)
-        elif path in self.files or paths.under(path, self.dirs):
+        if path in self.files:
+            if not paths.excluded(path, self.exclude, within=os.path.dirname(path)):
+                self.changes.record(path)  # a tracked file, or a watch path made just now
+        elif not is_directory and any(
+            paths.under(path, [d]) and not paths.excluded(path, self.exclude, within=d)
+            for d in self.dirs
+        ):
             self.changes.record(path)
+        if is_directory:
+            for known in self.changes.known:
+                if paths.under(known, [path]) and known != path:
+                    self.changes.record(known)
 
 
 @dataclass(frozen=True)
