@@ -84,10 +84,16 @@ def make_project(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def running(argv: list[str], cwd: Path, port: int) -> Iterator[list[str]]:
-    """Run a server until the block ends; yields a list that then holds its output."""
+def running(
+    argv: list[str], cwd: Path, port: int, options: dict[str, str] | None = None
+) -> Iterator[list[str]]:
+    """Run a server until the block ends; yields a list that then holds its output.
+
+    `options` become RELOAD_MIDDLEWARE_* variables; none leak in from this environment.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update({f"RELOAD_MIDDLEWARE_{k.upper()}": v for k, v in (options or {}).items()})
     output: list[str] = []
     with subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

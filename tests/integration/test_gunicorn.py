@@ -59,7 +59,9 @@ def workers(port: int) -> set[object]:
     pids: set[object] = set()
 
     def both() -> bool:
-        pids.add(answer(port)["pid"])
+        status, body, _ = fetch(port)
+        assert status == 200, body
+        pids.add(answer_of(body)["pid"])
         return len(pids) == 2
 
     wait_for(both, 20, "both workers answering")
@@ -148,3 +150,17 @@ def test_load_while_editing(project: Path) -> None:
     assert count[0] == 2000
     assert failures == []
     assert late == []
+
+
+def test_os_variables_configure_it(project: Path) -> None:
+    """RELOAD_MIDDLEWARE_WATCH makes a data directory count; a bad value is only logged."""
+    (project / "data").mkdir()
+    (project / "data" / "settings.ini").write_text("a = 1\n")
+    port = free_port()
+    options = {"watch": "data", "settle": "soon"}
+    with running(gunicorn(port, "sync"), project, port, options) as printed:
+        before = workers(port)
+        (project / "data" / "settings.ini").write_text("a = 22\n")
+        wait_for(lambda: not workers(port) & before, 20, "workers replaced after the edit")
+    assert "option 'RELOAD_MIDDLEWARE_SETTLE' got 'soon'" in printed[0]
+    assert "settings.ini (1 file) changed: gunicorn" in printed[0]

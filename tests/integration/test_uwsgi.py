@@ -43,3 +43,16 @@ def test_edit_reloads_the_instance_once(project: Path, lazy: bool) -> None:
         wait_for(lambda: version(port) == "2", 20, "the edit being served")
         assert all(version(port) == "2" for _ in range(20))
     assert printed[0].count("changed: uwsgi") == 1
+
+
+def test_os_variables_configure_it(project: Path) -> None:
+    """uWSGI cannot set environ keys: RELOAD_MIDDLEWARE_TRIGGER makes only a touch count."""
+    require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
+    port = free_port()
+    with running(uwsgi(port, True), project, port, {"trigger": "reload.stamp"}) as printed:
+        assert version(port) == "1"
+        (project / "webapp" / "views.py").write_text("VERSION = '2'\n")
+        assert all(version(port) == "1" for _ in range(10))  # edits alone do nothing
+        (project / "reload.stamp").touch()
+        wait_for(lambda: version(port) == "2", 20, "the touch reloading the instance")
+    assert printed[0].count("changed: uwsgi") == 1
