@@ -606,6 +606,28 @@ def test_a_mod_wsgi_script_reloads_in_process_in_embedded_mode(
     assert reloaded.__mtime__ == os.stat(made.script).st_mtime_ns // 1000
 
 
+def test_other_mod_wsgi_script_modules_stay_loaded_across_a_reload(
+    project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mod_wsgi-express: its handler.wsgi (a mod_wsgi script module that executed the app
+    script) stays in sys.modules, so mod_wsgi does not execute the app a second time."""
+    fake_mod_wsgi(monkeypatch, "")
+    made = project()
+    handler = made.root / "handler.wsgi"
+    handler.write_text("handler = None\n")
+    name = f"_mod_wsgi_{uuid.uuid4().hex}"
+    module = types.ModuleType(name)  # what mod_wsgi makes of express's handler script
+    module.__file__ = str(handler)
+    monkeypatch.setitem(sys.modules, name, module)
+    app = made.application
+    embedded = {"mod_wsgi.process_group": ""}
+    assert call(app, extra=embedded).body == b"old"
+    made.save_views("TEXT = 'new'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app, extra=embedded).body == b"new"
+    assert sys.modules.get(name) is module
+
+
 # --- restarts by signal ---------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """`reload-middleware serve SCRIPT`: see it work with no server to set up.
 
     $ reload-middleware serve examples/app.wsgi --port 8000
+    $ reload-middleware doctor examples/app.wsgi
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import importlib.util
 import os
 import socketserver
 import sys
+import types
 from collections.abc import Sequence
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from . import doctor
 from .middleware import ReloadMiddleware
 from .reloading import Script
 
@@ -28,8 +31,8 @@ class _QuietHandler(WSGIRequestHandler):
         sys.stderr.write(f"{self.address_string()} - {format % args}\n")
 
 
-def load(path: str) -> ReloadMiddleware:
-    """Execute a WSGI script file and return its `application`, wrapped unless it is."""
+def execute(path: str) -> types.ModuleType:
+    """Execute a WSGI script file as a module of its own (its directory on sys.path)."""
     path = os.path.realpath(path)
     if not os.path.isfile(path):
         raise SystemExit(f"reload-middleware: no such script: {path}")
@@ -41,6 +44,13 @@ def load(path: str) -> ReloadMiddleware:
     sys.path.insert(0, os.path.dirname(path))
     sys.modules[name] = module
     loader.exec_module(module)
+    return module
+
+
+def load(path: str) -> ReloadMiddleware:
+    """Execute a WSGI script file and return its `application`, wrapped unless it is."""
+    module = execute(path)
+    path, name = module.__file__ or path, module.__name__
     app = getattr(module, "application", None)
     if app is None:
         raise SystemExit(f"reload-middleware: {path} defines no 'application'")
@@ -50,7 +60,7 @@ def load(path: str) -> ReloadMiddleware:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: `reload-middleware serve SCRIPT [...]`."""
+    """The command line: `reload-middleware serve SCRIPT [...]`, `reload-middleware doctor`."""
     parser = argparse.ArgumentParser(prog="reload-middleware")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a WSGI script with reloading and debug on")
@@ -59,11 +69,22 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--watch", action="append", default=[], metavar="PATH",
                        help="another file or directory to watch (repeatable)")
+    doctor = commands.add_parser(
+        "doctor", help="tell why a change would or would not reload, without a server",
+        description="Report the watchdog backend, inotify limits and use, what SCRIPT's "
+        "import would make tracked, the action each server would take, and warnings "
+        "with their fix. SCRIPT is executed with reloading off; nothing is served.",
+        epilog="exit status: 0 when there is nothing to warn about, 1 when there are warnings")
+    doctor.add_argument("script", nargs="?", metavar="SCRIPT",
+                        help="a WSGI script file (omit: this machine only)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "doctor":
+        return doctor.main(args.script, as_json=args.json, load=execute)
     os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")
     if args.watch:
         os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(

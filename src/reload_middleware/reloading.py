@@ -85,13 +85,19 @@ def _marked(path: str) -> Iterator[None]:
 
 
 def project_module_names(is_project: Callable[[types.ModuleType], bool]) -> list[str]:
-    """Names in sys.modules whose source file is project code (never __main__ or us)."""
+    """Names in sys.modules whose source file is project code (never __main__ or us).
+
+    mod_wsgi's own script modules (`_mod_wsgi_*`) stay: mod_wsgi executes one again on
+    the next request when it is missing, so dropping mod_wsgi-express's handler.wsgi
+    would execute the app script a second time, after (or while) the reload does. The
+    script that built the middleware is dropped by `reexecute()` itself.
+    """
     return [
         name
         for name, module in list(sys.modules.items())
         if module is not None
         and name != "__main__"
-        and not name.startswith("reload_middleware")
+        and not name.startswith(("reload_middleware", "_mod_wsgi_"))
         and paths.module_file(module) is not None
         and is_project(module)
     ]

@@ -315,6 +315,11 @@ class Watcher:
         return observer
 
 
+def native_backend() -> str:
+    """The observer class watchdog picks for native events here (InotifyObserver on Linux)."""
+    return str(getattr(Observer, "__name__", Observer))  # typed by watchdog as a protocol
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as source:

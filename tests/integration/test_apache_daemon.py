@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pwd
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from apache import Apache, wait_for
@@ -153,6 +157,12 @@ def test_without_the_hook_get_retries_and_post_finishes_on_old_code(
     assert response.json()["version"] == "3"
 
 
+def stamp_of(script: Path) -> Path:
+    """The control endpoint's stamp file, as the daemons (user www-data) name it."""
+    digest = hashlib.sha256(f"{pwd.getpwnam('www-data').pw_uid}:{script}".encode())
+    return Path(tempfile.gettempdir()) / f"reload-middleware-stamp-{digest.hexdigest()[:16]}"
+
+
 def test_control_post_restarts_every_daemon_process(
     site: Callable[..., Site], apache: Callable[..., Apache]
 ) -> None:
@@ -167,6 +177,7 @@ def test_control_post_restarts_every_daemon_process(
     accepted = server.get("/__reload__", method="POST",
                           headers={"Authorization": f"Bearer {secret}"})
     assert accepted.status == 202
+    seen(server, stamp_of(app.script))  # both processes heard the stamp file change
     new = pids_answering(server)
     assert not new & old
     status = server.get("/__reload__", headers={"Authorization": f"Bearer {secret}"})
