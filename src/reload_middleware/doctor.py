@@ -235,8 +235,9 @@ def render(data: Mapping[str, Any]) -> str:
             lines.append(f"{'' if n else 'watched':11}{root['path']} ({kind}, {root['backend']}"
                          f", inotify watches: {root['watches']})")
         for n, (kind, names) in enumerate(data["left_out"].items()):
+            examples = ", e.g. " + ", ".join(names["examples"]) if names["examples"] else ""
             lines.append(f"{'' if n else 'left out':11}{kind}: {names['count']} modules it"
-                         " loaded, e.g. " + ", ".join(names["examples"]))
+                         f" loaded{examples}")
     lines += ["on a change:", f"  {'server':35}{'action':10}{'check':9}what happens"]
     lines += [f"  {row['server']:35}{row['action']:10}{row['preflight']:9}{row['meaning']}"
               for row in data["actions"]]
