@@ -9,7 +9,7 @@ APACHE_PYTHON ?= /usr/bin/python3
 APACHE_VENV ?= /tmp/reload-middleware-apache-venv
 PORT ?= 8000
 
-.PHONY: demo test lint unit dist apache-venv clean
+.PHONY: demo test lint unit dist apache-venv clean bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,14 @@ test: $(BIN)/.installed apache-venv lint dist
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
+
+# The benchmarks of benchmarks/README.md, side by side with hupper, werkzeug and the
+# classic polling monitor (the `bench` extra); about 6 minutes on 2 cores.
+bench: $(BIN)/.installed apache-venv
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/detection_latency.py
+	$(BIN)/python benchmarks/idle_cpu.py
+	$(BIN)/python benchmarks/watch_setup.py
+	$(BIN)/python benchmarks/request_overhead.py
+	$(BIN)/python benchmarks/save_to_new_code.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py

@@ -14,6 +14,7 @@ import pytest
 import reload_middleware
 from reload_middleware.paths import (
     DEFAULT_EXCLUDES,
+    RealPaths,
     excluded,
     is_library,
     library_roots,
@@ -389,3 +390,20 @@ def test_stdlib_like(tmp_path: Path) -> None:
     assert stdlib_like(os.path.realpath(sys.base_prefix))
     assert stdlib_like(os.sep)
     assert not stdlib_like(str(tmp_path.resolve()))
+
+
+def test_real_paths_match_realpath(tmp_path: Path) -> None:
+    """RealPaths gives what os.path.realpath gives a file, through linked dirs and files."""
+    real = tmp_path / "release"
+    real.mkdir()
+    (real / "views.py").write_text("")
+    (tmp_path / "elsewhere.py").write_text("")
+    (real / "linked.py").symlink_to(tmp_path / "elsewhere.py")
+    (real / "dangling.py").symlink_to(tmp_path / "gone.py")
+    (real / "pkg").mkdir()
+    (tmp_path / "current").symlink_to(real)
+    resolve = RealPaths()
+    for name in ("views.py", "linked.py", "dangling.py", "missing.py", "pkg"):
+        path = str(tmp_path / "current" / name)
+        expected = os.path.realpath(path) if os.path.isfile(path) else None
+        assert resolve.file(path) == expected, name

@@ -128,8 +128,10 @@ class Changes:
 
     def sweep(self) -> None:
         """Record every known path that differs from its baseline (changes made unwatched)."""
-        for path in self.known:
-            if self._differs(path):
+        with self._cond:
+            baselines = dict(self._baselines)
+        for path, before in baselines.items():
+            if stat_of(path, self._stat) != before:
                 self.record(path)
 
     def poke(self) -> None:
@@ -188,8 +190,3 @@ class Changes:
             if self._recorded.get(path, 0) <= seq:
                 self._pending.discard(path)
                 self._recorded.pop(path, None)
-
-    def _differs(self, path: str) -> bool:
-        with self._cond:
-            before = self._baselines.get(path)
-        return stat_of(path, self._stat) != before

@@ -203,7 +203,7 @@ class ReloadMiddleware:
         started = time.time_ns()
         previous, old = self._inner, self._counted
         try:
-            module = reloading.reexecute(self._script, self._tracking.is_project)
+            module = reloading.reexecute(self._script, self._tracking.project_test())
             self._inner = self._adopt(module)
         except Exception as exc:
             self._fail(preflight.from_exception(exc, self._script.path),

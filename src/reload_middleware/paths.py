@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import site
+import stat
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Mapping
@@ -62,15 +63,94 @@ def under(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def module_file(module: ModuleType, *, real: bool = True) -> str | None:
-    """The (real) path of a module's source file, if it has one on disk."""
+class RealPaths:
+    """`os.path.realpath` for many module files: each directory is resolved once.
+
+    One instance per pass over sys.modules, never kept: a release symlink swapped
+    later must be seen by the next pass. A file that is itself a symlink is resolved
+    on its own.
+    """
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, str] = {}
+        self._files: dict[str, str | None] = {}
+
+    def file(self, path: str) -> str | None:
+        """The real path of `path` (absolute) if it is a file, else None."""
+        if path not in self._files:
+            self._files[path] = self._resolve(path)
+        return self._files[path]
+
+    def _resolve(self, path: str) -> str | None:
+        directory, name = os.path.split(path)
+        real_dir = self._dirs.get(directory)
+        if real_dir is None:
+            real_dir = self._dirs[directory] = os.path.realpath(directory)
+        real = os.path.join(real_dir, name)
+        try:
+            mode = os.lstat(real).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            real = os.path.realpath(real)
+            return real if os.path.isfile(real) else None
+        return real if stat.S_ISREG(mode) else None
+
+
+def source_path(module: ModuleType) -> str | None:
+    """The absolute path of a module's source file as it was imported (no system call)."""
     path = getattr(module, "__file__", None)
     if not isinstance(path, str) or not path:
         return None
     if path.endswith((".pyc", ".pyo")):
         path = path[:-1]
-    path = os.path.realpath(path) if real else os.path.abspath(path)
+    return os.path.abspath(path)
+
+
+def module_file(module: ModuleType, *, real: bool = True) -> str | None:
+    """The (real) path of a module's source file, if it has one on disk."""
+    path = source_path(module)
+    if path is None:
+        return None
+    if real:
+        return RealPaths().file(path)
     return path if os.path.isfile(path) else None
+
+
+class Library:
+    """The interpreter's and installed packages' roots, asked about many modules in a row.
+
+    One instance per pass over sys.modules (its RealPaths must not outlive the pass).
+    The imported path is checked first: it settles the stdlib and site-packages with
+    no system call.
+    """
+
+    def __init__(self, roots: Iterable[str]) -> None:
+        self._roots = frozenset(roots)
+        self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in self._roots)
+        self.real = RealPaths()
+
+    def holds(self, path: str) -> bool:
+        """`under(path, roots)`, fast."""
+        return path in self._roots or path.startswith(self._prefixes)
+
+    def has(self, module: ModuleType) -> bool:
+        """`is_library(module, roots)`."""
+        path = source_path(module)
+        if path is None:
+            return False
+        if self.holds(path) and os.path.isfile(path):
+            return True
+        real = self.real.file(path)
+        return real is not None and self.holds(real)
+
+    def project_file(self, module: ModuleType) -> str | None:
+        """The real file of a project module; None for library modules and no file."""
+        path = source_path(module)
+        if path is None or (self.holds(path) and os.path.isfile(path)):
+            return None
+        real = self.real.file(path)
+        return None if real is None or self.holds(real) else real
 
 
 def is_library(module: ModuleType, library: Iterable[str]) -> bool:
@@ -79,11 +159,7 @@ def is_library(module: ModuleType, library: Iterable[str]) -> bool:
     Both the path Python imported and its real path are checked: Debian's
     sitecustomize is a link from the stdlib into /etc.
     """
-    library = tuple(library)
-    return any(
-        path is not None and under(path, library)
-        for path in (module_file(module, real=False), module_file(module))
-    )
+    return Library(library).has(module)
 
 
 def project_modules(
@@ -92,14 +168,18 @@ def project_modules(
     """{real file: module name} for the modules to track. `scope` is the modules option."""
     if scope == "off":
         return {}
-    library = tuple(library)
+    roots = Library(library)
     found = {}
     for name, module in list(modules.items()):
         if module is None or name == "__main__" or name.partition(".")[0] == "reload_middleware":
             continue
-        path = module_file(module)
-        if path and (scope == "all" or not is_library(module, library)):
-            found[path] = name
+        if scope == "all":
+            path = source_path(module)
+            real = roots.real.file(path) if path else None
+        else:
+            real = roots.project_file(module)
+        if real:
+            found[real] = name
     return found
 
 

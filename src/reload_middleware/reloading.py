@@ -98,8 +98,8 @@ def project_module_names(is_project: Callable[[types.ModuleType], bool]) -> list
         if module is not None
         and name != "__main__"
         and not name.startswith(("reload_middleware", "_mod_wsgi_"))
-        and paths.module_file(module) is not None
         and is_project(module)
+        and paths.module_file(module, real=False) is not None
     ]
 
 

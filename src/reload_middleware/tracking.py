@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import ClassVar
 
@@ -57,6 +57,11 @@ class Tracking:
     def is_project(self, module: ModuleType) -> bool:
         """Whether an in-process reload drops this module (project code, SPEC section 1)."""
         return not paths.is_library(module, self._library)
+
+    def project_test(self) -> Callable[[ModuleType], bool]:
+        """`is_project` for one pass over sys.modules (each directory resolved once)."""
+        library = paths.Library(self._library)
+        return lambda module: not library.has(module)
 
     def update(self, settings: Settings) -> None:
         """Track what `settings` ask for (and the modules loaded now); baseline new files."""
@@ -173,9 +178,8 @@ class Tracking:
         dirs = tuple(p for p in watched if os.path.isdir(p) and not os.path.islink(p))
         dirs += tuple(missing)
         files = set(self._files) | {p for p in watched if p not in dirs or p in missing}
-        roots = [paths.watch_root(p, n) if n else (os.path.dirname(p), False)
-                 for p, n in self._files.items()]
-        roots += [(d, True) for d in dirs] + [(os.path.dirname(f), False) for f in files]
+        roots = _roots(self._files) + [(d, True) for d in dirs]
+        roots += [(os.path.dirname(f), False) for f in files.difference(self._files)]
         return watcher.Registration(
             self.changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
@@ -202,8 +206,21 @@ def _links(modules: Iterable[ModuleType]) -> set[str]:
     A deploy that swaps `current -> releases/2` for `current -> releases/3` changes no
     file of the old release: the link itself is the change.
     """
-    dirs = {os.path.dirname(p) for m in modules if (p := paths.module_file(m, real=False))}
+    files = (getattr(m, "__file__", None) for m in modules)
+    dirs = {os.path.abspath(d) for d in {os.path.dirname(f) for f in files if isinstance(f, str)}}
     return {link for d in dirs for link in paths.symlinks(d + os.sep)}
+
+
+def _roots(files: Mapping[str, str]) -> list[tuple[str, bool]]:
+    """Where to watch each tracked file, worked out once per directory and package."""
+    roots: dict[tuple[str, str], tuple[str, bool]] = {}
+    for path, name in files.items():
+        directory, _, base = path.rpartition(os.sep)
+        package = name if base.startswith("__init__.") else name.rpartition(".")[0]
+        key = (directory, package if name else "\0")
+        if key not in roots:
+            roots[key] = paths.watch_root(path, name) if name else (os.path.dirname(path), False)
+    return list(roots.values())
 
 
 def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
