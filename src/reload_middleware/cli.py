@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with make_server(args.host, args.port, app, _ThreadedServer, _QuietHandler) as server:
         print(f"reload-middleware: serving {args.script} on http://{args.host}:{server.server_port}/",
               flush=True)
+        app.arm()  # this process serves: say what it watches now, not at the first request
         try:
             server.serve_forever()
         except KeyboardInterrupt:

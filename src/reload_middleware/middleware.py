@@ -106,6 +106,12 @@ class ReloadMiddleware:
                 self._changes.poke()  # the first request still has to read its environ
         return self._restart is not None
 
+    def arm(self) -> None:
+        """Start watching now rather than on the first request (the `serve` command)."""
+        if self._settings.enabled and not self._inert:
+            with self._lock:
+                self._tracking.start(self._server, self._settings)
+
     def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         with self._lock:
             if not self._configured:

@@ -1,0 +1,41 @@
+"""The command line: help, clear errors, and what `serve` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reload_middleware import cli
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["doctor", "--help"]],
+                         ids=["main", "serve", "doctor"])
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--help` works for the program and each command, and exits 0."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0
+    assert "usage: reload-middleware" in capsys.readouterr().out
+
+
+def test_a_missing_script_is_a_clear_error(tmp_path: Path) -> None:
+    """serve with a script that does not exist names it and stops."""
+    with pytest.raises(SystemExit, match=r"no such script: .*nowhere\.wsgi"):
+        cli.main(["serve", str(tmp_path / "nowhere.wsgi")])
+
+
+def test_a_script_without_application_is_a_clear_error(tmp_path: Path) -> None:
+    """serve with a script that defines no `application` says so."""
+    script = tmp_path / "empty.wsgi"
+    script.write_text("app = None\n")
+    with pytest.raises(SystemExit, match="defines no 'application'"):
+        cli.main(["serve", str(script)])
+
+
+def test_an_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A command that does not exist is a usage error (exit 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["sreve", "app.wsgi"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
