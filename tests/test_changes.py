@@ -366,3 +366,33 @@ def test_settle_waits_for_quiet_after_the_last_event() -> None:
     changes.record("/srv/app/views.py")
     changes.settle(0.05)
     assert time.monotonic() - start >= 0.05
+
+
+def test_a_file_written_after_its_module_was_loaded_counts(tmp_path: Path) -> None:
+    """A save between the import and the baseline is not taken as the loaded version."""
+    loaded = time.time_ns() - 10**9  # the module was imported a second ago
+    path = write(tmp_path / "views.py", "X = 2\n", mtime_ns=loaded + 5 * 10**8)  # then saved
+    changes = Changes()
+    changes.baseline([path], loaded_since=loaded)
+    changes.sweep()
+    assert changes.take().paths == {path}
+
+
+def test_a_file_from_before_the_load_is_the_loaded_version(tmp_path: Path) -> None:
+    """A file older than the import is what was loaded: nothing to do."""
+    loaded = time.time_ns()
+    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=loaded - 10**9)
+    changes = Changes()
+    changes.baseline([path], loaded_since=loaded)
+    changes.sweep()
+    assert changes.take().paths == frozenset()
+
+
+def test_a_file_dated_in_the_future_never_restarts_forever(tmp_path: Path) -> None:
+    """An mtime ahead of the clock (skew, a share) proves nothing: no endless reloads."""
+    loaded = time.time_ns()
+    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=loaded + 3600 * 10**9)
+    changes = Changes()
+    changes.baseline([path], loaded_since=loaded)
+    changes.sweep()
+    assert changes.take().paths == frozenset()
