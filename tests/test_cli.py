@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reload_middleware import cli
+
+
+@pytest.fixture(autouse=True)
+def _process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`serve` sets up its process (a variable, sys.path, the script module): undo it."""
+    monkeypatch.setenv("RELOAD_MIDDLEWARE_DEBUG", "on")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["doctor", "--help"]],

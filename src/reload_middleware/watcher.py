@@ -17,7 +17,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -37,7 +37,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from . import logs, paths
-from .changes import Changes
+from .routing import Registration as Registration
 
 # The events that can mean new code. Not opened/closed-without-write (every import
 # reads files, so each process would restart the others) and not directory-modified
@@ -60,36 +60,6 @@ LIMIT_ADVICE = {
 }
 
 Factory = Callable[[], BaseObserver]
-
-
-@dataclass
-class Registration:
-    """What one middleware tracks: exact files, and directories in which any file counts."""
-
-    changes: Changes
-    files: frozenset[str] = frozenset()
-    dirs: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    roots: dict[str, bool] = field(default_factory=dict)
-    polling: bool = False
-    ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
-
-    def route(self, path: str, is_directory: bool) -> None:
-        """Record `path` (or, for a directory, the known files below it) if it is ours."""
-        if path in self.ignored:
-            return
-        if path in self.files:
-            if not paths.excluded(path, self.exclude, within=os.path.dirname(path)):
-                self.changes.record(path)  # a tracked file, or a watch path made just now
-        elif not is_directory and any(
-            paths.under(path, [d]) and not paths.excluded(path, self.exclude, within=d)
-            for d in self.dirs
-        ):
-            self.changes.record(path)
-        if is_directory:
-            for known in self.changes.known:
-                if paths.under(known, [path]) and known != path:
-                    self.changes.record(known)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,46 @@
+"""Which events are ours? One middleware's registration with the process watcher.
+
+A `Registration` is plain data plus `route()`, which the observer thread calls for
+every counted event: it only decides and records, in `Changes`, under its lock.
+
+>>> reg = Registration(changes, files=frozenset({"/srv/app/views.py"}))  # doctest: +SKIP
+>>> reg.route("/srv/app/views.py", is_directory=False)         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from . import paths
+from .changes import Changes
+
+
+@dataclass
+class Registration:
+    """What one middleware tracks: exact files, and directories in which any file counts."""
+
+    changes: Changes
+    files: frozenset[str] = frozenset()
+    dirs: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    roots: dict[str, bool] = field(default_factory=dict)
+    polling: bool = False
+    ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
+
+    def route(self, path: str, is_directory: bool) -> None:
+        """Record `path` (or, for a directory, the known files below it) if it is ours."""
+        if path in self.ignored:
+            return
+        if path in self.files:
+            if not paths.excluded(path, self.exclude, within=os.path.dirname(path)):
+                self.changes.record(path)  # a tracked file, or a watch path made just now
+        elif not is_directory and any(
+            paths.under(path, [d]) and not paths.excluded(path, self.exclude, within=d)
+            for d in self.dirs
+        ):
+            self.changes.record(path)
+        if is_directory:
+            for known in self.changes.known:
+                if paths.under(known, [path]) and known != path:
+                    self.changes.record(known)
