@@ -333,6 +333,7 @@ def make_project(base: Path, *, venv: bool = True) -> Path:
 
 def run_doctor(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ directories: exact watch counts
     env.update(variables)
     return subprocess.run([sys.executable, "-m", "reload_middleware", "doctor", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
