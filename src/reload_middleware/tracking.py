@@ -147,8 +147,12 @@ class Tracking:
         })
 
     def rebaseline(self, loaded_since: int) -> None:
-        """After an in-process reload that started at `loaded_since`: files as loaded."""
-        self._seen.clear()
+        """After an in-process reload that started at `loaded_since`: files as loaded.
+
+        Modules loaded again under names already seen keep their files: only names
+        new to this process are looked at (a pass over every module costs more than
+        the reload itself in a large app).
+        """
         self._scanned_at = loaded_since
         self.refresh()
         self.changes.baseline(self._files, refresh=True, loaded_since=loaded_since)
