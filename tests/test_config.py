@@ -408,6 +408,15 @@ PRECEDENCE_IDS = [
 ]
 
 
+def from_three_sources(
+    name: str, keyword: object, os_value: str | None, environ_value: str | None
+) -> tuple[Settings, list[str]]:
+    """One option given as a keyword, and (if not None) as OS variable and environ key."""
+    os_environ = {} if os_value is None else {os_key(name): os_value}
+    wsgi_environ = {} if environ_value is None else {environ_key(name): environ_value}
+    return configure({name: keyword}, os_environ, wsgi_environ)
+
+
 @pytest.mark.parametrize(
     ("name", "keyword", "os_value", "environ_value", "expected"), PRECEDENCE, ids=PRECEDENCE_IDS
 )
@@ -415,9 +424,7 @@ def test_scalar_precedence(
     name: str, keyword: object, os_value: str | None, environ_value: str | None, expected: object
 ) -> None:
     """`SetEnv` beats the OS variable, which beats the keyword given in the script."""
-    os_environ = {} if os_value is None else {os_key(name): os_value}
-    wsgi_environ = {} if environ_value is None else {environ_key(name): environ_value}
-    settings, reports = configure({name: keyword}, os_environ, wsgi_environ)
+    settings, reports = from_three_sources(name, keyword, os_value, environ_value)
     assert getattr(settings, name) == expected
     assert reports == []
 
@@ -446,9 +453,7 @@ def test_lists_join_all_three_sources(
     expected: tuple[str, ...],
 ) -> None:
     """Watch paths and exclude patterns from the keyword, OS and `SetEnv` are all used."""
-    os_environ = {} if os_value is None else {os_key(name): os_value}
-    wsgi_environ = {} if environ_value is None else {environ_key(name): environ_value}
-    settings, reports = configure({name: keyword}, os_environ, wsgi_environ)
+    settings, reports = from_three_sources(name, keyword, os_value, environ_value)
     assert getattr(settings, name) == expected
     assert reports == []
 
