@@ -14,6 +14,7 @@ import pytest
 import reload_middleware
 from reload_middleware.paths import (
     DEFAULT_EXCLUDES,
+    ProjectModules,
     RealPaths,
     excluded,
     is_library,
@@ -275,19 +276,19 @@ def test_project_modules_scope_project(tree: Path) -> None:
     found = project_modules(sample_modules(tree), "project", [str(tree / "lib")])
     project = tree / "project"
     assert found == {
-        str(project / "app.py"): "app",
-        str(project / "myproject" / "__init__.py"): "myproject",
-        str(project / "myproject" / "views.py"): "myproject.views",
-        str(project / "legacy.py"): "legacy",
+        "app": str(project / "app.py"),
+        "myproject": str(project / "myproject" / "__init__.py"),
+        "myproject.views": str(project / "myproject" / "views.py"),
+        "legacy": str(project / "legacy.py"),
     }
 
 
 def test_project_modules_scope_all(tree: Path) -> None:
     """With `modules=all` installed packages are tracked too, by their real file."""
     found = project_modules(sample_modules(tree), "all", [str(tree / "lib")])
-    assert found[str(tree / "lib" / "site-packages" / "thirdparty.py")] == "thirdparty"
-    assert found[str(tree / "etc" / "sitecustomize.py")] == "sitecustomize"
-    assert str(tree / "project" / "app.py") in found
+    assert found["thirdparty"] == str(tree / "lib" / "site-packages" / "thirdparty.py")
+    assert found["sitecustomize"] == str(tree / "etc" / "sitecustomize.py")
+    assert found["app"] == str(tree / "project" / "app.py")
     assert len(found) == 6
 
 
@@ -299,7 +300,7 @@ def test_project_modules_scope_off(tree: Path) -> None:
 @pytest.mark.parametrize("scope", ["project", "all"])
 def test_project_modules_skip_main_and_this_package(tree: Path, scope: str) -> None:
     """The server's `__main__` and the middleware's own modules are never tracked."""
-    names = set(project_modules(sample_modules(tree), scope, [str(tree / "lib")]).values())
+    names = set(project_modules(sample_modules(tree), scope, [str(tree / "lib")]))
     assert "__main__" not in names
     assert not any(name.startswith("reload_middleware") for name in names)
 
@@ -309,8 +310,53 @@ def test_project_module_with_a_similar_name_is_tracked(tree: Path) -> None:
     path = str(tree / "project" / "reload_middleware_extras.py")
     modules = {"reload_middleware_extras": module("reload_middleware_extras", path)}
     assert project_modules(modules, "project", [str(tree / "lib")]) == {
-        path: "reload_middleware_extras"
+        "reload_middleware_extras": path
     }
+
+
+def test_project_modules_cached_agree_with_one_pass(tree: Path) -> None:
+    """The cached classifier gives what one pass gives, and every name of a file."""
+    modules = sample_modules(tree)
+    modules["app_again"] = module("app_again", modules["app"].__file__)
+    library = [str(tree / "lib")]
+    project = ProjectModules(library)
+    assert project(modules) == project_modules(modules, "project", library)
+    assert project(modules)["app_again"] == project(modules)["app"]
+
+
+def test_project_modules_second_pass_makes_no_system_call(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names already classified under the same file cost a lookup (a reload's pass)."""
+    project = ProjectModules([str(tree / "lib")])
+    first = project(sample_modules(tree))
+    for name in ("stat", "lstat", "realpath"):
+        monkeypatch.setattr(os if name != "realpath" else os.path, name, _no_call)
+    assert project(sample_modules(tree)) == first
+
+
+def _no_call(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a system call on a known module")
+
+
+def test_project_modules_look_again_at_a_new_file_or_after_forget(tree: Path) -> None:
+    """A name imported from another file is classified again; `forget()` resolves all anew."""
+    project = ProjectModules([str(tree / "lib")])
+    modules = sample_modules(tree)
+    assert "app" in project(modules)
+    modules["app"] = module("app", str(tree / "lib" / "site-packages" / "thirdparty.py"))
+    assert "app" not in project(modules)
+    link = tree / "current"
+    link.symlink_to(tree / "project")
+    linked = {"app": module("app", str(link / "app.py"))}
+    assert project(linked) == {"app": str(tree / "project" / "app.py")}
+    (tree / "release2").mkdir()
+    write(tree / "release2" / "app.py")
+    link.unlink()
+    link.symlink_to(tree / "release2")
+    assert project(linked) == {"app": str(tree / "project" / "app.py")}  # as first resolved
+    project.forget()
+    assert project(linked) == {"app": str(tree / "release2" / "app.py")}
 
 
 def test_is_library_checks_the_imported_path_and_the_real_path(tree: Path) -> None:

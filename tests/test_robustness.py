@@ -168,6 +168,13 @@ def test_a_release_symlink_swap_is_a_change(
     os.replace(temp, current)  # ln -sfn, atomically
     until(lambda: str(current) in app.pending)
     assert call(app).body == b"release 2"
+    # The reload moved every module to releases/2: an edit there is seen, one in 1 is not.
+    (root / "releases" / "1" / "deploypkg" / "views.py").write_text("TEXT = 'old release'\n")
+    (root / "releases" / "2" / "deploypkg" / "views.py").write_text("TEXT = 'hotfix'\n")
+    views = str(root / "releases" / "2" / "deploypkg" / "views.py")
+    until(lambda: views in app.pending)
+    assert call(app).body == b"hotfix"
+    assert app.pending == frozenset()
 
 
 def test_remote_filesystems_are_polled(tmp_path: Path) -> None:

@@ -118,7 +118,8 @@ def tracked_files(
         return {paths.resolve([settings.trigger], os.path.dirname(script))[0]: ""}
     if settings.modules == "off":
         return {}
-    return {script: "", **paths.project_modules(modules, settings.modules, library)}
+    found = paths.project_modules(modules, settings.modules, library)
+    return {script: "", **{path: name for name, path in found.items()}}
 
 
 def plan(files: Mapping[str, str], watch: Iterable[str]) -> dict[str, bool]:

@@ -209,7 +209,7 @@ class ReloadMiddleware:
         started = time.time_ns()
         previous, old = self._inner, self._counted
         try:
-            module = reloading.reexecute(self._script, self._tracking.project_test())
+            module = reloading.reexecute(self._script, self._tracking.project)
             self._inner = self._adopt(module)
         except Exception as exc:
             self._fail(preflight.from_exception(exc, self._script.path),

@@ -163,9 +163,9 @@ def is_library(module: ModuleType, library: Iterable[str]) -> bool:
 
 
 def project_modules(
-    modules: Mapping[str, ModuleType], scope: str, library: Iterable[str]
+    modules: Mapping[str, ModuleType | None], scope: str, library: Iterable[str]
 ) -> dict[str, str]:
-    """{real file: module name} for the modules to track. `scope` is the modules option."""
+    """{module name: real file} for the modules to track. `scope` is the modules option."""
     if scope == "off":
         return {}
     roots = Library(library)
@@ -179,8 +179,40 @@ def project_modules(
         else:
             real = roots.project_file(module)
         if real:
-            found[real] = name
+            found[name] = real
     return found
+
+
+class ProjectModules:
+    """`project_modules(modules, "project", library)`, pass after pass over sys.modules.
+
+    Each module is classified once per name and imported file: an in-process reload
+    imports the same names from the same files again, so a later pass costs a dict
+    lookup per module where the first makes system calls (70 ms for 5,000 modules
+    here). `forget()` when real paths may have moved (a release symlink swapped).
+
+    >>> project = ProjectModules(library_roots())
+    >>> "json" in project(sys.modules)
+    False
+    """
+
+    def __init__(self, library: Iterable[str]) -> None:
+        self._library = tuple(library)
+        self._known: dict[str, tuple[object, str | None]] = {}  # name -> (__file__, real)
+
+    def forget(self) -> None:
+        self._known = {}
+
+    def __call__(self, modules: Mapping[str, ModuleType | None]) -> dict[str, str]:
+        """{module name: real file} of the project's modules among `modules`."""
+        seen = [(name, module, getattr(module, "__file__", None))
+                for name, module in list(modules.items())]
+        fresh = {name: module for name, module, file in seen
+                 if name not in self._known or self._known[name][0] != file}
+        found = project_modules(fresh, "project", self._library) if fresh else {}
+        self._known.update((name, (file, found.get(name))) for name, _, file in seen
+                           if name in fresh)
+        return {name: real for name, _, _ in seen if (real := self._known[name][1])}
 
 
 def watch_root(path: str, name: str) -> tuple[str, bool]:

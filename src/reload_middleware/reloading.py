@@ -1,7 +1,7 @@
 """In-process reload: drop the project's modules, re-execute the script, take its app.
 
->>> script = Script.of_module(sys.modules[__name__])           # doctest: +SKIP
->>> new_module = reexecute(script, is_project)                   # doctest: +SKIP
+>>> script = find_script()  # doctest: +SKIP
+>>> new_module = reexecute(script, paths.ProjectModules(paths.library_roots()))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-from . import paths
 
 # Scripts being re-executed by us right now: a middleware built while its script is in
 # here is the stand-in of the live one and must not register anything.
@@ -84,23 +83,18 @@ def _marked(path: str) -> Iterator[None]:
             _REEXECUTING.discard(path)
 
 
-def project_module_names(is_project: Callable[[types.ModuleType], bool]) -> list[str]:
-    """Names in sys.modules whose source file is project code (never __main__ or us).
+Project = Callable[[Mapping[str, "types.ModuleType | None"]], Mapping[str, str]]
+
+
+def dropped(project: Project, modules: Mapping[str, types.ModuleType | None]) -> set[str]:
+    """The names among `modules` that a reload drops: the project's modules.
 
     mod_wsgi's own script modules (`_mod_wsgi_*`) stay: mod_wsgi executes one again on
     the next request when it is missing, so dropping mod_wsgi-express's handler.wsgi
     would execute the app script a second time, after (or while) the reload does. The
     script that built the middleware is dropped by `reexecute()` itself.
     """
-    return [
-        name
-        for name, module in list(sys.modules.items())
-        if module is not None
-        and name != "__main__"
-        and not name.startswith(("reload_middleware", "_mod_wsgi_"))
-        and is_project(module)
-        and paths.module_file(module, real=False) is not None
-    ]
+    return {name for name in project(modules) if not name.startswith("_mod_wsgi_")}
 
 
 def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
@@ -115,25 +109,24 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
                 os.remove(importlib.util.cache_from_source(path))
 
 
-def reexecute(script: Script, is_project: Callable[[types.ModuleType], bool]) -> types.ModuleType:
+def reexecute(script: Script, project: Project) -> types.ModuleType:
     """Drop every project module and load the script afresh; the new module is returned.
 
-    On any exception the previous sys.modules entries are restored and it propagates.
+    `project` classifies modules: `paths.ProjectModules`. On any exception the previous
+    sys.modules entries are restored and it propagates.
     """
     saved = dict(sys.modules)
     old_script = sys.modules.get(script.name)
-    for name in set(project_module_names(is_project)) | {script.name}:
-        if name != "__main__":
-            sys.modules.pop(name, None)
+    for name in dropped(project, saved) | ({script.name} - {"__main__"}):
+        sys.modules.pop(name, None)
     importlib.invalidate_caches()
     try:
         with _marked(script.path):
             return _execute(script, old_script)
     except BaseException:
-        for name in set(sys.modules) - set(saved):
-            module = sys.modules.get(name)
-            if module is None or name == script.name or is_project(module):
-                sys.modules.pop(name, None)
+        new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
+        for name in dropped(project, new) | {n for n, m in new.items() if m is None}:
+            sys.modules.pop(name, None)
         sys.modules.update(saved)
         raise
 

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import ClassVar
 
@@ -39,6 +39,9 @@ class Tracking:
         self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
         self.changes.poke()
         self._library = paths.library_roots()
+        # Project code (SPEC section 1): what is tracked, and what an in-process reload drops.
+        self.project = paths.ProjectModules(self._library)
+        self._links: set[str] = set()  # symlinked directories on the way to modules
         self._files: dict[str, str] = {}  # tracked file -> module name ("" for other files)
         self._seen: set[str] = set()
         self._missing_logged: set[str] = set()
@@ -54,20 +57,12 @@ class Tracking:
         """True when this process was forked after the middleware was built."""
         return _FORKS[0] != self._forks
 
-    def is_project(self, module: ModuleType) -> bool:
-        """Whether an in-process reload drops this module (project code, SPEC section 1)."""
-        return not paths.is_library(module, self._library)
-
-    def project_test(self) -> Callable[[ModuleType], bool]:
-        """`is_project` for one pass over sys.modules (each directory resolved once)."""
-        library = paths.Library(self._library)
-        return lambda module: not library.has(module)
-
     def update(self, settings: Settings) -> None:
         """Track what `settings` ask for (and the modules loaded now); baseline new files."""
         self._settings = settings
         self._seen.clear()
         self._files = {}
+        self._links = set()
         if settings.trigger:
             self._files[self.stamp] = ""
         else:
@@ -103,9 +98,17 @@ class Tracking:
             return
         loaded_since, self._scanned_at = self._scanned_at, time.time_ns()
         self._seen.update(new)
-        found = paths.project_modules(new, self._settings.modules, self._library)
-        fresh = {p: n for p, n in found.items() if p not in self._files}
-        fresh.update(dict.fromkeys(_links([new[n] for n in fresh.values()]) - set(self._files), ""))
+        if self._settings.modules == "project":
+            found = self.project(new)
+        else:
+            found = paths.project_modules(new, self._settings.modules, self._library)
+        fresh: dict[str, str] = {}
+        for name, path in found.items():
+            if path not in self._files:
+                fresh.setdefault(path, name)
+        links = _links([new[n] for n in fresh.values()]) - set(self._files)
+        self._links |= links
+        fresh.update(dict.fromkeys(links, ""))
         if fresh:
             self.changes.baseline(fresh, loaded_since=loaded_since)
             self._files.update(fresh)
@@ -151,11 +154,24 @@ class Tracking:
 
         Modules loaded again under names already seen keep their files: only names
         new to this process are looked at (a pass over every module costs more than
-        the reload itself in a large app).
+        the reload itself in a large app), unless a symlink on the way to them was
+        swapped (a release deploy), when every module is looked at again. Only files
+        with an event pending need a new baseline: any other file is as its baseline
+        says, or its event would be there. Polling sees a change up to an interval late,
+        so there every file is looked at. An event that comes late anyway costs one
+        reload too many, never a change missed.
         """
         self._scanned_at = loaded_since
-        self.refresh()
-        self.changes.baseline(self._files, refresh=True, loaded_since=loaded_since)
+        pending = self.changes.pending
+        if pending & self._links:
+            self.project.forget()
+            before = set(self._files)
+            self.update(self._settings)
+            self.changes.forget(before - set(self._files))
+        else:
+            self.refresh()
+        files = pending if self.backends == ["native"] else self._files
+        self.changes.baseline(files, refresh=True, loaded_since=loaded_since)
 
     def release(self) -> None:
         self._watcher.release(self._key)
