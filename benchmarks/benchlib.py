@@ -112,8 +112,9 @@ def generate_app(root: Path, n: int, *, flat: bool = False, venv_dirs: int = 0) 
         path.write_text(text)
     if venv_dirs:
         fake_virtualenv(root / "venv", venv_dirs)
-    compileall.compile_dir(str(root), quiet=2, workers=1)
     backdate(root)
+    # After backdating: a .pyc holds its source's mtime, and one that differs is ignored.
+    compileall.compile_dir(str(root), quiet=2, workers=1)
     return App(root, n, tuple(names), top)
 
 
