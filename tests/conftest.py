@@ -23,7 +23,10 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
     """The package's process-wide state, new for one test and put back after it.
 
     A process watcher of its own (stopped at the end: no thread outlives the test), no
-    shared latches or `track()` paths. Modules loaded from `tmp_path` leave sys.modules,
+    shared latches or `track()` paths. The process counts as started when a middleware
+    is built, after the test wrote its files, as a server starts after a checkout (a
+    file changed since the process started counts as changed). Modules loaded from
+    `tmp_path` leave sys.modules,
     and the modules an in-process reload dropped (every project module, these tests
     too) come back.
     """
@@ -32,6 +35,7 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
     fresh = watcher.Watcher()
     monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
     monkeypatch.setattr(tracking, "_SHARED", {})
+    monkeypatch.setattr(tracking, "process_started_ns", time.time_ns)
     monkeypatch.setattr(tracking.Tracking, "extra", [])
     monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
     yield fresh

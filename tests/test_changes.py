@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware.changes import Changes, stat_of
+from reload_middleware.changes import TICK_NS, Changes, stat_of
 
 SECOND = 10**9  # nanoseconds
 
@@ -378,21 +378,67 @@ def test_a_file_written_after_its_module_was_loaded_counts(tmp_path: Path) -> No
     assert changes.take().paths == {path}
 
 
+def loaded_after(path: str) -> int:
+    """A load time after `path` was last written, by more than file clocks can lag."""
+    return os.stat(path).st_ctime_ns + 2 * TICK_NS
+
+
 def test_a_file_from_before_the_load_is_the_loaded_version(tmp_path: Path) -> None:
     """A file older than the import is what was loaded: nothing to do."""
-    loaded = time.time_ns()
-    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=loaded - 10**9)
+    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=time.time_ns() - 10**9)
+    changes = Changes()
+    changes.baseline([path], loaded_since=loaded_after(path))
+    changes.sweep()
+    assert changes.take().paths == frozenset()
+
+
+def test_a_copy_that_keeps_its_old_mtime_after_the_load_counts(tmp_path: Path) -> None:
+    """rsync -a, cp -p or tar after the import: an old mtime, but a new ctime."""
+    loaded = time.time_ns() - 10**9
+    path = write(tmp_path / "views.py", "X = 2\n", mtime_ns=loaded - 3600 * SECOND)
     changes = Changes()
     changes.baseline([path], loaded_since=loaded)
     changes.sweep()
-    assert changes.take().paths == frozenset()
+    assert changes.take().paths == {path}
 
 
 def test_a_file_dated_in_the_future_never_restarts_forever(tmp_path: Path) -> None:
     """An mtime ahead of the clock (skew, a share) proves nothing: no endless reloads."""
-    loaded = time.time_ns()
-    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=loaded + 3600 * 10**9)
+    path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=time.time_ns() + 3600 * 10**9)
     changes = Changes()
-    changes.baseline([path], loaded_since=loaded)
+    changes.baseline([path], loaded_since=loaded_after(path))
     changes.sweep()
     assert changes.take().paths == frozenset()
+
+
+def test_expected_files_get_their_baseline_when_armed(tmp_path: Path) -> None:
+    """Known at once; stated only by arm(), so a save in between is not the loaded file."""
+    path = write(tmp_path / "views.py", "X = 1\n")
+    changes = Changes()
+    changes.expect([path], loaded_after(path))
+    assert changes.known == {path}
+    assert changes.pending == frozenset()  # nothing recorded before it
+    changes.arm()
+    assert changes.pending == frozenset()
+    assert confirmed(changes, path) == frozenset()
+
+
+def test_a_file_changed_since_its_load_is_a_change_once_armed(tmp_path: Path) -> None:
+    """Edited after the import, before the watches were live: pending when armed."""
+    loaded = time.time_ns() - 10**9
+    path = write(tmp_path / "views.py", "X = 2\n")
+    changes = Changes()
+    changes.expect([path], loaded)
+    changes.arm()
+    assert changes.pending == {path}
+    assert changes.take().paths == {path}
+
+
+def test_a_file_keeps_the_load_time_it_was_first_expected_with(tmp_path: Path) -> None:
+    """A module seen at import, and again as a file of the registration: its import counts."""
+    path = write(tmp_path / "views.py", "X = 1\n")
+    changes = Changes()
+    changes.expect([path], loaded_after(path))
+    changes.expect([path], time.time_ns() - 10**9)  # the process start, earlier
+    changes.arm()
+    assert changes.pending == frozenset()

@@ -32,17 +32,26 @@ def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat
     A symlink to a directory (a release symlink such as `current`) is known by where it
     points: the target's inode, not its mtime, which moves whenever a file is added.
     """
+    return _observe(path, stat)[0]
+
+
+def _observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tuple[int, ...]]:
+    """`stat_of()`, and the file's mtime and ctime (ns; none for a directory link)."""
     try:
         st = stat(path)
         if stat_module.S_ISLNK(st.st_mode):
             st = os.stat(path)
             if stat_module.S_ISDIR(st.st_mode):
-                return (0, 0, st.st_ino)
+                return (0, 0, st.st_ino), ()
     except (FileNotFoundError, NotADirectoryError):
-        return None
+        return None, ()
     except OSError:
-        return (-1, -1, -1)  # unreadable: still a state, compared like any other
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (-1, -1, -1), ()  # unreadable: still a state, compared like any other
+    return (st.st_mtime_ns, st.st_size, st.st_ino), (st.st_mtime_ns, st.st_ctime_ns)
+
+
+# File times come from a clock that may lag time.time_ns() by a tick (4 ms at 250 Hz).
+TICK_NS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class Changes:
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
+        self._due: dict[str, int] = {}  # path -> loaded since (ns): baseline taken by arm()
         self._seq = 0
         self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
         self._last_event = -1e9
@@ -81,9 +91,9 @@ class Changes:
 
     @property
     def known(self) -> frozenset[str]:
-        """Every path with a baseline."""
+        """Every path with a baseline, taken or due."""
         with self._cond:
-            return frozenset(self._baselines)
+            return frozenset(self._baselines.keys() | self._due.keys())
 
     def baseline(
         self, paths: Iterable[str], *, refresh: bool = False, loaded_since: int | None = None
@@ -91,24 +101,56 @@ class Changes:
         """Record the current state of paths not known yet (all of them with `refresh`).
 
         `loaded_since` (ns, wall clock): the files were loaded after that moment, so one
-        modified later may have changed after it was read. It gets a STALE baseline and
-        counts as a change: better one reload too many than new code never loaded.
+        changed later may have changed after it was read. It gets a STALE baseline and
+        counts as a change: better one reload too many than new code never loaded. The
+        ctime tells, not only the mtime: a copy that keeps its mtime (rsync -a, cp -p,
+        tar) still sets the ctime.
         """
         with self._cond:
             todo = [p for p in paths if refresh or p not in self._baselines]
-        states = {p: stat_of(p, self._stat) for p in todo}
+        observed = {p: _observe(p, self._stat) for p in todo}
+        states = {p: state for p, (state, _) in observed.items()}
         if loaded_since is not None:
-            # A future mtime (clock skew, a share) proves nothing and would restart forever.
+            # A time ahead of the clock (skew, a share) proves nothing: it would restart
+            # forever. A file whose times are all in the future counts as unchanged.
             now = time.time_ns()
-            for path, state in states.items():
-                if state and loaded_since < state[0] <= now:
+            for path, (state, times) in observed.items():
+                if state and loaded_since < max((t for t in times if t <= now), default=0):
                     states[path] = STALE
         with self._cond:
             for path, state in states.items():
+                self._due.pop(path, None)
                 if refresh:
                     self._baselines[path] = state
                 else:
                     self._baselines.setdefault(path, state)
+
+    def expect(self, paths: Iterable[str], loaded_since: int) -> None:
+        """Paths to baseline at the next `arm()`, as loaded since `loaded_since` (ns).
+
+        The baseline of a file waits until the watches are live: taken before, a second
+        look would be needed for changes made in between. Taken after, a change made
+        since the load still counts, by its times (see `baseline()`).
+        """
+        with self._cond:
+            for path in paths:
+                if path not in self._baselines:
+                    self._due.setdefault(path, loaded_since)  # when first seen
+
+    def arm(self) -> None:
+        """Take the baselines `expect()`ed, once the watches are live; a file changed
+        since it was loaded is recorded as a change."""
+        with self._cond:
+            due, self._due = self._due, {}
+        bounds: dict[int, list[str]] = {}
+        for path, since in due.items():
+            bounds.setdefault(since, []).append(path)
+        for since, paths in bounds.items():
+            self.baseline(paths, loaded_since=since)
+        with self._cond:
+            stale = [p for p in due if self._baselines.get(p) == STALE]
+        for path in stale:
+            self.record(path)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop baselines (paths no longer tracked)."""

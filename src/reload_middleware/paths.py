@@ -64,47 +64,89 @@ def under(path: str, roots: Iterable[str]) -> bool:
 
 
 class RealPaths:
-    """`os.path.realpath` for many module files: each directory is resolved once.
+    """`os.path.realpath` for many module files, with a system call per directory only.
 
     One instance per pass over sys.modules, never kept: a release symlink swapped
-    later must be seen by the next pass. A file that is itself a symlink is resolved
-    on its own.
+    later must be seen by the next pass. Each directory is resolved once, and whether
+    a file is a regular file or a symlink (then resolved on its own) comes from one
+    listing of its directory rather than a stat per file.
     """
 
     def __init__(self) -> None:
-        self._dirs: dict[str, str] = {}
-        self._files: dict[str, str | None] = {}
+        self._dirs: dict[str, tuple[str, dict[str, int] | None]] = {}
 
     def file(self, path: str) -> str | None:
-        """The real path of `path` (absolute) if it is a file, else None."""
-        if path not in self._files:
-            self._files[path] = self._resolve(path)
-        return self._files[path]
+        """The real path of `path` if it is a file, else None."""
+        return self.entry(*split(path))
 
-    def _resolve(self, path: str) -> str | None:
-        directory, name = os.path.split(path)
-        real_dir = self._dirs.get(directory)
-        if real_dir is None:
-            real_dir = self._dirs[directory] = os.path.realpath(directory)
-        real = os.path.join(real_dir, name)
-        try:
-            mode = os.lstat(real).st_mode
-        except OSError:
-            return None
+    def prefix(self, directory: str) -> str:
+        """The real path of a directory, ending in a separator."""
+        return self._place(directory)[0]
+
+    def entry(self, directory: str, name: str) -> str | None:
+        """`file()` of `name` in `directory`."""
+        prefix, listing = self._place(directory)
+        real = prefix + name
+        mode = listing.get(name, 0) if listing is not None else _lstat_mode(real)
         if stat.S_ISLNK(mode):
             real = os.path.realpath(real)
             return real if os.path.isfile(real) else None
         return real if stat.S_ISREG(mode) else None
 
+    def _place(self, directory: str) -> tuple[str, dict[str, int] | None]:
+        """(real directory ending in a separator, its listing), looked up once."""
+        place = self._dirs.get(directory)
+        if place is None:
+            real = os.path.realpath(directory)
+            place = self._dirs[directory] = (os.path.join(real, ""), _listing(real))
+        return place
 
-def source_path(module: ModuleType) -> str | None:
-    """The absolute path of a module's source file as it was imported (no system call)."""
+
+def _listing(directory: str) -> dict[str, int] | None:
+    """{name: S_IFREG, S_IFLNK or 0} for a directory's entries; None if unlistable."""
+    try:
+        with os.scandir(directory) as entries:
+            return {entry.name: _kind(entry) for entry in entries}
+    except OSError:  # searchable but not readable (--x): a stat per file then
+        return None
+
+
+def _kind(entry: os.DirEntry[str]) -> int:
+    try:
+        if entry.is_symlink():
+            return stat.S_IFLNK
+        return stat.S_IFREG if entry.is_file(follow_symlinks=False) else 0
+    except OSError:
+        return 0
+
+
+def _lstat_mode(path: str) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
+
+
+def split(path: str) -> tuple[str, str]:
+    """`os.path.split`, at the cost of a string method where the separator is `/` alone."""
+    if os.altsep:
+        return os.path.split(path)
+    head, sep, name = path.rpartition(os.sep)
+    return head or sep, name
+
+
+def _imported(module: ModuleType) -> str | None:
+    """A module's source file as Python imported it, as given (no system call)."""
     path = getattr(module, "__file__", None)
     if not isinstance(path, str) or not path:
         return None
-    if path.endswith((".pyc", ".pyo")):
-        path = path[:-1]
-    return os.path.abspath(path)
+    return path[:-1] if path.endswith((".pyc", ".pyo")) else path
+
+
+def source_path(module: ModuleType) -> str | None:
+    """The absolute path of a module's source file as it was imported (no system call)."""
+    path = _imported(module)
+    return None if path is None else os.path.abspath(path)
 
 
 def module_file(module: ModuleType, *, real: bool = True) -> str | None:
@@ -121,14 +163,15 @@ class Library:
     """The interpreter's and installed packages' roots, asked about many modules in a row.
 
     One instance per pass over sys.modules (its RealPaths must not outlive the pass).
-    The imported path is checked first: it settles the stdlib and site-packages with
-    no system call.
+    Each module's directory is looked at once, by the path Python imported it from (the
+    stdlib and site-packages are settled there) and by its real path.
     """
 
     def __init__(self, roots: Iterable[str]) -> None:
         self._roots = frozenset(roots)
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in self._roots)
         self.real = RealPaths()
+        self._installed: dict[str, bool] = {}  # imported directory -> under a root
 
     def holds(self, path: str) -> bool:
         """`under(path, roots)`, fast."""
@@ -146,10 +189,18 @@ class Library:
 
     def project_file(self, module: ModuleType) -> str | None:
         """The real file of a project module; None for library modules and no file."""
-        path = source_path(module)
-        if path is None or (self.holds(path) and os.path.isfile(path)):
+        path = _imported(module)
+        if path is None:
             return None
-        real = self.real.file(path)
+        directory, name = split(path)
+        installed = self._installed.get(directory)
+        if installed is None:
+            installed = self._installed[directory] = self.holds(
+                os.path.join(os.path.abspath(directory), "")
+            ) or self.holds(self.real.prefix(directory))
+        if installed:
+            return None
+        real = self.real.entry(directory, name)
         return None if real is None or self.holds(real) else real
 
 
@@ -205,14 +256,17 @@ class ProjectModules:
 
     def __call__(self, modules: Mapping[str, ModuleType | None]) -> dict[str, str]:
         """{module name: real file} of the project's modules among `modules`."""
-        seen = [(name, module, getattr(module, "__file__", None))
-                for name, module in list(modules.items())]
-        fresh = {name: module for name, module, file in seen
-                 if name not in self._known or self._known[name][0] != file}
-        found = project_modules(fresh, "project", self._library) if fresh else {}
-        self._known.update((name, (file, found.get(name))) for name, _, file in seen
-                           if name in fresh)
-        return {name: real for name, _, _ in seen if (real := self._known[name][1])}
+        known, names, fresh, files = self._known, [], {}, {}
+        for name, module in list(modules.items()):
+            names.append(name)
+            file = getattr(module, "__file__", None)
+            entry = known.get(name)
+            if entry is None or entry[0] != file:
+                fresh[name], files[name] = module, file
+        if fresh:
+            found = project_modules(fresh, "project", self._library)
+            known.update((name, (file, found.get(name))) for name, file in files.items())
+        return {name: real for name in names if (real := known[name][1])}
 
 
 def watch_root(path: str, name: str) -> tuple[str, bool]:

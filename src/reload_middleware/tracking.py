@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import ClassVar
 
 from . import control, logs, paths, watcher
-from .changes import Changes, Taken
+from .changes import TICK_NS, Changes, Taken
 from .config import Settings
 from .reloading import Script
 from .storms import StormGuard
@@ -49,6 +49,8 @@ class Tracking:
         self._forks = _FORKS[0]
         self._scanned_at = process_started_ns()  # modules seen next were loaded after it
         self._started_in = -1
+        self._registered: watcher.Registration | None = None  # the latest registration
+        self._registered_at = time.time_ns()
         self._watcher = watcher.process_watcher()
         self.storms = StormGuard(self._key)
 
@@ -96,7 +98,8 @@ class Tracking:
         new = {n: m for n, m in list(sys.modules.items()) if n not in self._seen}
         if not new:
             return
-        loaded_since, self._scanned_at = self._scanned_at, time.time_ns()
+        # File times may lag the clock by a tick: earlier is the safe side of a bound.
+        loaded_since, self._scanned_at = self._scanned_at, time.time_ns() - TICK_NS
         self._seen.update(new)
         if self._settings.modules == "project":
             found = self.project(new)
@@ -110,7 +113,7 @@ class Tracking:
         self._links |= links
         fresh.update(dict.fromkeys(links, ""))
         if fresh:
-            self.changes.baseline(fresh, loaded_since=loaded_since)
+            self.changes.expect(fresh, loaded_since)
             self._files.update(fresh)
             if register:
                 self._register()
@@ -132,9 +135,11 @@ class Tracking:
             return
         self._started_in = _FORKS[0]
         self._watcher.interval = settings.interval
-        self._watcher.register(self._key, self._registration())
+        registration = self._registered or self._registration()
+        self._watcher.register(self._key, registration)
         self._watcher.start()
-        self.changes.sweep()  # changes made before the watches were live
+        self.changes.sweep()  # baselines taken before the watches were live (a fork's)
+        self._expect(registration)
         files, dirs = self.counts()
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
@@ -161,6 +166,7 @@ class Tracking:
         so there every file is looked at. An event that comes late anyway costs one
         reload too many, never a change missed.
         """
+        loaded_since -= TICK_NS  # see refresh()
         self._scanned_at = loaded_since
         pending = self.changes.pending
         if pending & self._links:
@@ -210,10 +216,22 @@ class Tracking:
     def _register(self) -> None:
         if self._inert:
             return
-        registration = self._registration()
-        self.changes.baseline(registration.files)
-        self.changes.baseline(_walk(registration.dirs, registration.exclude))
+        self._registered_at = time.time_ns()
+        registration = self._registered = self._registration()
         self._watcher.register(self._key, registration)
+        self._expect(registration)
+
+    def _expect(self, registration: watcher.Registration) -> None:
+        """Baselines for files other than modules, as they were when registered (a module
+        keeps its load time), taken now if the watches are live, else when they are.
+
+        The watch directories are walked again when the watches go live (from `start()`):
+        a file created there in between is a change.
+        """
+        self.changes.expect(registration.files, self._registered_at)
+        self.changes.expect(_walk(registration.dirs, registration.exclude), self._registered_at)
+        if self._started_in == _FORKS[0]:
+            self.changes.arm()
 
     @classmethod
     def track_everywhere(cls, more: Sequence[str]) -> None:
@@ -227,8 +245,15 @@ def _links(modules: Iterable[ModuleType]) -> set[str]:
     file of the old release: the link itself is the change.
     """
     files = (getattr(m, "__file__", None) for m in modules)
-    dirs = {os.path.abspath(d) for d in {os.path.dirname(f) for f in files if isinstance(f, str)}}
-    return {link for d in dirs for link in paths.symlinks(d + os.sep)}
+    dirs = {os.path.abspath(d) for d in {paths.split(f)[0] for f in files if isinstance(f, str)}}
+    looked: dict[str, bool] = {}  # directories share their parents: each looked at once
+
+    def islink(path: str) -> bool:
+        if path not in looked:
+            looked[path] = os.path.islink(path)
+        return looked[path]
+
+    return {link for d in dirs for link in paths.symlinks(d + os.sep, islink)}
 
 
 def _roots(files: Mapping[str, str]) -> list[tuple[str, bool]]:
