@@ -8,10 +8,12 @@ added (`threading.active_count()` before and after), inotify instances and watch
 with an app directory that also holds a virtualenv-shaped tree of 3,000 directories
 (`venv/lib/pythonX.Y/site-packages/...`) and the app's packages at top level.
 
-Arming time for reload_middleware runs from the ReloadMiddleware constructor (its
-modules already imported) through its first request (which starts the watcher) until
-every inotify watch is live in /proc; median of `--runs` processes. For the others:
-from start until every watch is live, or until their first complete scan.
+Arming time for reload_middleware runs from the execution of the script that builds
+the ReloadMiddleware (its modules already imported) to the moment, in its first
+request, when every watch is live and the baselines are about to be taken (the watch
+count is read from /proc there and checked); and, in full, to the end of that first
+request, baselines taken; median of `--runs` processes. For the others: from start
+until every watch is live in /proc, or until their first complete scan.
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
 
     for by_name in results.values():
         for r in by_name["reload_middleware"]:
-            r["floor_ms"] = 2 * r["lstat_ms"] + r["schedule_ms"]
+            r["floor_ms"] = r["lstat_ms"] + r["schedule_ms"]
     rows = {
         "reload_middleware: constructor": ms("reload_middleware", "built_ms"),
         "reload_middleware: first request": ms("reload_middleware", "first_request_ms"),
-        "reload_middleware: constructor to all watches live": ms("reload_middleware", "armed_ms"),
+        "reload_middleware: script to all watches live": ms("reload_middleware", "live_ms"),
+        "reload_middleware: script to baselines taken": ms("reload_middleware", "armed_ms"),
         "hupper watchdog: start to all watches live": ms("hupper watchdog", "armed_ms"),
         "mod_wsgi classic: start to first full scan": ms("mod_wsgi classic monitor", "armed_ms"),
         "hupper polling: start to first full scan": ms("hupper polling", "armed_ms"),
@@ -109,15 +112,18 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
         "(the app's own import, same process)": ms("reload_middleware", "import_ms"),
         "floor: one lstat of each tracked file": ms("reload_middleware", "lstat_ms"),
         "floor: watchdog's recursive schedule": ms("reload_middleware", "schedule_ms"),
-        "floor: 2 x lstat + schedule": ms("reload_middleware", "floor_ms"),
+        "floor: lstat + schedule": ms("reload_middleware", "floor_ms"),
     }
     benchlib.table("Figure 4: arming time, ms (reload_middleware: median of the runs)",
                    rows, sizes)
+    ours = [r for n in sizes for r in results[n]["reload_middleware"]]
+    assert all(r["live_watches"] == r["watches"] for r in ours), "a watch came after"
     biggest = results[max(sizes)]["reload_middleware"]
-    armed = benchlib.median(r["armed_ms"] for r in biggest)
-    floor = benchlib.median(r["floor_ms"] for r in biggest)
-    benchlib.verdict(armed < ARMING_TARGET_MS, f"armed in under {ARMING_TARGET_MS:g} ms at "
-                     f"N={max(sizes):,}", f"{armed:.1f} ms; the floor alone is {floor:.1f} ms")
+    live = benchlib.median(r["live_ms"] for r in biggest)
+    schedule = benchlib.median(r["schedule_ms"] for r in biggest)
+    benchlib.verdict(live < ARMING_TARGET_MS, f"every watch live in under "
+                     f"{ARMING_TARGET_MS:g} ms at N={max(sizes):,}",
+                     f"{live:.1f} ms; watchdog's schedule alone is {schedule:.1f} ms")
 
 
 def main() -> None:
