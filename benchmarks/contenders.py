@@ -75,17 +75,17 @@ class Reload(Contender):
         setup_testing_defaults(environ)
         started = time.perf_counter()
         changes = self.app._changes
-        take_baselines = changes.arm
+        sweep = changes.sweep
 
         def watches_live() -> None:
-            """The first request takes the baselines once every watch is live: when."""
+            """The first request looks at every file again once every watch is live: when."""
             self.live_ms = (time.perf_counter() - began) * 1e3
             self.live_watches = inotify()[1]
-            take_baselines()
+            sweep()
 
-        changes.arm = watches_live
+        changes.sweep = watches_live
         self.app(environ, lambda status, headers, exc_info=None: lambda data: None)
-        changes.arm = take_baselines
+        changes.sweep = sweep
         self.first_request_ms = (time.perf_counter() - started) * 1e3
 
     def armed(self) -> bool:
@@ -104,8 +104,8 @@ class Reload(Contender):
 
     def floors(self) -> dict[str, float]:
         """The work arming cannot skip, timed alone: one lstat of every tracked file (the
-        baselines), and watchdog's recursive schedule of the same tree (it walks it to
-        add a watch per directory)."""
+        baseline, and again after the watches are live), and watchdog's recursive
+        schedule of the same tree (it walks it to add a watch per directory)."""
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 

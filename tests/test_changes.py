@@ -411,34 +411,13 @@ def test_a_file_dated_in_the_future_never_restarts_forever(tmp_path: Path) -> No
     assert changes.take().paths == frozenset()
 
 
-def test_expected_files_get_their_baseline_when_armed(tmp_path: Path) -> None:
-    """Known at once; stated only by arm(), so a save in between is not the loaded file."""
-    path = write(tmp_path / "views.py", "X = 1\n")
-    changes = Changes()
-    changes.expect([path], loaded_after(path))
-    assert changes.known == {path}
-    assert changes.pending == frozenset()  # nothing recorded before it
-    changes.arm()
-    assert changes.pending == frozenset()
-    assert confirmed(changes, path) == frozenset()
-
-
-def test_a_file_changed_since_its_load_is_a_change_once_armed(tmp_path: Path) -> None:
-    """Edited after the import, before the watches were live: pending when armed."""
+def test_a_file_changed_since_its_load_is_recorded_when_asked(tmp_path: Path) -> None:
+    """A module tracked after its import, edited in between: a change at once."""
     loaded = time.time_ns() - 10**9
-    path = write(tmp_path / "views.py", "X = 2\n")
+    edited = write(tmp_path / "views.py", "X = 2\n")
+    loaded_then = write(tmp_path / "models.py", "X = 1\n")
     changes = Changes()
-    changes.expect([path], loaded)
-    changes.arm()
-    assert changes.pending == {path}
-    assert changes.take().paths == {path}
-
-
-def test_a_file_keeps_the_load_time_it_was_first_expected_with(tmp_path: Path) -> None:
-    """A module seen at import, and again as a file of the registration: its import counts."""
-    path = write(tmp_path / "views.py", "X = 1\n")
-    changes = Changes()
-    changes.expect([path], loaded_after(path))
-    changes.expect([path], time.time_ns() - 10**9)  # the process start, earlier
-    changes.arm()
-    assert changes.pending == frozenset()
+    changes.baseline([edited], loaded_since=loaded, record=True)
+    changes.baseline([loaded_then], loaded_since=loaded_after(loaded_then), record=True)
+    assert changes.pending == {edited}
+    assert changes.take().paths == {edited}

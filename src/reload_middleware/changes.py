@@ -76,7 +76,6 @@ class Changes:
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
-        self._due: dict[str, int] = {}  # path -> loaded since (ns): baseline taken by arm()
         self._seq = 0
         self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
         self._last_event = -1e9
@@ -91,20 +90,25 @@ class Changes:
 
     @property
     def known(self) -> frozenset[str]:
-        """Every path with a baseline, taken or due."""
+        """Every path with a baseline."""
         with self._cond:
-            return frozenset(self._baselines.keys() | self._due.keys())
+            return frozenset(self._baselines)
 
     def baseline(
-        self, paths: Iterable[str], *, refresh: bool = False, loaded_since: int | None = None
+        self,
+        paths: Iterable[str],
+        *,
+        refresh: bool = False,
+        loaded_since: int | None = None,
+        record: bool = False,
     ) -> None:
         """Record the current state of paths not known yet (all of them with `refresh`).
 
         `loaded_since` (ns, wall clock): the files were loaded after that moment, so one
         changed later may have changed after it was read. It gets a STALE baseline and
-        counts as a change: better one reload too many than new code never loaded. The
-        ctime tells, not only the mtime: a copy that keeps its mtime (rsync -a, cp -p,
-        tar) still sets the ctime.
+        counts as a change (`record`: at once): better one reload too many than new code
+        never loaded. The ctime tells as well as the mtime: a copy that puts the old
+        mtime back (rsync -a, cp -p, tar) still sets it.
         """
         with self._cond:
             todo = [p for p in paths if refresh or p not in self._baselines]
@@ -119,38 +123,13 @@ class Changes:
                     states[path] = STALE
         with self._cond:
             for path, state in states.items():
-                self._due.pop(path, None)
                 if refresh:
                     self._baselines[path] = state
                 else:
                     self._baselines.setdefault(path, state)
-
-    def expect(self, paths: Iterable[str], loaded_since: int) -> None:
-        """Paths to baseline at the next `arm()`, as loaded since `loaded_since` (ns).
-
-        The baseline of a file waits until the watches are live: taken before, a second
-        look would be needed for changes made in between. Taken after, a change made
-        since the load still counts, by its times (see `baseline()`).
-        """
-        with self._cond:
-            for path in paths:
-                if path not in self._baselines:
-                    self._due.setdefault(path, loaded_since)  # when first seen
-
-    def arm(self) -> None:
-        """Take the baselines `expect()`ed, once the watches are live; a file changed
-        since it was loaded is recorded as a change."""
-        with self._cond:
-            due, self._due = self._due, {}
-        bounds: dict[int, list[str]] = {}
-        for path, since in due.items():
-            bounds.setdefault(since, []).append(path)
-        for since, paths in bounds.items():
-            self.baseline(paths, loaded_since=since)
-        with self._cond:
-            stale = [p for p in due if self._baselines.get(p) == STALE]
-        for path in stale:
-            self.record(path)
+        if record:
+            for path in [p for p, state in states.items() if state == STALE]:
+                self.record(path)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop baselines (paths no longer tracked)."""

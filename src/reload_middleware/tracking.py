@@ -113,7 +113,7 @@ class Tracking:
         self._links |= links
         fresh.update(dict.fromkeys(links, ""))
         if fresh:
-            self.changes.expect(fresh, loaded_since)
+            self.changes.baseline(fresh, loaded_since=loaded_since, record=True)
             self._files.update(fresh)
             if register:
                 self._register()
@@ -138,8 +138,10 @@ class Tracking:
         registration = self._registered or self._registration()
         self._watcher.register(self._key, registration)
         self._watcher.start()
-        self.changes.sweep()  # baselines taken before the watches were live (a fork's)
-        self._expect(registration)
+        self.changes.sweep()  # changes made before the watches were live
+        # and files created in a watch directory since it was registered
+        created = _walk(registration.dirs, registration.exclude)
+        self.changes.baseline(created, loaded_since=self._registered_at, record=True)
         files, dirs = self.counts()
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
@@ -218,20 +220,9 @@ class Tracking:
             return
         self._registered_at = time.time_ns()
         registration = self._registered = self._registration()
+        self.changes.baseline(registration.files)
+        self.changes.baseline(_walk(registration.dirs, registration.exclude))
         self._watcher.register(self._key, registration)
-        self._expect(registration)
-
-    def _expect(self, registration: watcher.Registration) -> None:
-        """Baselines for files other than modules, as they were when registered (a module
-        keeps its load time), taken now if the watches are live, else when they are.
-
-        The watch directories are walked again when the watches go live (from `start()`):
-        a file created there in between is a change.
-        """
-        self.changes.expect(registration.files, self._registered_at)
-        self.changes.expect(_walk(registration.dirs, registration.exclude), self._registered_at)
-        if self._started_in == _FORKS[0]:
-            self.changes.arm()
 
     @classmethod
     def track_everywhere(cls, more: Sequence[str]) -> None:
