@@ -99,6 +99,7 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
 
     for by_name in results.values():
         for r in by_name["reload_middleware"]:
+            r["live_floor_ms"] = r["lstat_ms"] + r["schedule_ms"]
             r["floor_ms"] = 2 * r["lstat_ms"] + r["schedule_ms"]
     rows = {
         "reload_middleware: constructor": ms("reload_middleware", "built_ms"),
@@ -112,7 +113,9 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
         "(the app's own import, same process)": ms("reload_middleware", "import_ms"),
         "floor: one lstat of each tracked file": ms("reload_middleware", "lstat_ms"),
         "floor: watchdog's recursive schedule": ms("reload_middleware", "schedule_ms"),
-        "floor: 2 x lstat + schedule": ms("reload_middleware", "floor_ms"),
+        "floor, to all watches live: lstat + schedule": ms("reload_middleware",
+                                                            "live_floor_ms"),
+        "floor, whole: 2 x lstat + schedule": ms("reload_middleware", "floor_ms"),
     }
     benchlib.table("Figure 4: arming time, ms (reload_middleware: median of the runs)",
                    rows, sizes)
@@ -120,10 +123,10 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
     assert all(r["live_watches"] == r["watches"] for r in ours), "a watch came after"
     biggest = results[max(sizes)]["reload_middleware"]
     live = benchlib.median(r["live_ms"] for r in biggest)
-    schedule = benchlib.median(r["schedule_ms"] for r in biggest)
+    floor = benchlib.median(r["live_floor_ms"] for r in biggest)
     benchlib.verdict(live < ARMING_TARGET_MS, f"every watch live in under "
                      f"{ARMING_TARGET_MS:g} ms at N={max(sizes):,}",
-                     f"{live:.1f} ms; watchdog's schedule alone is {schedule:.1f} ms")
+                     f"{live:.1f} ms; the floor alone is {floor:.1f} ms")
 
 
 def main() -> None:
