@@ -24,6 +24,7 @@ from typing import Any
 
 from . import config, paths, servers, watcher
 from ._version import __version__
+from .modules import is_library, library_roots, module_file, project_modules
 from .tracking import Tracking
 
 # (label, server, hook active, middleware built before a fork): servers.choose's cases.
@@ -118,7 +119,7 @@ def tracked_files(
         return {paths.resolve([settings.trigger], os.path.dirname(script))[0]: ""}
     if settings.modules == "off":
         return {}
-    found = paths.project_modules(modules, settings.modules, library)
+    found = project_modules(modules, settings.modules, library)
     return {script: "", **{path: name for name, path in found.items()}}
 
 
@@ -135,8 +136,8 @@ def left_out(
     """Names of the modules never tracked, as "stdlib" or "site-packages"."""
     out: dict[str, list[str]] = {"stdlib": [], "site-packages": []}
     for name, module in modules.items():
-        file = paths.module_file(module, real=False)
-        if file and not name.startswith("reload_middleware") and paths.is_library(module, library):
+        file = module_file(module, real=False)
+        if file and not name.startswith("reload_middleware") and is_library(module, library):
             installed = any(paths.under(f, site_roots) for f in (file, os.path.realpath(file)))
             out["site-packages" if installed else "stdlib"].append(name)
     return {kind: sorted(names) for kind, names in out.items()}
@@ -286,7 +287,7 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     # What the script gave the middleware (keywords, with the OS variables over them).
     if isinstance(settings := getattr(app, "_settings", None), config.Settings):
         facts.settings = settings
-    library = list(paths.library_roots())
+    library = list(library_roots())
     files = tracked_files(loaded, path, facts.settings, library)
     extra = () if facts.settings.trigger else (*facts.settings.watch, *Tracking.extra)
     mounts = paths.parse_mounts(_read("/proc/self/mounts"))

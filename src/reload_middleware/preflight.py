@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import paths
+from .modules import library_roots
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def from_exception(exc: BaseException, default_file: str = "?") -> Failure:
     """A Failure naming the innermost project frame (or the file of a SyntaxError)."""
     text = "".join(traceback.format_exception(exc))
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.isfile(f.filename)]
-    library = paths.library_roots()
+    library = library_roots()
     project = [f for f in frames if not paths.under(os.path.realpath(f.filename), library)]
     file, line = (project[-1].filename, project[-1].lineno) if project else (default_file, None)
     named = [f.filename for f in frames]
@@ -111,7 +112,7 @@ def import_app(
         report = json.loads(done.stdout.strip().splitlines()[-1])
         return Failure(
             report["file"], report["line"], report["message"], report["traceback"],
-            tuple(f for f in report["files"] if not paths.under(f, paths.library_roots())),
+            tuple(f for f in report["files"] if not paths.under(f, library_roots())),
         )
     except (ValueError, LookupError, TypeError):
         return Failure(path, None, "preflight import failed", done.stderr[-4000:])

@@ -1,7 +1,7 @@
 """In-process reload: drop the project's modules, re-execute the script, take its app.
 
 >>> script = find_script()  # doctest: +SKIP
->>> new_module = reexecute(script, paths.ProjectModules(paths.library_roots()))  # doctest: +SKIP
+>>> new_module = reexecute(script, ProjectModules(library_roots()))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
 def reexecute(script: Script, project: Project) -> types.ModuleType:
     """Drop every project module and load the script afresh; the new module is returned.
 
-    `project` classifies modules: `paths.ProjectModules`. On any exception the previous
+    `project` classifies modules: `modules.ProjectModules`. On any exception the previous
     sys.modules entries are restored and it propagates.
     """
     saved = dict(sys.modules)

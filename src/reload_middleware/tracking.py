@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import ClassVar
 
-from . import control, logs, paths, watcher
+from . import control, logs, modules, paths, watcher
 from .changes import TICK_NS, Changes, Taken
 from .config import Settings
 from .reloading import Script
@@ -38,9 +38,9 @@ class Tracking:
         self._inert = inert
         self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
         self.changes.poke()
-        self._library = paths.library_roots()
+        self._library = modules.library_roots()
         # Project code (SPEC section 1): what is tracked, and what an in-process reload drops.
-        self.project = paths.ProjectModules(self._library)
+        self.project = modules.ProjectModules(self._library)
         self._links: set[str] = set()  # symlinked directories on the way to modules
         self._files: dict[str, str] = {}  # tracked file -> module name ("" for other files)
         self._seen: set[str] = set()
@@ -104,7 +104,7 @@ class Tracking:
         if self._settings.modules == "project":
             found = self.project(new)
         else:
-            found = paths.project_modules(new, self._settings.modules, self._library)
+            found = modules.project_modules(new, self._settings.modules, self._library)
         fresh: dict[str, str] = {}
         for name, path in found.items():
             if path not in self._files:
@@ -229,14 +229,14 @@ class Tracking:
         cls.extra.extend(os.path.abspath(p) for p in more)
 
 
-def _links(modules: Iterable[ModuleType]) -> set[str]:
+def _links(loaded: Iterable[ModuleType]) -> set[str]:
     """Symlinked directories on the way to these modules' files, as they were imported.
 
     A deploy that swaps `current -> releases/2` for `current -> releases/3` changes no
     file of the old release: the link itself is the change.
     """
-    files = (getattr(m, "__file__", None) for m in modules)
-    dirs = {os.path.abspath(d) for d in {paths.split(f)[0] for f in files if isinstance(f, str)}}
+    files = (getattr(m, "__file__", None) for m in loaded)
+    dirs = {os.path.abspath(d) for d in {modules.split(f)[0] for f in files if isinstance(f, str)}}
     looked: dict[str, bool] = {}  # directories share their parents: each looked at once
 
     def islink(path: str) -> bool:
