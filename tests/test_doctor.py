@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reload_middleware import cli, config, doctor, watcher
+from reload_middleware import cli, config, doctor, probe, watcher
 from reload_middleware.doctor import Facts, Root
 
 FDINFO = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n"
@@ -296,7 +296,7 @@ def test_the_script_s_middleware_watches_nothing(
     monkeypatch.delenv("RELOAD_MIDDLEWARE_ENABLED", raising=False)
     script = make_project(tmp_path, venv=False)
     threads = threading.active_count()
-    facts = doctor.gather(str(script), cli.execute)
+    facts = probe.gather(str(script), cli.execute)
     assert facts.error is None and str(script.parent / "webapp" / "views.py") in facts.tracked
     assert facts.settings.watch == ("templates",)  # the script's keyword, read back
     assert not fresh_process.started and threading.active_count() == threads

@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import socketserver
 import sys
@@ -17,7 +18,7 @@ import types
 from collections.abc import Sequence
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from . import doctor
+from . import doctor, probe
 from .middleware import ReloadMiddleware
 from .reloading import Script
 
@@ -84,7 +85,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "doctor":
-        return doctor.main(args.script, as_json=args.json, load=execute)
+        data = doctor.report(probe.gather(args.script, execute))
+        print(json.dumps(data, indent=2) if args.json else doctor.render(data))
+        return 1 if data["warnings"] else 0
     os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")
     if args.watch:
         os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(

@@ -2,6 +2,8 @@
 
 The script is executed with the middleware switched off (nothing is watched), and the
 report is computed from what its import loaded; without a script, the machine alone.
+Here: from `Facts` to advice, report and text, with no side effect; `probe.gather()`
+collects the facts.
 
     $ reload-middleware doctor /srv/myproject/app.wsgi
     $ reload-middleware doctor /srv/myproject/app.wsgi --json | jq .warnings
@@ -9,23 +11,17 @@ report is computed from what its import loaded; without a script, the machine al
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.metadata
-import json
 import os
-import site
 import sys
-import sysconfig
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from . import config, paths, servers, watcher
+from . import config, paths, servers
 from ._version import __version__
-from .modules import is_library, library_roots, module_file, project_modules
-from .tracking import Tracking
+from .modules import is_library, module_file, project_modules
 
 # (label, server, hook active, middleware built before a fork): servers.choose's cases.
 SCENARIOS: tuple[tuple[str, servers.Server, bool, bool], ...] = (
@@ -46,7 +42,6 @@ MEANING = {
     "apache-windows": "Apache restarts through ap_signal_parent",
 }
 ENABLED = "RELOAD_MIDDLEWARE_ENABLED"
-SKIPPED = (".git", "node_modules", "__pycache__")  # never searched for a virtualenv
 Chain = Sequence[tuple[str, int, int, int]]  # (path, mode, owner, group) from / down
 
 
@@ -247,135 +242,3 @@ def render(data: Mapping[str, Any]) -> str:
     for advice in data["warnings"]:
         lines += [f"  ! {advice['problem']}", f"    fix: {advice['fix']}"]
     return "\n".join(lines)
-
-
-def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
-    """The facts of this machine, and of `script` executed by `load` with reloading off."""
-    facts = Facts(backend=watcher.native_backend(), uid=os.getuid())
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        facts.watchdog = importlib.metadata.version("watchdog")
-    limits = [_read(f"/proc/sys/fs/inotify/max_user_{n}").strip() for n in ("watches", "instances")]
-    facts.max_watches, facts.max_instances = (int(n) if n.isdigit() else None for n in limits)
-    fdinfos, facts.processes = _inotify_fdinfos(facts.uid)
-    facts.instances_in_use, facts.watches_in_use = inotify_usage(fdinfos)
-    uid, gids, facts.server_user = _server_user()
-    facts.settings = config.overlay(config.Settings(), os.environ, config.os_key,
-                                    facts.refused.append)
-    if script is None:
-        return facts
-    facts.script = path = os.path.realpath(script)
-    given, module = os.environ.get(ENABLED), None
-    if config.FLAG_WORDS.get((given or "").strip().lower()) is False:
-        facts.disabled_by = f"{ENABLED}={given}"
-    os.environ[ENABLED] = "off"  # the middleware the script builds watches nothing
-    before = set(sys.modules)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # --json output stays clean
-            module = load(path)
-    except Exception as exc:
-        facts.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if given is None:
-            del os.environ[ENABLED]
-        else:
-            os.environ[ENABLED] = given
-    # All of sys.modules, as the middleware looks at it (a server's own modules are library).
-    loaded = {n: m for n, m in list(sys.modules.items()) if m is not None}
-    app = getattr(module, "application", None)
-    if module is not None and app is None:
-        facts.error = "it defines no 'application'"
-    # What the script gave the middleware (keywords, with the OS variables over them).
-    if isinstance(settings := getattr(app, "_settings", None), config.Settings):
-        facts.settings = settings
-    library = list(library_roots())
-    files = tracked_files(loaded, path, facts.settings, library)
-    extra = () if facts.settings.trigger else (*facts.settings.watch, *Tracking.extra)
-    mounts = paths.parse_mounts(_read("/proc/self/mounts"))
-    for root, recursive in plan(files, paths.resolve(extra, os.path.dirname(path))).items():
-        remote = paths.remote(paths.filesystem_of(root, mounts))
-        polled = remote or facts.settings.observer == "polling"
-        watches = 0 if polled else _directories(root) if recursive else 1
-        facts.roots.append(Root(root, recursive, "polling" if polled else "native", watches,
-                                blocked(_chain(root), uid, gids)))
-    facts.tracked = sorted(files)
-    fresh = {n: m for n, m in loaded.items() if n not in before}  # not ours, nor the CLI's
-    facts.left_out = left_out(fresh, _site_roots(), library)
-    facts.venvs = _venvs(os.path.dirname(path))
-    return facts
-
-
-def main(script: str | None, *, as_json: bool, load: Callable[[str], ModuleType]) -> int:
-    """Print the report; 1 when there are warnings, else 0."""
-    data = report(gather(script, load))
-    print(json.dumps(data, indent=2) if as_json else render(data))
-    return 1 if data["warnings"] else 0
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as source:
-            return source.read()
-    except OSError:
-        return ""  # not Linux, or not ours to read
-
-
-def _inotify_fdinfos(uid: int) -> tuple[list[str], int]:
-    """fdinfo texts of the inotify descriptors of `uid`'s readable processes, and their count."""
-    texts, processes = [], 0
-    for pid in (p for p in (os.listdir("/proc") if os.path.isdir("/proc") else ()) if p.isdigit()):
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{pid}").st_uid == uid:
-                fds = os.listdir(f"/proc/{pid}/fd")
-                processes += 1
-                for fd in fds:
-                    with contextlib.suppress(OSError):
-                        if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
-                            texts.append(_read(f"/proc/{pid}/fdinfo/{fd}"))
-    return texts, processes
-
-
-def _server_user() -> tuple[int | None, list[int], str]:
-    """Who a server would run as: www-data when we are root (Apache's children), else others."""
-    if os.name == "posix" and os.getuid() == 0:
-        import grp
-        import pwd
-
-        with contextlib.suppress(KeyError):
-            user = pwd.getpwnam("www-data")
-            groups = [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem]
-            return user.pw_uid, [user.pw_gid, *groups], "www-data"
-    return None, [], "other users"
-
-
-def _chain(directory: str) -> Chain:
-    """(path, mode, owner, group) of `/` and each directory down to `directory`."""
-    parts = directory.rstrip(os.sep).split(os.sep)
-    try:
-        stats = [(p, os.stat(p)) for p in [os.sep, *(os.sep.join(parts[:i]) for i in
-                                                       range(2, len(parts) + 1))]]
-    except OSError:
-        return []  # not there (yet): nothing to say about it
-    return [(p, s.st_mode, s.st_uid, s.st_gid) for p, s in stats]
-
-
-def _directories(root: str) -> int:
-    """inotify watches a recursive root takes: one for each directory."""
-    return 1 + sum(len(subdirs) for _, subdirs, _ in os.walk(root))
-
-
-def _site_roots() -> list[str]:
-    found = sysconfig.get_paths()
-    roots = {found[k] for k in ("purelib", "platlib") if k in found}
-    roots.update([*getattr(site, "getsitepackages", list)(), site.getusersitepackages()])
-    return sorted(os.path.realpath(r) for r in roots)
-
-
-def _venvs(top: str, depth: int = 3) -> list[str]:
-    """Directories holding a pyvenv.cfg at most `depth` levels below `top`."""
-    found = []
-    for directory, subdirs, files in os.walk(top):
-        if "pyvenv.cfg" in files:
-            found.append(directory)
-        deep = directory.count(os.sep) - top.count(os.sep) >= depth
-        subdirs[:] = [] if deep or "pyvenv.cfg" in files else sorted(set(subdirs) - set(SKIPPED))
-    return sorted(found)
