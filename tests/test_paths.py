@@ -11,7 +11,9 @@ import pytest
 from reload_middleware.paths import (
     DEFAULT_EXCLUDES,
     excluded,
+    files_below,
     merge_roots,
+    module_roots,
     resolve,
     stdlib_like,
     under,
@@ -235,3 +237,27 @@ def test_stdlib_like(tmp_path: Path) -> None:
     assert stdlib_like(os.path.realpath(sys.base_prefix))
     assert stdlib_like(os.sep)
     assert not stdlib_like(str(tmp_path.resolve()))
+
+
+def test_module_roots_one_schedule_per_package() -> None:
+    """Tracked files map to watch roots once per directory and package; merged, a package
+    is one recursive watch and a top-level module or other file watches its directory."""
+    files = {
+        "/srv/app/pkg/__init__.py": "pkg",
+        "/srv/app/pkg/views.py": "pkg.views",
+        "/srv/app/pkg/sub/models.py": "pkg.sub.models",
+        "/srv/app/app.py": "app",
+        "/srv/app/settings.ini": "",
+    }
+    roots = module_roots(files)
+    assert len(roots) == 4  # pkg, pkg.sub, the top-level module, the other file
+    assert merge_roots(roots) == {"/srv/app": False, "/srv/app/pkg": True}
+
+
+def test_files_below_skip_excluded_names(tmp_path: Path) -> None:
+    """A watch directory's files, without VCS internals, bytecode or editor files."""
+    for name in ("a.html", "sub/b.html", "sub/__pycache__/b.pyc", ".git/HEAD", "c.html.swp"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = files_below([str(tmp_path)], DEFAULT_EXCLUDES)
+    assert sorted(found) == [str(tmp_path / "a.html"), str(tmp_path / "sub" / "b.html")]

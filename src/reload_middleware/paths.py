@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 # Never a change. Each entry is here because something writes it while people work.
 DEFAULT_EXCLUDES = (
@@ -67,6 +67,33 @@ def watch_root(path: str, name: str) -> tuple[str, bool]:
             return directory, False  # a loader with its own layout: watch just this dir
         top, last = os.path.dirname(top), top
     return last, True
+
+
+def module_roots(files: Mapping[str, str]) -> list[tuple[str, bool]]:
+    """Where to watch each tracked file ({file: module name or ""}), once per directory
+    and package: `watch_root()` for a module, its directory for any other file."""
+    roots: dict[tuple[str, str], tuple[str, bool]] = {}
+    for path, name in files.items():
+        directory, _, base = path.rpartition(os.sep)
+        package = name if base.startswith("__init__.") else name.rpartition(".")[0]
+        key = (directory, package if name else "\0")
+        if key not in roots:
+            roots[key] = watch_root(path, name) if name else (os.path.dirname(path), False)
+    return list(roots.values())
+
+
+def files_below(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
+    """Every file below `dirs`, skipping excluded names (a watch directory's files)."""
+    found = []
+    for top in dirs:
+        for root, subdirs, files in os.walk(top):
+            subdirs[:] = [
+                d for d in subdirs if not excluded(os.path.join(root, d), exclude, top)
+            ]
+            found += [
+                p for f in files if not excluded(p := os.path.join(root, f), exclude, top)
+            ]
+    return found
 
 
 def merge_roots(roots: Iterable[tuple[str, bool]]) -> dict[str, bool]:

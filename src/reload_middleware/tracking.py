@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import ClassVar
 
@@ -140,7 +140,7 @@ class Tracking:
         self._watcher.start()
         self.changes.sweep()  # changes made before the watches were live
         # and files created in a watch directory since it was registered
-        created = _walk(registration.dirs, registration.exclude)
+        created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self._registered_at, record=True)
         files, dirs = self.counts()
         logs.info(
@@ -206,7 +206,7 @@ class Tracking:
         dirs = tuple(p for p in watched if os.path.isdir(p) and not os.path.islink(p))
         dirs += tuple(missing)
         files = set(self._files) | {p for p in watched if p not in dirs or p in missing}
-        roots = _roots(self._files) + [(d, True) for d in dirs]
+        roots = paths.module_roots(self._files) + [(d, True) for d in dirs]
         roots += [(os.path.dirname(f), False) for f in files.difference(self._files)]
         return watcher.Registration(
             self.changes, frozenset(files), dirs,
@@ -221,7 +221,7 @@ class Tracking:
         self._registered_at = time.time_ns()
         registration = self._registered = self._registration()
         self.changes.baseline(registration.files)
-        self.changes.baseline(_walk(registration.dirs, registration.exclude))
+        self.changes.baseline(paths.files_below(registration.dirs, registration.exclude))
         self._watcher.register(self._key, registration)
 
     @classmethod
@@ -245,32 +245,6 @@ def _links(loaded: Iterable[ModuleType]) -> set[str]:
         return looked[path]
 
     return {link for d in dirs for link in paths.symlinks(d + os.sep, islink)}
-
-
-def _roots(files: Mapping[str, str]) -> list[tuple[str, bool]]:
-    """Where to watch each tracked file, worked out once per directory and package."""
-    roots: dict[tuple[str, str], tuple[str, bool]] = {}
-    for path, name in files.items():
-        directory, _, base = path.rpartition(os.sep)
-        package = name if base.startswith("__init__.") else name.rpartition(".")[0]
-        key = (directory, package if name else "\0")
-        if key not in roots:
-            roots[key] = paths.watch_root(path, name) if name else (os.path.dirname(path), False)
-    return list(roots.values())
-
-
-def _walk(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
-    """Every file below `dirs`, skipping excluded names (their baselines)."""
-    found = []
-    for top in dirs:
-        for root, subdirs, files in os.walk(top):
-            subdirs[:] = [
-                d for d in subdirs if not paths.excluded(os.path.join(root, d), exclude, top)
-            ]
-            found += [
-                p for f in files if not paths.excluded(p := os.path.join(root, f), exclude, top)
-            ]
-    return found
 
 
 class _ImportNotifier(importlib.abc.MetaPathFinder):
