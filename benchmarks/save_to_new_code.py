@@ -15,9 +15,8 @@ is shown. Shown too: the import in a fresh process (median of 3) and the in-proc
 reload time the middleware logs.
 
 20 runs by default, not 10: at 5,000 modules one import of the app and the next, in
-the same process, differ by up to a third (the spread row), all of it CPU time of the
-importing thread, so a median of 10 moves by tens of ms from one run of this script
-to the next.
+the same process, differ by up to a third (the spread row), so a median of 10 moves by
+tens of ms from one run of this script to the next.
 """
 
 from __future__ import annotations
