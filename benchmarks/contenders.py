@@ -12,6 +12,7 @@ module: here it would be project code, and ReloadMiddleware would watch its fold
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -57,6 +58,24 @@ class Contender:
         self.flag.set()
 
 
+class GarbageCollections:
+    """Time spent in the garbage collector from now to stop(), in ms (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.total, self._since = 0.0, 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._since = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._since
+
+    def stop(self) -> float:
+        gc.callbacks.remove(self._note)
+        return self.total * 1e3
+
+
 class Reload(Contender):
     """ReloadMiddleware built by the app's script module; its first request arms it."""
 
@@ -66,6 +85,7 @@ class Reload(Contender):
         self.expected = 1 + sum(sum(1 for _ in os.walk(top)) for top in self.packages)
 
     def start(self) -> None:
+        collecting = GarbageCollections()
         began = time.perf_counter()
         import benchapp  # type: ignore[import-not-found]  # generated: builds the middleware
 
@@ -87,6 +107,7 @@ class Reload(Contender):
         self.app(environ, lambda status, headers, exc_info=None: lambda data: None)
         changes.sweep = sweep
         self.first_request_ms = (time.perf_counter() - started) * 1e3
+        self.gc_ms = collecting.stop()
 
     def armed(self) -> bool:
         return inotify()[1] >= self.expected
@@ -279,6 +300,7 @@ def arm(contender: Contender) -> dict[str, Any]:
         "first_request_ms": getattr(contender, "first_request_ms", None),
         "live_ms": getattr(contender, "live_ms", None),
         "live_watches": getattr(contender, "live_watches", None),
+        "gc_ms": getattr(contender, "gc_ms", None),
     }
 
 

@@ -106,6 +106,7 @@ def arming(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
         "reload_middleware: first request": ms("reload_middleware", "first_request_ms"),
         "reload_middleware: script to all watches live": ms("reload_middleware", "live_ms"),
         "reload_middleware: script to end of first request": ms("reload_middleware", "armed_ms"),
+        "  of which garbage collection": ms("reload_middleware", "gc_ms"),
         "hupper watchdog: start to all watches live": ms("hupper watchdog", "armed_ms"),
         "mod_wsgi classic: start to first full scan": ms("mod_wsgi classic monitor", "armed_ms"),
         "hupper polling: start to first full scan": ms("hupper polling", "armed_ms"),
