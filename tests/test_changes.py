@@ -368,14 +368,12 @@ def test_settle_waits_for_quiet_after_the_last_event() -> None:
     assert time.monotonic() - start >= 0.05
 
 
-def test_a_file_written_after_its_module_was_loaded_counts(tmp_path: Path) -> None:
-    """A save between the import and the baseline is not taken as the loaded version."""
-    loaded = time.time_ns() - 10**9  # the module was imported a second ago
-    path = write(tmp_path / "views.py", "X = 2\n", mtime_ns=loaded + 5 * 10**8)  # then saved
+def taken_after_load(path: str, loaded: int) -> frozenset[str]:
+    """What a request takes when `path` was tracked with this load time, then swept."""
     changes = Changes()
     changes.baseline([path], loaded_since=loaded)
     changes.sweep()
-    assert changes.take().paths == {path}
+    return changes.take().paths
 
 
 def loaded_after(path: str) -> int:
@@ -383,32 +381,30 @@ def loaded_after(path: str) -> int:
     return os.stat(path).st_ctime_ns + 2 * TICK_NS
 
 
+def test_a_file_written_after_its_module_was_loaded_counts(tmp_path: Path) -> None:
+    """A save between the import and the baseline is not taken as the loaded version."""
+    loaded = time.time_ns() - 10**9  # the module was imported a second ago
+    path = write(tmp_path / "views.py", "X = 2\n", mtime_ns=loaded + 5 * 10**8)  # then saved
+    assert taken_after_load(path, loaded) == {path}
+
+
 def test_a_file_from_before_the_load_is_the_loaded_version(tmp_path: Path) -> None:
     """A file older than the import is what was loaded: nothing to do."""
     path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=time.time_ns() - 10**9)
-    changes = Changes()
-    changes.baseline([path], loaded_since=loaded_after(path))
-    changes.sweep()
-    assert changes.take().paths == frozenset()
+    assert taken_after_load(path, loaded_after(path)) == frozenset()
 
 
 def test_a_copy_that_keeps_its_old_mtime_after_the_load_counts(tmp_path: Path) -> None:
     """rsync -a, cp -p or tar after the import: an old mtime, but a new ctime."""
     loaded = time.time_ns() - 10**9
     path = write(tmp_path / "views.py", "X = 2\n", mtime_ns=loaded - 3600 * SECOND)
-    changes = Changes()
-    changes.baseline([path], loaded_since=loaded)
-    changes.sweep()
-    assert changes.take().paths == {path}
+    assert taken_after_load(path, loaded) == {path}
 
 
 def test_a_file_dated_in_the_future_never_restarts_forever(tmp_path: Path) -> None:
     """An mtime ahead of the clock (skew, a share) proves nothing: no endless reloads."""
     path = write(tmp_path / "views.py", "X = 1\n", mtime_ns=time.time_ns() + 3600 * 10**9)
-    changes = Changes()
-    changes.baseline([path], loaded_since=loaded_after(path))
-    changes.sweep()
-    assert changes.take().paths == frozenset()
+    assert taken_after_load(path, loaded_after(path)) == frozenset()
 
 
 def test_a_file_changed_since_its_load_is_recorded_when_asked(tmp_path: Path) -> None:
