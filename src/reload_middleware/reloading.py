@@ -125,7 +125,8 @@ def reexecute(script: Script, project: Project) -> types.ModuleType:
             return _execute(script, old_script)
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
-        for name in dropped(project, new) | {n for n, m in new.items() if m is None}:
+        unwanted = {n for n, m in new.items() if m is None or n == script.name}
+        for name in dropped(project, new) | unwanted:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
         raise
