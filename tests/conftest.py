@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from helpers import MakeProject, Project
-from reload_middleware import middleware, tracking, watcher
+from reload_middleware import bounds, imports, middleware, tracking, watcher
 
 Until = Callable[[Callable[[], object]], None]
 
@@ -35,11 +35,15 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
     fresh = watcher.Watcher()
     monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
     monkeypatch.setattr(tracking, "_SHARED", {})
-    monkeypatch.setattr(tracking, "process_started_ns", time.time_ns)
-    monkeypatch.setattr(tracking.Tracking, "extra", [])
+    monkeypatch.setattr(bounds, "process_started_ns", time.time_ns)
+    monkeypatch.setattr(tracking.Tracking, "extra", {})
+    recorder = imports.Recorder()
+    monkeypatch.setattr(imports, "_RECORDER", recorder)
     monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
     yield fresh
     fresh.stop()
+    if recorder in sys.meta_path:
+        sys.meta_path.remove(recorder)
     for name, module in list(sys.modules.items()):
         if name not in saved and str(getattr(module, "__file__", "")).startswith(str(tmp_path)):
             del sys.modules[name]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware.changes import TICK_NS, Changes, stat_of
+from reload_middleware.bounds import TICK_NS
+from reload_middleware.changes import Changes, stat_of
 
 SECOND = 10**9  # nanoseconds
 
@@ -407,13 +408,13 @@ def test_a_file_dated_in_the_future_never_restarts_forever(tmp_path: Path) -> No
     assert taken_after_load(path, loaded_after(path)) == frozenset()
 
 
-def test_a_file_changed_since_its_load_is_recorded_when_asked(tmp_path: Path) -> None:
+def test_a_file_changed_since_its_load_is_recorded(tmp_path: Path) -> None:
     """A module tracked after its import, edited in between: a change at once."""
     loaded = time.time_ns() - 10**9
     edited = write(tmp_path / "views.py", "X = 2\n")
     loaded_then = write(tmp_path / "models.py", "X = 1\n")
     changes = Changes()
-    changes.baseline([edited], loaded_since=loaded, record=True)
-    changes.baseline([loaded_then], loaded_since=loaded_after(loaded_then), record=True)
+    changes.baseline([edited], loaded_since=loaded)
+    changes.baseline([loaded_then], loaded_since=loaded_after(loaded_then))
     assert changes.pending == {edited}
     assert changes.take().paths == {edited}

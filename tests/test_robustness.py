@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import SCRIPT, MakeProject, call
-from reload_middleware import ReloadMiddleware, tracking
+from reload_middleware import ReloadMiddleware, bounds
 from reload_middleware.watcher import Watcher
 
 Until = Callable[..., None]
@@ -189,7 +189,7 @@ def test_what_the_app_writes_before_building_the_middleware_is_no_change(
     or created after the middleware was built, before its first request started the
     watcher, are."""
     started = time.time_ns() - 10**10  # the process started ten seconds ago
-    monkeypatch.setattr(tracking, "process_started_ns", lambda: started)
+    monkeypatch.setattr(bounds, "process_started_ns", lambda: started)
     data = tmp_path.resolve() / "data"
     data.mkdir()
     cache, settings = data / "cache.txt", data / "settings.ini"

@@ -7,6 +7,7 @@ the file as this process loaded it.
 
 >>> changes = Changes()
 >>> changes.baseline(["/nonexistent/a.py"])
+{'/nonexistent/a.py': (None, ())}
 >>> changes.record("/nonexistent/a.py")
 >>> changes.dirty, changes.take().paths
 (True, frozenset())
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import bounds
+
 Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is absent
 # The baseline of a file written after its module was loaded: it differs from any stat.
 STALE: Stat = (-2, -2, -2)
@@ -33,6 +36,9 @@ def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat
     points: the target's inode, not its mtime, which moves whenever a file is added.
     """
     return _observe(path, stat)[0]
+
+
+Observed = dict[str, tuple[Stat, tuple[int, ...]]]  # path -> (state, (mtime, ctime))
 
 
 def _observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tuple[int, ...]]:
@@ -50,10 +56,6 @@ def _observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tu
     return (st.st_mtime_ns, st.st_size, st.st_ino), (st.st_mtime_ns, st.st_ctime_ns)
 
 
-# File times come from a clock that may lag time.time_ns() by a tick (4 ms at 250 Hz).
-TICK_NS = 20_000_000
-
-
 @dataclass(frozen=True)
 class Taken:
     """What a request thread took from the latch: confirmed paths and the event count."""
@@ -61,6 +63,7 @@ class Taken:
     paths: frozenset[str]
     seq: int
     states: Mapping[str, Stat] = field(default_factory=dict)  # as confirmed, before acting
+    events: int = 0  # `Changes.events` when confirmed: a later event is a later change
 
 
 class Changes:
@@ -77,6 +80,7 @@ class Changes:
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
         self._seq = 0
+        self._events = 0  # records alone, not pokes: "has anything changed since?"
         self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
         self._last_event = -1e9
         # Read by every request with no lock: a plain attribute, set under the lock.
@@ -99,37 +103,44 @@ class Changes:
         paths: Iterable[str],
         *,
         refresh: bool = False,
-        loaded_since: int | None = None,
-        record: bool = False,
-    ) -> None:
-        """Record the current state of paths not known yet (all of them with `refresh`).
+        loaded_since: int | Mapping[str, int] | None = None,
+    ) -> Observed:
+        """Take the current state of paths not known yet (all of them with `refresh`).
 
-        `loaded_since` (ns, wall clock): the files were loaded after that moment, so one
-        changed later may have changed after it was read. It gets a STALE baseline and
-        counts as a change (`record`: at once): better one reload too many than new code
-        never loaded. The ctime tells as well as the mtime: a copy that puts the old
-        mtime back (rsync -a, cp -p, tar) still sets it.
+        `loaded_since` (wall-clock ns, one for all or one per path): the files were read
+        after that moment; `judge()` is applied with it. Returns what was observed, so
+        that a caller who learns a tighter bound later can judge then instead.
         """
         with self._cond:
             todo = [p for p in paths if refresh or p not in self._baselines]
         observed = {p: _observe(p, self._stat) for p in todo}
-        states = {p: state for p, (state, _) in observed.items()}
-        if loaded_since is not None:
-            # A time ahead of the clock (skew, a share) proves nothing: it would restart
-            # forever. A file whose times are all in the future counts as unchanged.
-            now = time.time_ns()
-            for path, (state, times) in observed.items():
-                if state and loaded_since < max((t for t in times if t <= now), default=0):
-                    states[path] = STALE
         with self._cond:
-            for path, state in states.items():
+            for path, (state, _) in observed.items():
                 if refresh:
                     self._baselines[path] = state
                 else:
                     self._baselines.setdefault(path, state)
-        if record:
-            for path in [p for p, state in states.items() if state == STALE]:
-                self.record(path)
+        if loaded_since is not None:
+            self.judge(observed, loaded_since)
+        return observed
+
+    def judge(self, observed: Observed, loaded_since: int | Mapping[str, int]) -> None:
+        """Count as changed each observed file that may have changed after it was read.
+
+        Such a file gets a STALE baseline and is recorded at once: better one action too
+        many than old code kept (bounds.py says how the times are read).
+        """
+        stale = []
+        for path, (state, times) in observed.items():
+            bound = loaded_since if isinstance(loaded_since, int) else loaded_since[path]
+            if state and bounds.later_than(path, times, bound, state[1]):
+                stale.append(path)
+        with self._cond:
+            for path in stale:
+                if self._baselines.get(path) == observed[path][0]:  # not replaced since
+                    self._baselines[path] = STALE
+        for path in stale:
+            self.record(path)
 
     def forget(self, paths: Iterable[str]) -> None:
         """Drop baselines (paths no longer tracked)."""
@@ -142,6 +153,7 @@ class Changes:
         with self._cond:
             self._pending.add(path)
             self._seq += 1
+            self._events += 1
             self._recorded[path] = self._seq
             self._last_event = self._clock()
             self.dirty = True
@@ -172,14 +184,18 @@ class Changes:
                     return
                 self._cond.wait(wait)
 
-    def take(self, ignore: frozenset[str] | set[str] = frozenset()) -> Taken:
+    def take(
+        self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None
+    ) -> Taken:
         """Confirm the pending paths against their baselines; drop those that did not change.
 
         Paths in `ignore` (restart storms) are dropped and take their current state as
         baseline, so only a later change counts once they are no longer ignored.
+        `since`: a `seq` read before the caller looked for new files, so whatever came
+        after that look keeps the flag up.
         """
         with self._cond:
-            seq, candidates = self._seq, set(self._pending)
+            seq, candidates = self._seq if since is None else since, set(self._pending)
         states = {p: stat_of(p, self._stat) for p in candidates}
         with self._cond:
             for path in candidates & ignore:
@@ -188,12 +204,18 @@ class Changes:
                 p for p, s in states.items() if p not in ignore and s != self._baselines.get(p)
             )
             self._drop(candidates - confirmed, seq)
-        return Taken(confirmed, seq, {p: states[p] for p in confirmed})
+            events = self._events
+        return Taken(confirmed, seq, {p: states[p] for p in confirmed}, events)
 
     @property
     def seq(self) -> int:
         """How many events and pokes so far: tells whether anything came since."""
         return self._seq
+
+    @property
+    def events(self) -> int:
+        """How many paths were recorded so far (pokes for new imports do not count)."""
+        return self._events
 
     def finish(self, taken: Taken, *, acted: bool, keep_flag: bool = False) -> None:
         """Lower the flag unless an event came meanwhile; `acted`: take new baselines."""

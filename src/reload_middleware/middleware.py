@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import config, control, logs, pages, preflight, reloading, servers, strategies
+from . import bounds, config, control, logs, pages, preflight, reloading, servers, strategies
 from .changes import Taken
 from .tracking import Tracking
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _LIVE: weakref.WeakSet[ReloadMiddleware] = weakref.WeakSet()
+# How long a request waits for the one that loaded the script to reach the middleware
+# (it is past mod_wsgi's module lock already: microseconds, unless it never comes).
+LOAD_WAIT = 1.0
 
 
 class ReloadMiddleware:
@@ -63,6 +66,7 @@ class ReloadMiddleware:
         self._failure: tuple[preflight.Failure, int] | None = None
         self._server: servers.Server = servers.detect_from_modules()
         self._last_action: dict[str, Any] | None = None
+        self._acting = Taken(frozenset(), 0)  # the change being acted on
         if self._inert:
             self._changes.dirty = False  # a stand-in, unwrapped by the live instance
             return
@@ -100,6 +104,7 @@ class ReloadMiddleware:
             return True
         if not self._changes.dirty or not self._settings.enabled:
             return False
+        self._judge_load(None)
         with self._lock:
             self._look(via_hook=True)
             if not self._configured:
@@ -113,6 +118,7 @@ class ReloadMiddleware:
                 self._tracking.start(self._server, self._settings)
 
     def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        self._judge_load(environ)
         with self._lock:
             if not self._configured:
                 self._configure(environ)
@@ -122,6 +128,22 @@ class ReloadMiddleware:
         if self._failure is not None and self._settings.debug:
             return pages.failure(self._failure[0], start_response)
         return self._app(environ, start_response)
+
+    def _judge_load(self, environ: WSGIEnvironment | None) -> None:
+        """Judge what a script loaded by a request read, by that request's start.
+
+        Other requests wait for it (bounded): they may reach the middleware, or the
+        hook, before the request that loaded the script does.
+        """
+        loader = self._tracking.loader
+        if loader is None:
+            return
+        mine = environ is not None and loader == threading.get_ident()
+        if not mine and self._tracking.load_judged.wait(LOAD_WAIT):
+            return
+        with self._lock:
+            start = environ.get("mod_wsgi.request_start") if mine and environ else None
+            self._tracking.judge_load(bounds.request_start_ns(start))
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""
@@ -147,12 +169,13 @@ class ReloadMiddleware:
         action = self._action()
         if via_hook != (action == "hook"):
             return  # the hook acts only as the hook; requests act for everything else
-        if self._failure is not None and self._failure[1] == self._changes.seq:
-            return  # nothing new since the last failed attempt
+        if self._failure is not None and self._failure[1] == self._changes.events:
+            return  # nothing changed since the last failed attempt (imports do not count)
         self._changes.settle(self._settings.settle)
         self._tracking.start(self._server, self._settings)  # a root replaced while settling
+        seq = self._changes.seq  # before looking for new modules: any later one keeps the flag
         self._tracking.refresh()
-        taken = self._changes.take(ignore=self._tracking.storms.ignored)
+        taken = self._changes.take(ignore=self._tracking.storms.ignored, since=seq)
         if not taken.paths:
             self._changes.finish(taken, acted=False)
             return
@@ -164,6 +187,7 @@ class ReloadMiddleware:
         logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
         self._last_action = {"action": action, "time": time.time(), "files": sorted(taken.paths)}
         reloading.drop_stale_bytecode(taken.paths)
+        self._acting = taken
         self._restart = strategies.STRATEGIES[action]().act(self)
         if self._failure is None:
             self._tracking.noted(taken)
@@ -197,14 +221,14 @@ class ReloadMiddleware:
         logs.error("new code not loaded, old code still serving: %s\n%s",
                    failure.summary, failure.traceback.rstrip())
         self._tracking.add(failure.files)
-        self._failure = (failure, taken.seq)
+        self._failure = (failure, taken.events)
         self._changes.finish(taken, acted=False, keep_flag=self._settings.debug)
 
     def reload(self) -> bool:
         """Re-execute the script in this process and serve its application (strategy hook)."""
         if self._script is None:
             self._fail(preflight.Failure("?", None, "no script module to re-execute", ""),
-                       Taken(frozenset(), self._changes.seq))
+                       self._acting)
             return False
         started = time.time_ns()
         previous, old = self._inner, self._counted
@@ -212,12 +236,11 @@ class ReloadMiddleware:
             module = reloading.reexecute(self._script, self._tracking.project)
             self._inner = self._adopt(module)
         except Exception as exc:
-            self._fail(preflight.from_exception(exc, self._script.path),
-                       Taken(frozenset(), self._changes.seq))
+            self._fail(preflight.from_exception(exc, self._script.path), self._acting)
             return False
         self._counted = reloading.counted(self._inner)
         self._front()
-        self._tracking.rebaseline(started)
+        self._tracking.rebaseline(started, self._acting.states)
         logs.info("reloaded in %.0f ms", (time.time_ns() - started) / 1e6)
         if self._inner is not previous:
             reloading.retire(old)  # not when the script handed back the same app object

@@ -157,8 +157,10 @@ class Library:
     def project_file(self, module: ModuleType) -> str | None:
         """The real file of a project module; None for library modules and no file."""
         path = _imported(module)
-        if path is None:
-            return None
+        return None if path is None else self.project_path(path)
+
+    def project_path(self, path: str) -> str | None:
+        """The real path of a file of the project as imported; None for library files."""
         directory, name = split(path)
         installed = self._installed.get(directory)
         if installed is None:
@@ -198,6 +200,22 @@ def project_modules(
             real = roots.project_file(module)
         if real:
             found[name] = real
+    return found
+
+
+def project_files(paths: Iterable[str], scope: str, library: Iterable[str]) -> dict[str, str]:
+    """{file as imported: real file} for the module files to track (`project_modules()`
+    for files whose module may not exist: one that failed to import, say)."""
+    if scope == "off":
+        return {}
+    roots = Library(library)
+    own = os.path.dirname(os.path.abspath(__file__))
+    found = {}
+    for path in paths:
+        source = path[:-1] if path.endswith((".pyc", ".pyo")) else path
+        real = roots.real.file(source) if scope == "all" else roots.project_path(source)
+        if real and not real.startswith(own + os.sep):
+            found[path] = real
     return found
 
 

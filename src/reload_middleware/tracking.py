@@ -8,17 +8,16 @@ process loaded them.
 
 from __future__ import annotations
 
-import importlib.abc
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from types import ModuleType
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from . import control, logs, modules, paths, watcher
-from .changes import TICK_NS, Changes, Taken
+from . import bounds, control, imports, logs, modules, paths, watcher
+from .bounds import TICK_NS
+from .changes import Changes, Observed, Stat, Taken
 from .config import Settings
 from .reloading import Script
 from .storms import StormGuard
@@ -30,7 +29,7 @@ _FORKS = [0]
 class Tracking:
     """The tracked files of one middleware and their registration with the watcher."""
 
-    extra: ClassVar[list[str]] = []  # paths given to track(), for every middleware
+    extra: ClassVar[dict[str, None]] = {}  # paths given to track(), once each, in order
 
     def __init__(self, script: Script | None, *, inert: bool = False) -> None:
         self._script = script
@@ -47,10 +46,20 @@ class Tracking:
         self._missing_logged: set[str] = set()
         self._settings = Settings()
         self._forks = _FORKS[0]
-        self._scanned_at = process_started_ns()  # modules seen next were loaded after it
+        # Every file tracked was read after this moment, however late it is learned.
+        self._loaded_since = bounds.process_started_ns()
+        self._scanned_at = self._loaded_since  # modules seen next were loaded after it
+        # A script loaded by a request (mod_wsgi without preloading) read its files after
+        # that request started, which only the request tells: until it comes, what the
+        # load read waits in _unjudged (README, "How it works").
+        self._loader = None if inert else loading_request()
+        self._before_load = _before(script) if self._loader else set()
+        self._unjudged: Observed = {}
+        self.load_judged = threading.Event()
+        self._imports = None if inert else imports.subscribe(self._key, self.changes.poke)
         self._started_in = -1
         self._registered: watcher.Registration | None = None  # the latest registration
-        self._registered_at = time.time_ns()
+        self._registered_at = self._built_at = time.time_ns()
         self._watcher = watcher.process_watcher()
         self.storms = StormGuard(self._key)
 
@@ -70,10 +79,15 @@ class Tracking:
         else:
             self.refresh(register=False)
             if self._script and settings.modules != "off":
-                self._files.setdefault(self._script.path, "")
+                script = self._script.path
+                self._files.setdefault(script, "")
+                self._baseline([script], self._loaded_since, load=[script])
             if settings.control:
                 self._files.setdefault(self.stamp, "")  # touched by the control endpoint
         self._register()
+        if not any(bounds.later_than(p, t, self._loaded_since, s[1] if s else -1)
+                   for p, (s, t) in self._unjudged.items()):
+            self.judge_load(None)  # nothing read by the load is newer than the process
 
     @property
     def stamp(self) -> str:
@@ -91,32 +105,71 @@ class Tracking:
         return len(self.changes.known), len(self._watcher.directories)
 
     def refresh(self, *, register: bool = True) -> None:
-        """Track modules imported since the last look (cheap when there are none)."""
+        """Track modules imported since the last look (cheap when there are none).
+
+        Each gets its own bound: the moment the import system looked it up, where the
+        finder of imports.py saw it, else the previous look.
+        """
         self.storms.release_quiet()
+        noted = self._imports.drain() if self._imports else {}
         if self._settings.trigger or self._settings.modules == "off":
             return
         new = {n: m for n, m in list(sys.modules.items()) if n not in self._seen}
-        if not new:
+        if not new and not noted:
             return
-        # File times may lag the clock by a tick: earlier is the safe side of a bound.
         loaded_since, self._scanned_at = self._scanned_at, time.time_ns() - TICK_NS
         self._seen.update(new)
-        if self._settings.modules == "project":
+        scope = self._settings.modules
+        if scope == "project":
             found = self.project(new)
         else:
-            found = modules.project_modules(new, self._settings.modules, self._library)
-        fresh: dict[str, str] = {}
-        for name, path in found.items():
-            if path not in self._files:
-                fresh.setdefault(path, name)
-        links = _links([new[n] for n in fresh.values()]) - set(self._files)
+            found = modules.project_modules(new, scope, self._library)
+        imported = {n: getattr(new[n], "__file__", None) or "" for n in found}
+        fresh = {path: name for name, path in found.items() if path not in self._files}
+        since = dict.fromkeys(fresh, loaded_since)
+        for path, real in modules.project_files(noted, scope, self._library).items():
+            name, at = noted[path]
+            if real not in self._files:
+                fresh.setdefault(real, name)
+                imported[name] = path
+                since[real] = min(at, since.get(real, at))
+        links = _links(imported[n] for n in fresh.values()) - set(self._files)
         self._links |= links
         fresh.update(dict.fromkeys(links, ""))
+        since.update(dict.fromkeys(links, loaded_since))
         if fresh:
-            self.changes.baseline(fresh, loaded_since=loaded_since, record=True)
+            load = {p for p, n in fresh.items() if n and n not in self._before_load}
+            self._baseline(fresh, since, load)
             self._files.update(fresh)
             if register:
                 self._register()
+
+    def _baseline(self, files: Iterable[str], since: int | Mapping[str, int],
+                  load: Iterable[str] = ()) -> None:
+        """Baselines for new files, each judged against its bound; while the loading
+        request is unknown, what the load read (`load`) is judged when it comes."""
+        if self.load_judged.is_set() or self._loader is None:
+            self.changes.baseline(files, loaded_since=since)
+            return
+        load = set(load)
+        observed = self.changes.baseline(files)
+        self._unjudged.update((p, o) for p, o in observed.items() if p in load)
+        self.changes.judge({p: o for p, o in observed.items() if p not in load}, since)
+
+    def judge_load(self, started: int | None) -> None:
+        """What the script's load read, judged by the start of the request that loaded it
+        (`None`: that request did not come in time, so by the process start)."""
+        if self.load_judged.is_set():
+            return
+        observed, self._unjudged = self._unjudged, {}
+        bound = self._loaded_since if started is None else started - TICK_NS
+        self.changes.judge(observed, bound)
+        self.load_judged.set()
+
+    @property
+    def loader(self) -> int | None:
+        """The thread that loads the script for a request, while its files wait to be judged."""
+        return None if self.load_judged.is_set() else self._loader
 
     def add(self, files: Iterable[str]) -> None:
         """Track more files (those named by a failed import, so saving the fix retries)."""
@@ -125,7 +178,7 @@ class Tracking:
         if any(f not in self._files for f in fresh):
             for path in fresh:
                 self._files.setdefault(path, "")
-            self._register()
+            self._register(loaded=False)  # as they are now: saving the fix is the change
 
     def start(self, server: str, settings: Settings) -> None:
         """Start watching in this process (lazily, and again after a fork); heal it after."""
@@ -141,7 +194,7 @@ class Tracking:
         self.changes.sweep()  # changes made before the watches were live
         # and files created in a watch directory since it was registered
         created = paths.files_below(registration.dirs, registration.exclude)
-        self.changes.baseline(created, loaded_since=self._registered_at, record=True)
+        self.changes.baseline(created, loaded_since=self._registered_at)
         files, dirs = self.counts()
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
@@ -156,8 +209,11 @@ class Tracking:
             if state and not self._files.get(path)
         })
 
-    def rebaseline(self, loaded_since: int) -> None:
+    def rebaseline(self, loaded_since: int, confirmed: Mapping[str, Stat] | None = None) -> None:
         """After an in-process reload that started at `loaded_since`: files as loaded.
+
+        A file still as it was `confirmed` before the reload began was read as such;
+        any other may have changed while the reload read it.
 
         Modules loaded again under names already seen keep their files: only names
         new to this process are looked at (a pass over every module costs more than
@@ -179,7 +235,10 @@ class Tracking:
         else:
             self.refresh()
         files = pending if self.backends == ["native"] else self._files
-        self.changes.baseline(files, refresh=True, loaded_since=loaded_since)
+        observed = self.changes.baseline(files, refresh=True)
+        confirmed = confirmed or {}
+        doubtful = {p: seen for p, seen in observed.items() if confirmed.get(p) != seen[0]}
+        self.changes.judge(doubtful, loaded_since)
 
     def release(self) -> None:
         self._watcher.release(self._key)
@@ -215,28 +274,35 @@ class Tracking:
             ignored=self.storms.ignored,
         )
 
-    def _register(self) -> None:
+    def _register(self, *, loaded: bool = True) -> None:
+        """Register what is tracked now; new files other than modules get a baseline.
+
+        `loaded`: they count as the middleware was built, however late they are learned
+        (watch paths from the environ): one newer than that changed since. The app may
+        write such files itself as it loads, so the load is not their bound (README,
+        "How it works"). Otherwise (files named by a failed import) as they are now.
+        """
         if self._inert:
             return
         self._registered_at = time.time_ns()
         registration = self._registered = self._registration()
-        self.changes.baseline(registration.files)
-        self.changes.baseline(paths.files_below(registration.dirs, registration.exclude))
+        below = paths.files_below(registration.dirs, registration.exclude)
+        files = [*registration.files, *below]
+        self.changes.baseline(files, loaded_since=self._built_at if loaded else None)
         self._watcher.register(self._key, registration)
 
     @classmethod
     def track_everywhere(cls, more: Sequence[str]) -> None:
-        cls.extra.extend(os.path.abspath(p) for p in more)
+        cls.extra.update(dict.fromkeys(os.path.abspath(p) for p in more))
 
 
-def _links(loaded: Iterable[ModuleType]) -> set[str]:
-    """Symlinked directories on the way to these modules' files, as they were imported.
+def _links(files: Iterable[str]) -> set[str]:
+    """Symlinked directories on the way to these module files, as they were imported.
 
     A deploy that swaps `current -> releases/2` for `current -> releases/3` changes no
     file of the old release: the link itself is the change.
     """
-    files = (getattr(m, "__file__", None) for m in loaded)
-    dirs = {os.path.abspath(d) for d in {modules.split(f)[0] for f in files if isinstance(f, str)}}
+    dirs = {os.path.abspath(modules.split(f)[0]) for f in files if f}
     looked: dict[str, bool] = {}  # directories share their parents: each looked at once
 
     def islink(path: str) -> bool:
@@ -247,43 +313,31 @@ def _links(loaded: Iterable[ModuleType]) -> set[str]:
     return {link for d in dirs for link in paths.symlinks(d + os.sep, islink)}
 
 
-class _ImportNotifier(importlib.abc.MetaPathFinder):
-    """Raises every middleware's flag on an import, so the next request tracks new modules."""
-
-    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
-        for changes in list(_SHARED.values()):
-            changes.poke()
+def loading_request() -> int | None:
+    """The thread that is loading the script for a request, or None when no request is
+    (a preloaded script, or a server other than mod_wsgi)."""
+    mod_wsgi = sys.modules.get("mod_wsgi")
+    request_data = getattr(mod_wsgi, "request_data", None)
+    if request_data is None:
         return None
-
-
-def process_started_ns() -> int:
-    """When this process started loading code, wall clock (ns).
-
-    uWSGI re-executes its master in place on a graceful reload (same pid, same start
-    time) and its `started_on` has whole seconds only, so there the moment this module
-    was imported, after the re-exec, is the better bound.
-    """
-    if "uwsgi" in sys.modules:
-        return _IMPORTED_NS
     try:
-        with open("/proc/self/stat") as stat:
-            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        return time.time_ns() - int(age * 1_000_000_000)
-    except (OSError, ValueError, IndexError, AttributeError):
-        return _IMPORTED_NS  # not Linux: the best earlier moment known
+        request_data()
+    except Exception:  # RuntimeError: no active request for this thread
+        return None
+    return threading.get_ident()
 
 
-_IMPORTED_NS = time.time_ns()
+def _before(script: Script | None) -> set[str]:
+    """Names of the modules imported before the script began to load (sys.modules keeps
+    the order of insertion, and the server inserts the script's module first)."""
+    names = list(sys.modules)
+    if script is None or script.name not in names:
+        return set(names)
+    return set(names[: names.index(script.name)])
 
 
 def _after_fork() -> None:
     _FORKS[0] += 1
 
 
-_NOTIFIER_LOCK = threading.Lock()
-with _NOTIFIER_LOCK:
-    if not any(type(f).__name__ == "_ImportNotifier" for f in sys.meta_path):
-        sys.meta_path.insert(0, _ImportNotifier())
 os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,155 @@
+"""When was the served code read? Time bounds for baselines, and the doubts they leave.
+
+A baseline is the file as this process loaded it. The process rarely stats a file at
+the very moment it reads it, so a *bound* stands in: a wall-clock moment known to be
+before the read (the process start, the start of the request that loaded the script,
+the moment the import system looked the module up). A file whose times are later than
+its bound may have changed after it was read: it counts as changed. That costs one
+action too many at worst, never old code (README, "How it works").
+
+    >>> SECOND = 1_000_000_000
+    >>> later_than("/srv/app/data.txt", (5 * SECOND + 1, 5 * SECOND + 1), 4 * SECOND)
+    True
+    >>> later_than("/srv/app/data.txt", (3 * SECOND + 1, 3 * SECOND + 1), 4 * SECOND)
+    False
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+
+from . import logs
+
+SECOND = 1_000_000_000
+# File times come from a clock that may lag time.time_ns() by a tick (4 ms at 250 Hz):
+# earlier is the safe side of a bound.
+TICK_NS = 20_000_000
+# The coarsest file clock in use (FAT and some shares keep even seconds only).
+COARSE_NS = 2 * SECOND
+
+_told: set[tuple[str, str]] = set()
+
+
+def later_than(
+    path: str,
+    times: Sequence[int],
+    bound: int,
+    size: int = -1,
+    *,
+    now: Callable[[], int] = time.time_ns,
+) -> bool:
+    """Whether a file with these (mtime, ctime) may have changed after a read at `bound`.
+
+    The ctime tells as well as the mtime: a copy that puts the old mtime back (rsync -a,
+    cp -p, tar) still sets it. Where the times cannot tell, the answer is the safe one
+    and the log says so once, naming the file:
+    - a time ahead of the clock (skew, a share) proves nothing and would act forever:
+      such a time is left out;
+    - whole-second times (a coarse filesystem clock) may hide a change made in the
+      second of the read;
+    - a `.py` file saved in the second before the read may have been loaded from a
+      `.pyc` of the previous save (Python trusts a pyc whose whole-second mtime and
+      size match the source).
+    """
+    current = now()
+    valid = [t for t in times if t <= current]
+    if len(valid) < len(times):
+        _tell(path, "future", "%s has a time ahead of this machine's clock: its changes "
+              "are confirmed by size and inode until the clock passes it", path)
+    if not valid:
+        return False
+    latest = max(valid)
+    if latest > bound:
+        return True
+    if all(t % SECOND == 0 for t in valid) and latest + COARSE_NS > bound:
+        _tell(path, "coarse", "%s has whole-second file times: a change made in the "
+              "second its code was loaded counts as a change", path)
+        return True
+    return (
+        path.endswith(".py") and latest + SECOND > bound and stale_bytecode(path, valid[0], size)
+    )
+
+
+def stale_bytecode(path: str, mtime_ns: int, size: int) -> bool:
+    """True when the `.pyc` of `path` is older than the source yet matches its header.
+
+    Python checks a pyc against the source's mtime in whole seconds and its size: a save
+    in the same second with the same size leaves old bytecode that Python still loads.
+    """
+    try:
+        cached = importlib.util.cache_from_source(path)
+        with open(cached, "rb") as pyc:
+            header = pyc.read(16)
+            written = os.fstat(pyc.fileno()).st_mtime_ns
+    except (OSError, NotImplementedError, ValueError):
+        return False
+    if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
+        return False  # hash-based pycs are checked against the source's content
+    return (
+        written < mtime_ns
+        and int.from_bytes(header[8:12], "little") == (mtime_ns // SECOND) & 0xFFFFFFFF
+        and int.from_bytes(header[12:16], "little") == size & 0xFFFFFFFF
+    )
+
+
+def _tell(path: str, kind: str, message: str, *args: object) -> None:
+    """Log a doubt once per file and kind."""
+    if (path, kind) not in _told:
+        _told.add((path, kind))
+        logs.info(message, *args)
+
+
+def request_start_ns(value: object) -> int | None:
+    """mod_wsgi's `mod_wsgi.request_start` as wall-clock ns, or None.
+
+    Microseconds as a string in mod_wsgi 4 and 5, seconds as a float in 6.
+
+    >>> request_start_ns("1700000000123456"), request_start_ns(1700000000.5)
+    (1700000000123456000, 1700000000500000000)
+    """
+    try:
+        if isinstance(value, str):
+            return int(value) * 1000
+        if isinstance(value, int | float) and value > 0:
+            # A number that large is microseconds, whatever the version said.
+            return int(value * 1000) if value > 1e14 else int(value * SECOND)
+    except (ValueError, OverflowError):
+        pass
+    return None
+
+
+def process_started_ns(modules: Mapping[str, ModuleType] = sys.modules) -> int:
+    """When this process started loading code, wall clock (ns).
+
+    uWSGI re-executes its master in place on a graceful reload (same pid, same start
+    time): the master's code is bounded by `uwsgi.started_on` instead, which each
+    reload sets (whole seconds, so rounded down already). A worker that loads the app
+    itself (`--lazy-apps`) was forked after that: its own start is the tighter bound.
+    """
+    uwsgi = modules.get("uwsgi")
+    if uwsgi is not None and not _lazy_apps(uwsgi):
+        started = getattr(uwsgi, "started_on", None)
+        if isinstance(started, int | float) and started > 0:
+            return int(started) * SECOND
+    try:
+        with open("/proc/self/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time_ns() - int(age * SECOND)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return _IMPORTED_NS  # not Linux: the best earlier moment known
+
+
+def _lazy_apps(uwsgi: ModuleType) -> bool:
+    options = getattr(uwsgi, "opt", None) or {}
+    names = {n.decode() if isinstance(n, bytes) else str(n) for n in options}
+    return bool(names & {"lazy-apps", "lazy"})
+
+
+_IMPORTED_NS = time.time_ns()
