@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import MakeProject, Project
+from helpers import SCRIPT, MakeProject, Project
 from reload_middleware import bounds, imports, middleware, tracking, watcher
 
 Until = Callable[[Callable[[], object]], None]
@@ -70,12 +70,13 @@ def until() -> Until:
 def project(
     fresh_process: watcher.Watcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> MakeProject:
-    """make(**options): a new project in tmp_path, importable, its script executed."""
+    """make(script=SCRIPT, **options): a new project in tmp_path, importable, its script
+    executed."""
     root = tmp_path.resolve()
     monkeypatch.syspath_prepend(str(root))
 
-    def make(**options: Any) -> Project:
-        return Project(root, {"settle": 0.01, **options})
+    def make(script: str = SCRIPT, **options: Any) -> Project:
+        return Project(root, {"settle": 0.01, **options}, script)
 
     return make
 

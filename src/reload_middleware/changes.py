@@ -135,11 +135,17 @@ class Changes:
             bound = loaded_since if isinstance(loaded_since, int) else loaded_since[path]
             if state and bounds.later_than(path, times, bound, state[1]):
                 stale.append(path)
+        with self._cond:  # a baseline replaced since was taken later: it stands
+            stale = [p for p in stale if self._baselines.get(p) == observed[p][0]]
+        self.invalidate(stale)
+
+    def invalidate(self, paths: Iterable[str]) -> None:
+        """Count these paths as changed: what this process loaded of them is not known."""
+        paths = list(paths)
         with self._cond:
-            for path in stale:
-                if self._baselines.get(path) == observed[path][0]:  # not replaced since
-                    self._baselines[path] = STALE
-        for path in stale:
+            for path in paths:
+                self._baselines[path] = STALE
+        for path in paths:
             self.record(path)
 
     def forget(self, paths: Iterable[str]) -> None:
@@ -221,8 +227,11 @@ class Changes:
         """Lower the flag unless an event came meanwhile; `acted`: take new baselines."""
         with self._cond:
             if acted:
-                # The files as confirmed before acting: a save made since counts again.
-                self._baselines.update(taken.states)
+                # The files as confirmed before acting: a save made since counts again;
+                # a file found doubtful while acting stays so.
+                self._baselines.update(
+                    (p, s) for p, s in taken.states.items() if self._baselines.get(p) != STALE
+                )
                 self._drop(taken.paths, taken.seq)
             if self._seq == taken.seq and not keep_flag:
                 self.dirty = False

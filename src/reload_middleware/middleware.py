@@ -233,14 +233,14 @@ class ReloadMiddleware:
         started = time.time_ns()
         previous, old = self._inner, self._counted
         try:
-            module = reloading.reexecute(self._script, self._tracking.project)
+            module, busy = reloading.reexecute(self._script, self._tracking.project)
             self._inner = self._adopt(module)
         except Exception as exc:
             self._fail(preflight.from_exception(exc, self._script.path), self._acting)
             return False
         self._counted = reloading.counted(self._inner)
         self._front()
-        self._tracking.rebaseline(started, self._acting.states)
+        self._tracking.rebaseline(started, self._acting.states, kept=busy)
         logs.info("reloaded in %.0f ms", (time.time_ns() - started) / 1e6)
         if self._inner is not previous:
             reloading.retire(old)  # not when the script handed back the same app object

@@ -1,7 +1,7 @@
 """In-process reload: drop the project's modules, re-execute the script, take its app.
 
 >>> script = find_script()  # doctest: +SKIP
->>> new_module = reexecute(script, ProjectModules(library_roots()))  # doctest: +SKIP
+>>> new_module, kept = reexecute(script, ProjectModules(library_roots()))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -97,6 +97,18 @@ def dropped(project: Project, modules: Mapping[str, types.ModuleType | None]) ->
     return {name for name in project(modules) if not name.startswith("_mod_wsgi_")}
 
 
+def in_flight(modules: Mapping[str, types.ModuleType | None]) -> set[str]:
+    """The names among `modules` that a thread is importing right now.
+
+    Dropping one breaks that import (KeyError in the import system) and keeping it keeps
+    what it read before the reload: it stays, and its file counts as changed after.
+    """
+    return {
+        name for name, module in modules.items()
+        if getattr(getattr(module, "__spec__", None), "_initializing", False)
+    }
+
+
 def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
     """Remove the cached .pyc of changed sources.
 
@@ -109,20 +121,23 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
                 os.remove(importlib.util.cache_from_source(path))
 
 
-def reexecute(script: Script, project: Project) -> types.ModuleType:
-    """Drop every project module and load the script afresh; the new module is returned.
+def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[str]]:
+    """Drop every project module and load the script afresh: (its new module, the names
+    of the modules left in place because another thread was importing them).
 
     `project` classifies modules: `modules.ProjectModules`. On any exception the previous
     sys.modules entries are restored and it propagates.
     """
     saved = dict(sys.modules)
     old_script = sys.modules.get(script.name)
-    for name in dropped(project, saved) | ({script.name} - {"__main__"}):
+    drop = dropped(project, saved)
+    busy = in_flight({name: saved[name] for name in drop})
+    for name in (drop - busy) | ({script.name} - {"__main__"}):
         sys.modules.pop(name, None)
     importlib.invalidate_caches()
     try:
         with _marked(script.path):
-            return _execute(script, old_script)
+            return _execute(script, old_script), busy
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
         unwanted = {n for n, m in new.items() if m is None or n == script.name}

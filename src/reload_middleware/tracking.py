@@ -209,11 +209,17 @@ class Tracking:
             if state and not self._files.get(path)
         })
 
-    def rebaseline(self, loaded_since: int, confirmed: Mapping[str, Stat] | None = None) -> None:
+    def rebaseline(
+        self,
+        loaded_since: int,
+        confirmed: Mapping[str, Stat] | None = None,
+        kept: Iterable[str] = (),
+    ) -> None:
         """After an in-process reload that started at `loaded_since`: files as loaded.
 
         A file still as it was `confirmed` before the reload began was read as such;
-        any other may have changed while the reload read it.
+        any other may have changed while the reload read it. The files of modules `kept`
+        (another thread was importing them) count as changed: they were not read again.
 
         Modules loaded again under names already seen keep their files: only names
         new to this process are looked at (a pass over every module costs more than
@@ -239,6 +245,8 @@ class Tracking:
         confirmed = confirmed or {}
         doubtful = {p: seen for p, seen in observed.items() if confirmed.get(p) != seen[0]}
         self.changes.judge(doubtful, loaded_since)
+        kept = set(kept)
+        self.changes.invalidate(p for p, name in self._files.items() if name in kept)
 
     def release(self) -> None:
         self._watcher.release(self._key)
