@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib._bootstrap
 import importlib.machinery
 import importlib.util
 import os
@@ -98,15 +99,21 @@ def dropped(project: Project, modules: Mapping[str, types.ModuleType | None]) ->
 
 
 def in_flight(modules: Mapping[str, types.ModuleType | None]) -> set[str]:
-    """The names among `modules` that a thread is importing right now.
+    """The names among `modules` that another thread is importing now, and their parents.
 
-    Dropping one breaks that import (KeyError in the import system) and keeping it keeps
-    what it read before the reload: it stays, and its file counts as changed after.
+    Dropping one from sys.modules, or the package it goes into, makes that import fail
+    (KeyError in the import system); keeping it keeps what it read before the reload, so
+    its file counts as changed afterwards. An import holds its module's lock from the
+    moment it looks the module up to the moment it is done, so the live locks tell.
     """
-    return {
+    locks = getattr(importlib._bootstrap, "_module_locks", {})
+    busy = {name for name, lock in list(locks.items()) if lock() is not None}
+    busy.update(
         name for name, module in modules.items()
         if getattr(getattr(module, "__spec__", None), "_initializing", False)
-    }
+    )
+    parents = {name.rsplit(".", n)[0] for name in busy for n in range(1, name.count(".") + 1)}
+    return (busy | parents) & set(modules)
 
 
 def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
@@ -132,8 +139,10 @@ def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[s
     old_script = sys.modules.get(script.name)
     drop = dropped(project, saved)
     busy = in_flight({name: saved[name] for name in drop})
-    for name in (drop - busy) | ({script.name} - {"__main__"}):
+    drop -= busy
+    for name in drop | ({script.name} - {"__main__"}):
         sys.modules.pop(name, None)
+    unlinked = _unlink(drop, saved)
     importlib.invalidate_caches()
     try:
         with _marked(script.path):
@@ -144,7 +153,26 @@ def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[s
         for name in dropped(project, new) | unwanted:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+        for package, child, module in unlinked:
+            setattr(package, child, module)
         raise
+
+
+def _unlink(
+    dropped: set[str], modules: Mapping[str, types.ModuleType | None]
+) -> list[tuple[types.ModuleType, str, types.ModuleType]]:
+    """Take dropped submodules off the packages that stay loaded (see `in_flight()`), so
+    `from package import submodule` imports the new one; returns what it took."""
+    unlinked: list[tuple[types.ModuleType, str, types.ModuleType]] = []
+    for name in dropped:
+        parent, _, child = name.rpartition(".")
+        package, module = modules.get(parent), modules.get(name)
+        if parent and parent not in dropped and package is not None and module is not None:
+            if getattr(package, child, None) is module:
+                with suppress(AttributeError, TypeError):
+                    delattr(package, child)
+                    unlinked.append((package, child, module))
+    return unlinked
 
 
 def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
