@@ -167,11 +167,12 @@ def _unlink(
     for name in dropped:
         parent, _, child = name.rpartition(".")
         package, module = modules.get(parent), modules.get(name)
-        if parent and parent not in dropped and package is not None and module is not None:
-            if getattr(package, child, None) is module:
-                with suppress(AttributeError, TypeError):
-                    delattr(package, child)
-                    unlinked.append((package, child, module))
+        if parent in dropped or package is None or module is None:
+            continue
+        if getattr(package, child, None) is module:
+            with suppress(AttributeError, TypeError):
+                delattr(package, child)
+                unlinked.append((package, child, module))
     return unlinked
 
 
