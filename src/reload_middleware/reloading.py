@@ -167,11 +167,9 @@ def _unlink(
     for name in dropped:
         parent, _, child = name.rpartition(".")
         package, module = modules.get(parent), modules.get(name)
-        if parent in dropped or not isinstance(package, types.ModuleType) or not isinstance(
-            module, types.ModuleType
-        ):
+        if parent in dropped or package is None or module is None:
             continue
-        if getattr(package, child, None) is module:
+        if vars(package).get(child) is module:
             with suppress(AttributeError, TypeError):
                 delattr(package, child)
                 unlinked.append((package, child, module))
