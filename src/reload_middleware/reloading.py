@@ -169,10 +169,11 @@ def _unlink(
         package, module = modules.get(parent), modules.get(name)
         if parent in dropped or package is None or module is None:
             continue
+        entry = (package, child, module)  # before `is` narrows module to the attribute
         if vars(package).get(child) is module:
             with suppress(AttributeError, TypeError):
                 delattr(package, child)
-                unlinked.append((package, child, module))
+                unlinked.append(entry)
     return unlinked
 
 
