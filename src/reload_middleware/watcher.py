@@ -211,7 +211,8 @@ class Watcher:
                 fstype = paths.filesystem_of(root, mounts)
                 remote = paths.remote(fstype)
                 if remote and root not in self._scheduled and not reg.polling:
-                    logs.info("%s is on %s, a remote filesystem: polling it", root, fstype)
+                    logs.info("%s is on %s, a remote filesystem: polling it, so its changes "
+                              "are seen up to %g s late", root, fstype, self.interval)
                 backend = "polling" if reg.polling or remote else "native"
                 by_backend[backend].append((root, recursive))
         wanted: dict[str, tuple[bool, str]] = {}
