@@ -71,9 +71,9 @@ H, S, R, G, U = "hook", "signal", "reload", "gunicorn", "uwsgi"
 ACTIONS = [
     # (id, mode, preflight, actions in SCENARIOS order, checks in that order)
     ("auto", "auto", "auto", [H, S, R, G, R, U, R],
-     ["compile", "compile", "compile", "import", "compile", "import", "compile"]),
+     ["import", "import", "compile", "import", "compile", "import", "compile"]),
     ("restart-even-preloaded", "restart", "auto", [H, S, R, G, G, U, R],
-     ["compile", "compile", "compile", "import", "import", "import", "compile"]),
+     ["import", "import", "compile", "import", "import", "import", "compile"]),
     ("reload-everywhere", "reload", "import", [R] * 7, ["import"] * 7),
     ("preflight-off", "auto", "off", [H, S, R, G, R, U, R], ["off"] * 7),
 ]
@@ -272,7 +272,7 @@ def test_render_shows_the_key_facts() -> None:
                  "warnings: 1", "! a virtualenv inside the app directory: /srv/app/.venv",
                  "fix: move it out"):
         assert fact in text
-    assert "mod_wsgi daemon, no hook           signal    compile" in text
+    assert "mod_wsgi daemon, no hook           signal    import" in text
 
 
 def test_render_without_a_script_and_without_proc() -> None:

@@ -34,7 +34,7 @@ class Settings:
     exclude: tuple[str, ...] = ()
     modules: str = "project"
     settle: float = 0.05
-    # "auto": import before a gunicorn or uWSGI restart, compile otherwise.
+    # "auto": import before any restart, compile before an in-process reload.
     preflight: str = "auto"
     # Production mode: only a change to this one file counts.
     trigger: str | None = None

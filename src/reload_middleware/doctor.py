@@ -143,9 +143,8 @@ def actions(mode: str, preflight: str) -> list[dict[str, str]]:
     rows = []
     for label, server, hook, forked in SCENARIOS:
         action = servers.choose(server, mode=mode, hook_active=hook, forked=forked, windows=False)
-        auto = "import" if action in ("gunicorn", "uwsgi") else "compile"
         rows.append({"server": label, "action": action, "meaning": MEANING[action],
-                     "preflight": auto if preflight == "auto" else preflight})
+                     "preflight": servers.preflight_for(action, preflight)})
     return rows
 
 

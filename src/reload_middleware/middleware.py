@@ -204,9 +204,7 @@ class ReloadMiddleware:
         )
 
     def _preflight(self, taken: Taken, action: servers.Action) -> preflight.Failure | None:
-        kind = self._settings.preflight
-        if kind == "auto":
-            kind = "import" if action in ("gunicorn", "uwsgi") else "compile"
+        kind = servers.preflight_for(action, self._settings.preflight)
         if kind == "off":
             return None
         script = {self._script.path} if self._script else set()

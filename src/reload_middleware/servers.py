@@ -62,6 +62,22 @@ def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, window
     return "reload"
 
 
+def preflight_for(action: Action, option: str) -> str:
+    """What must succeed before `action` ("compile", "import" or "off"), for the
+    `preflight` option; "auto" imports before every restart (README, "Configuration").
+
+    A restarted process that cannot import the app stays broken: gunicorn halts, and a
+    mod_wsgi daemon serves 500s even after the fix, as the half-imported modules stay in
+    its sys.modules. An in-process reload keeps the old app when the import fails.
+
+    >>> preflight_for("hook", "auto"), preflight_for("reload", "auto")
+    ('import', 'compile')
+    """
+    if option != "auto":
+        return option
+    return "compile" if action == "reload" else "import"
+
+
 def wants_retry(retry: str, method: str) -> bool:
     """Whether the request that triggers a restart gets a 307 to itself."""
     if retry == "always":

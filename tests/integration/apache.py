@@ -246,6 +246,11 @@ class Apache:
         for path in (self.run_dir, self.script, self.python_path):
             if not _world_reachable(path):
                 raise RuntimeError(f"{path} is missing or unreachable for www-data (503s)")
+        # A file written within a clock tick of a process start counts as changed (the
+        # start is known to 10 ms): a server started right after a checkout would restart
+        # once on its first request, and tests that count restarts would see it.
+        written = newest_change(self.python_path)
+        wait_for(lambda: time.time_ns() > written + 50_000_000, 1, "the app's files to age")
         # A port from free_port() can be taken before Apache binds it: retry on another.
         for attempt in range(3):
             try:
@@ -382,6 +387,17 @@ class Apache:
         log = "\n".join(self.error_log().splitlines()[-lines:])
         stderr = _read(self.stderr_path)[-3000:]
         return f"--- apache2 stderr:\n{stderr}\n--- error log tail:\n{log}"
+
+
+def newest_change(root: Path) -> int:
+    """The latest mtime or ctime (ns) of the files below `root`."""
+    newest = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(os.path.join(directory, name))
+                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    return newest
 
 
 def _read(path: Path) -> str:
