@@ -1,0 +1,92 @@
+"""Never stuck: broken saves and deploys under real Apache daemon mode (preloaded)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+from apache import Apache, wait_for
+from support import Site, answer, holds, restarts, seen, warm
+
+pytestmark = pytest.mark.integration
+
+# The version is imported when the script loads: an edit that compiles but drops the
+# name breaks the import, as a settings or config error does in a framework app.
+IMPORTING_APP = """\
+import json, os
+from webapp.views import VERSION
+from reload_middleware import ReloadMiddleware
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "version": VERSION}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, settle=0.05)
+"""
+
+
+class Traffic:
+    """Requests in a loop from one thread until stopped: every status seen, in order."""
+
+    def __init__(self, server: Apache, pause: float = 0.05) -> None:
+        self.statuses: list[int] = []
+        self._server, self._pause = server, pause
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._pause):
+            try:
+                self.statuses.append(self._server.get("/", timeout=10).status)
+            except OSError:
+                self.statuses.append(0)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+def test_an_edit_that_breaks_the_import_keeps_old_code_until_the_fix(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """It compiles but the app cannot import: no restart, old code serves, the log says
+    why, and the fix is served within 5 s."""
+    app = site()
+    app.write("app.wsgi", IMPORTING_APP)
+    server = apache(app)
+    pids = warm(server)
+    seen(server, app.write("webapp/views.py", "RENAMED = '2'\n"))
+    holds(lambda: answer(server)["version"] == "1", 1.0, "old code while the import fails")
+    assert server.daemon_pids() == pids
+    assert restarts(server) == 0
+    log = server.wait_for_log("new code not loaded, old code still serving")
+    assert "cannot import name 'VERSION'" in log
+    app.set_version("3")
+    wait_for(lambda: answer(server)["version"] == "3", 5, "the fix being served")
+
+
+def test_a_package_moved_away_and_back_under_load_gives_no_error(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """A deploy step that moves the package away for 1.5 s: the old code serves through
+    it, no request fails, and nothing restarts once it is back unchanged."""
+    app = site()
+    server = apache(app)
+    pids = warm(server)
+    package, away = app.root / "webapp", app.root / "webapp.away"
+    with Traffic(server) as traffic:
+        os.rename(package, away)
+        seen(server, package / "views.py")
+        threading.Event().wait(1.5)  # the deploy's gap is the schedule itself
+        os.rename(away, package)
+        holds(lambda: answer(server)["version"] == "1", 1.0, "old code after the move back")
+    assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
+    assert server.daemon_pids() == pids
+    assert restarts(server) == 0
