@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reload_middleware.bounds import TICK_NS
-from reload_middleware.changes import Changes, stat_of
+from reload_middleware.changes import UNREADABLE, Changes, stat_of
 
 SECOND = 10**9  # nanoseconds
 
@@ -142,7 +142,7 @@ def test_a_file_that_becomes_unreadable_counts(module: str) -> None:
     changes = Changes(stat=stat)
     changes.baseline([module])
     broken.add(module)
-    assert stat_of(module, stat) == (-1, -1, -1)
+    assert stat_of(module, stat) == UNREADABLE
     assert confirmed(changes, module) == {module}
 
 
@@ -418,3 +418,31 @@ def test_a_file_changed_since_its_load_is_recorded(tmp_path: Path) -> None:
     changes.baseline([loaded_then], loaded_since=loaded_after(loaded_then))
     assert changes.pending == {edited}
     assert changes.take().paths == {edited}
+
+
+def test_new_content_with_the_old_size_mtime_and_inode_counts(module: str) -> None:
+    """rsync --inplace from a copy with the same sizes and times: only the ctime moves."""
+    changes = Changes()
+    changes.baseline([module])
+    before = os.stat(module)
+    with open(module, "r+") as target:  # same inode, same size
+        target.write("TEXT = 'new'\n")
+    os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(module)
+    assert (after.st_mtime_ns, after.st_size, after.st_ino) == (
+        before.st_mtime_ns, before.st_size, before.st_ino)
+    assert confirmed(changes, module) == {module}
+
+
+def test_a_new_hard_link_or_mode_alone_is_no_change(module: str, tmp_path: Path) -> None:
+    """Metadata that moves the ctime with it (links, mode) changes no code."""
+    changes = Changes()
+    changes.baseline([module])
+    os.link(module, tmp_path / "linked.py")
+    assert confirmed(changes, module) == frozenset()
+    os.chmod(module, 0o600)
+    assert confirmed(changes, module) == frozenset()
+    with open(module, "r+") as target:  # then new content, with the old size and mtime
+        target.write("TEXT = 'new'\n")
+    os.utime(module, ns=(os.stat(module).st_atime_ns, 1_700_000_000 * SECOND))
+    assert confirmed(changes, module) == {module}

@@ -2,8 +2,8 @@
 
 The watcher thread only calls `record()`: a set under a lock and a flag. Request
 threads read `dirty` with no lock (the hot path), then `settle()`, `take()` and
-`finish()`. A path counts only if its (mtime, size, inode) differ from the baseline,
-the file as this process loaded it.
+`finish()`. A path counts only if it `differs()` from its baseline, the file as this
+process loaded it.
 
 >>> changes = Changes()
 >>> changes.baseline(["/nonexistent/a.py"])
@@ -24,9 +24,29 @@ from dataclasses import dataclass, field
 
 from . import bounds
 
-Stat = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file is absent
+# (mtime_ns, size, inode, ctime_ns, (mode, uid, gid, links)); None: the file is absent.
+Stat = tuple[int, int, int, int, tuple[int, ...]] | None
 # The baseline of a file written after its module was loaded: it differs from any stat.
-STALE: Stat = (-2, -2, -2)
+STALE: Stat = (-2, -2, -2, -2, ())
+UNREADABLE: Stat = (-1, -1, -1, -1, ())
+
+
+def differs(before: Stat, after: Stat) -> bool:
+    """Whether `after` is a change from `before`.
+
+    The content's stat (mtime, size, inode) tells most changes. A content rewritten in
+    place with its old size and mtime put back (rsync --inplace, builds with fixed
+    times) moves only the ctime; so does a chmod, chown or new hard link, which change
+    no code: a ctime that moved counts unless the mode, owner or links moved with it.
+
+    >>> differs((5, 10, 7, 5, (0o644, 0, 0, 1)), (5, 10, 7, 9, (0o644, 0, 0, 1)))
+    True
+    >>> differs((5, 10, 7, 5, (0o644, 0, 0, 1)), (5, 10, 7, 9, (0o600, 0, 0, 1)))
+    False
+    """
+    if before is None or after is None:
+        return before is not after
+    return before[:3] != after[:3] or (before[3] != after[3] and before[4] == after[4])
 
 
 def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat:
@@ -48,12 +68,14 @@ def _observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tu
         if stat_module.S_ISLNK(st.st_mode):
             st = os.stat(path)
             if stat_module.S_ISDIR(st.st_mode):
-                return (0, 0, st.st_ino), ()
+                return (0, 0, st.st_ino, 0, ()), ()
     except (FileNotFoundError, NotADirectoryError):
         return None, ()
     except OSError:
-        return (-1, -1, -1), ()  # unreadable: still a state, compared like any other
-    return (st.st_mtime_ns, st.st_size, st.st_ino), (st.st_mtime_ns, st.st_ctime_ns)
+        return UNREADABLE, ()  # still a state, compared like any other
+    meta = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+    state = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns, meta)
+    return state, (st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass(frozen=True)
@@ -170,7 +192,7 @@ class Changes:
         with self._cond:
             baselines = dict(self._baselines)
         for path, before in baselines.items():
-            if stat_of(path, self._stat) != before:
+            if differs(before, stat_of(path, self._stat)):
                 self.record(path)
 
     def poke(self) -> None:
@@ -196,7 +218,8 @@ class Changes:
         """Confirm the pending paths against their baselines; drop those that did not change.
 
         Paths in `ignore` (restart storms) are dropped and take their current state as
-        baseline, so only a later change counts once they are no longer ignored.
+        baseline, so only a later change counts once they are no longer ignored; so do
+        paths whose metadata alone moved, so a later ctime is compared with the new one.
         `since`: a `seq` read before the caller looked for new files, so whatever came
         after that look keeps the flag up.
         """
@@ -204,11 +227,13 @@ class Changes:
             seq, candidates = self._seq if since is None else since, set(self._pending)
         states = {p: stat_of(p, self._stat) for p in candidates}
         with self._cond:
-            for path in candidates & ignore:
-                self._baselines[path] = states[path]
             confirmed = frozenset(
-                p for p, s in states.items() if p not in ignore and s != self._baselines.get(p)
+                p for p, s in states.items()
+                if p not in ignore and differs(self._baselines.get(p), s)
             )
+            for path in candidates - confirmed:
+                if path in ignore or self._baselines.get(path) not in (None, STALE):
+                    self._baselines[path] = states[path]
             self._drop(candidates - confirmed, seq)
             events = self._events
         return Taken(confirmed, seq, {p: states[p] for p in confirmed}, events)

@@ -90,3 +90,19 @@ def test_a_package_moved_away_and_back_under_load_gives_no_error(
     assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
     assert server.daemon_pids() == pids
     assert restarts(server) == 0
+
+
+def test_new_content_with_the_same_size_mtime_and_inode_is_served(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """rsync -a -c --inplace from a copy with the same sizes and times: served within 3 s."""
+    app = site()
+    server = apache(app)
+    warm(server)
+    views = app.root / "webapp" / "views.py"
+    before = views.stat()
+    with open(views, "r+") as target:
+        target.write("VERSION = '2'\n")  # the same length as the old text
+    os.utime(views, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert views.stat().st_size == before.st_size and views.stat().st_ino == before.st_ino
+    wait_for(lambda: answer(server)["version"] == "2", 3, "the new content being served")
