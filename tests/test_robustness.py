@@ -177,6 +177,62 @@ def test_a_release_symlink_swap_is_a_change(
     assert app.pending == frozenset()
 
 
+FLAT_SCRIPT = """\
+import flatviews
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return [flatviews.TEXT.encode()]
+
+
+application = ReloadMiddleware(app, settle=0.01)
+"""
+
+
+def test_a_release_switch_of_a_flat_app_is_a_change(
+    fresh_process: Watcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, until: Until
+) -> None:
+    """Modules beside the script, the same script in both releases: `mv -T` of the
+    `current` link serves release 2, and an edit in release 2 is then seen."""
+    root = tmp_path.resolve()
+    for n in (1, 2):
+        release = root / "releases" / str(n)
+        release.mkdir(parents=True)
+        (release / "flatviews.py").write_text(f"TEXT = 'release {n}'\n")
+        (release / "flatapp.py").write_text(FLAT_SCRIPT)
+    current = root / "current"
+    os.symlink(root / "releases" / "1", current)
+    monkeypatch.syspath_prepend(str(current))
+    app = importlib.import_module("flatapp").application
+    assert isinstance(app, ReloadMiddleware)
+    assert call(app).body == b"release 1"
+    os.symlink(root / "releases" / "2", root / "current.new")
+    subprocess.run(["mv", "-T", str(root / "current.new"), str(current)], check=True)
+    until(lambda: call(app).body == b"release 2")
+    views = root / "releases" / "2" / "flatviews.py"
+    views.write_text("TEXT = 'hotfix in release 2'\n")
+    until(lambda: call(app).body == b"hotfix in release 2")
+
+
+def test_a_watched_folder_that_is_a_link_follows_where_it_points(
+    project: MakeProject, tmp_path: Path, until: Until
+) -> None:
+    """`ln -sfn` of a watched templates link to another folder counts as a change."""
+    root = tmp_path.resolve()
+    for name in ("a", "b"):
+        (root / name).mkdir()
+        (root / name / "page.html").write_text(name)
+    os.symlink(root / "a", root / "templates")
+    made = project(watch=["templates"])
+    app = made.application
+    call(app)
+    os.symlink(root / "b", root / "templates.new")
+    os.replace(root / "templates.new", root / "templates")
+    until(lambda: str(root / "templates") in app.pending)
+
+
 def test_what_the_app_writes_before_building_the_middleware_is_no_change(
     project: MakeProject,
     tmp_path: Path,

@@ -56,7 +56,7 @@ class ReloadMiddleware:
         self._counted = reloading.counted(app)
         self._app = self._counted  # what __call__ serves, see _front()
         self._script = _script or reloading.find_script()
-        self._inert = self._script is not None and reloading.reexecuting(self._script.path)
+        self._inert = self._script is not None and reloading.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, inert=self._inert)
         self._changes = self._tracking.changes
         self._lock = threading.Lock()
@@ -211,7 +211,7 @@ class ReloadMiddleware:
         failure = preflight.compile_files(taken.paths | script)
         if failure is None and kind == "import" and self._script is not None:
             name = self._script.name if self._script.importable else ""
-            failure = preflight.import_app(name, self._script.path)
+            failure = preflight.import_app(name, self._script.given)
         return failure
 
     def _fail(self, failure: preflight.Failure, taken: Taken) -> None:

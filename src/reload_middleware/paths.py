@@ -110,9 +110,13 @@ def merge_roots(roots: Iterable[tuple[str, bool]]) -> dict[str, bool]:
 
 
 def symlinks(path: str, islink: Callable[[str], bool] = os.path.islink) -> list[str]:
-    """The symlinks among the directories above `path` (a deploy's `current` link)."""
+    """The symlinks among `path` and the directories above it (a deploy's `current`).
+
+    >>> symlinks("/srv/current/", islink=lambda p: p == "/srv/current")
+    ['/srv/current']
+    """
     parts = os.path.abspath(path).split(os.sep)
-    prefixes = (os.sep.join(parts[:i]) for i in range(2, len(parts)))
+    prefixes = (os.sep.join(parts[:i]) for i in range(2, len(parts) + 1))
     return [p for p in prefixes if islink(p)]
 
 

@@ -31,14 +31,20 @@ _LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class Script:
-    """The module that built the middleware: its name in sys.modules and its real file."""
+    """The module that built the middleware: its name in sys.modules and its file as the
+    server named it, through any release symlink (`/srv/current/app.wsgi`)."""
 
     name: str
-    path: str
+    given: str
+
+    @property
+    def path(self) -> str:
+        """The real file now: after a release switch, the new release's."""
+        return os.path.realpath(self.given)
 
     @property
     def directory(self) -> str:
-        return os.path.dirname(self.path)
+        return os.path.dirname(self.given)
 
     @property
     def importable(self) -> bool:
@@ -56,7 +62,7 @@ def find_script(depth: int = 2) -> Script | None:
         name = frame.f_globals.get("__name__", "")
         path = frame.f_globals.get("__file__")
         if not name.startswith("reload_middleware") and isinstance(path, str):
-            return Script(name, os.path.realpath(path))
+            return Script(name, os.path.abspath(path))
         frame = frame.f_back  # type: ignore[assignment]
     return None
 
@@ -145,7 +151,7 @@ def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[s
     unlinked = _unlink(drop, saved)
     importlib.invalidate_caches()
     try:
-        with _marked(script.path):
+        with _marked(script.given):
             return _execute(script, old_script), busy
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
@@ -192,12 +198,12 @@ def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
         return module
     name = "__reload_middleware_main__" if script.name == "__main__" else script.name
     module = types.ModuleType(name)
-    module.__file__ = script.path
+    module.__file__ = script.given
     if old is not None and "__mtime__" in vars(old):
         # mod_wsgi compares this (microseconds) with the file to decide its own reloads.
-        module.__mtime__ = os.stat(script.path).st_mtime_ns // 1000  # type: ignore[attr-defined]
-    with open(script.path, "rb") as source:
-        code = compile(source.read(), script.path, "exec", dont_inherit=True)
+        module.__mtime__ = os.stat(script.given).st_mtime_ns // 1000  # type: ignore[attr-defined]
+    with open(script.given, "rb") as source:
+        code = compile(source.read(), script.given, "exec", dont_inherit=True)
     sys.modules[name] = module
     exec(code, vars(module))
     return module

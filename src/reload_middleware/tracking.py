@@ -33,7 +33,7 @@ class Tracking:
 
     def __init__(self, script: Script | None, *, inert: bool = False) -> None:
         self._script = script
-        self._key = script.path if script else f"middleware-{id(self)}"
+        self._key = script.given if script else f"middleware-{id(self)}"
         self._inert = inert
         self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
         self.changes.poke()
