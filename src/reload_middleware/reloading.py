@@ -193,20 +193,30 @@ def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
     spec = getattr(old, "__spec__", None)
     if spec is not None and spec.loader is not None and script.name != "__main__":
         module = importlib.util.module_from_spec(spec)
+        _keep_server_marks(old, module, script)
         sys.modules[script.name] = module
         spec.loader.exec_module(module)
         return module
     name = "__reload_middleware_main__" if script.name == "__main__" else script.name
     module = types.ModuleType(name)
     module.__file__ = script.given
-    if old is not None and "__mtime__" in vars(old):
-        # mod_wsgi compares this (microseconds) with the file to decide its own reloads.
-        module.__mtime__ = os.stat(script.given).st_mtime_ns // 1000  # type: ignore[attr-defined]
+    _keep_server_marks(old, module, script)
     with open(script.given, "rb") as source:
         code = compile(source.read(), script.given, "exec", dont_inherit=True)
     sys.modules[name] = module
     exec(code, vars(module))
     return module
+
+
+def _keep_server_marks(old: types.ModuleType | None, new: types.ModuleType, script: Script) -> None:
+    """Before the new module is seen: what mod_wsgi checks on a script module before each
+    request, so that it finds nothing to load again after our reload.
+
+    `__mtime__` (the file's mtime in microseconds): without it, or with another value,
+    mod_wsgi executes the script a second time.
+    """
+    if old is not None and "__mtime__" in vars(old):
+        new.__mtime__ = os.stat(script.given).st_mtime_ns // 1000  # type: ignore[attr-defined]
 
 
 class Closing:

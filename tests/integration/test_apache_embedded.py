@@ -57,3 +57,21 @@ def test_thirty_reloads_leak_nothing(
         assert answer(server) == {"pid": pid, "version": str(n), "method": "GET"}
     assert process_resources(pid) == before
     assert before[1] == 1  # one inotify instance for the process
+
+
+def test_one_script_execution_per_change(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """After an in-process reload mod_wsgi finds nothing to reload: three edits, three
+    executions of the script, one middleware that keeps watching."""
+    app = site()
+    server = apache(app, mode="embedded")
+    answer(server)
+    for n in range(2, 5):
+        seen(server, app.set_version(str(n)), count=1)
+        assert answer(server)["version"] == str(n)
+        assert answer(server)["version"] == str(n)
+    log = server.error_log()
+    assert log.count("reloaded in") == 3
+    assert "Reloading WSGI script" not in log
+    assert log.count("watching for code changes") == 1
