@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from reload_middleware import changes as changes_module
 from reload_middleware.bounds import TICK_NS
 from reload_middleware.changes import UNREADABLE, Changes, stat_of
 
@@ -299,14 +301,15 @@ class SteppingClock:
 
 
 class Settling:
-    """settle(quiet) running in a daemon thread that reads `clock`."""
+    """settle(quiet) running in a daemon thread that reads `clock`; `.settled` its answer."""
 
     def __init__(self, changes: Changes, clock: SteppingClock, quiet: float) -> None:
         self.done = threading.Event()
+        self.settled: bool | None = None
 
         def run() -> None:
             clock.reader = threading.get_ident()
-            changes.settle(quiet)
+            self.settled = changes.settle(quiet)
             self.done.set()
 
         self._thread = threading.Thread(target=run, daemon=True)
@@ -341,7 +344,8 @@ def test_settle_returns_at_once_with_no_event_ever() -> None:
 def test_settle_waits_while_events_come_but_not_longer_than_the_bound(
     quiet: float, bound: float
 ) -> None:
-    """A save that never ends (a build writing files) delays a request by the bound at most."""
+    """A build writing file after file delays a request by the bound at most, then the
+    action is held (the current code serves) and later requests are not delayed."""
     clock = SteppingClock()
     changes = Changes(clock=clock)
     changes.record("/srv/app/views.py")
@@ -353,11 +357,64 @@ def test_settle_waits_while_events_come_but_not_longer_than_the_bound(
         if reads > seen and not settling.done.is_set():
             seen = reads  # settle has looked since the last event: the next one comes
             clock.advance(step)
-            changes.record("/srv/app/views.py")
+            changes.record(f"/srv/app/build/file{events}.py")
             events += 1
     settling.join()
     assert bound - 1e-9 <= clock.last_read <= bound + step + 1e-9
     assert events >= round(bound / step)
+    assert settling.settled is False and changes.holding
+    again = Settling(changes, clock, quiet)  # the clock stands still: a wait would not end
+    again.join()
+    assert again.settled is False
+    clock.advance(changes_module.CALM)  # a burst ends after CALM without an event
+    quiet_now = Settling(changes, clock, quiet)
+    quiet_now.join()
+    assert quiet_now.settled is True and not changes.holding
+
+
+class Writer:
+    """A thread recording events on `paths(n)` every `every` seconds until stopped."""
+
+    def __init__(self, changes: Changes, paths: Callable[[int], str], every: float) -> None:
+        self._stop = threading.Event()
+
+        def run() -> None:
+            n = 0
+            while not self._stop.wait(every):
+                changes.record(paths(n))
+                n += 1
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_a_burst_longer_than_the_hold_is_acted_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes that never stop are acted on after HOLD seconds all the same."""
+    monkeypatch.setattr(changes_module, "HOLD", 0.3)
+    changes = Changes()
+    start = time.monotonic()
+    with Writer(changes, lambda n: f"/srv/app/build/gen{n}.py", every=0.01):
+        changes.record("/srv/app/build/first.py")
+        while not changes.settle(0.05):
+            assert time.monotonic() - start < 5, "held for ever"
+    assert time.monotonic() - start >= 0.3
+
+
+def test_a_path_written_nonstop_does_not_hold_the_tree() -> None:
+    """A log the app appends to: after a few events of its own it no longer delays."""
+    changes = Changes()
+    start = time.monotonic()
+    with Writer(changes, lambda n: "/srv/app/data/app.log", every=0.005):
+        changes.record("/srv/app/data/app.log")
+        assert changes.settle(0.05)
+    assert time.monotonic() - start < 0.9  # sooner than the 1 s bound
 
 
 def test_settle_waits_for_quiet_after_the_last_event() -> None:

@@ -26,6 +26,13 @@ from . import bounds
 
 # (mtime_ns, size, inode, ctime_ns, (mode, uid, gid, links)); None: the file is absent.
 Stat = tuple[int, int, int, int, tuple[int, ...]] | None
+# A tool rewriting files holds every action until it stops, for this long at most, and
+# it has stopped after this long without an event.
+HOLD = 30.0
+CALM = 1.0
+# A path with more events than this in one burst is written nonstop (a log, a database):
+# it no longer keeps the tree from being quiet. A save is a handful of events per file.
+BUSY_PATH = 10
 # The baseline of a file written after its module was loaded: it differs from any stat.
 STALE: Stat = (-2, -2, -2, -2, ())
 UNREADABLE: Stat = (-1, -1, -1, -1, ())
@@ -105,6 +112,9 @@ class Changes:
         self._events = 0  # records alone, not pokes: "has anything changed since?"
         self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
         self._last_event = -1e9
+        self._burst: float | None = None  # when the events of a held burst began
+        self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
+        self.holding = False  # changes keep coming: actions wait for them to stop
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -183,7 +193,9 @@ class Changes:
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
-            self._last_event = self._clock()
+            count = self._burst_events[path] = self._burst_events.get(path, 0) + 1
+            if count <= BUSY_PATH:
+                self._last_event = self._clock()
             self.dirty = True
             self._cond.notify_all()
 
@@ -201,16 +213,54 @@ class Changes:
             self._seq += 1
             self.dirty = True
 
-    def settle(self, quiet: float) -> None:
-        """Wait until no event came for `quiet` seconds, at most max(10 x quiet, 1 s)."""
-        deadline = self._clock() + max(10 * quiet, 1.0)
+    def settle(
+        self,
+        quiet: float,
+        ignore: frozenset[str] | set[str] = frozenset(),
+        *,
+        bound: float | None = None,
+    ) -> bool:
+        """Wait until no event came for `quiet` seconds, at most `bound` (by default
+        max(10 x quiet, 1 s)).
+
+        True: quiet, act now. False: changes keep coming (a formatter, a checkout, a
+        build): hold the action and serve the current code; later calls in the same burst
+        return at once, and the burst ends after `CALM` seconds without an event. A burst
+        that lasts `HOLD` seconds is acted on all the same (a file written nonstop: the
+        storm guard takes it from there).
+
+        A pending file whose own time is recent counts as an event then: a watcher that
+        started after the tool did has not heard its earlier writes.
+        """
+        newest = None if self.holding else self._newest_pending(ignore)
         with self._cond:
-            while True:
-                now = self._clock()
-                wait = min(self._last_event + quiet, deadline) - now
-                if wait <= 0:
-                    return
+            now = self._clock()
+            if newest is not None:
+                self._last_event = max(self._last_event, now - (time.time_ns() - newest) / 1e9)
+            if self.holding:
+                quiet, deadline = max(quiet, CALM), now
+            else:
+                deadline = now + (max(10 * quiet, 1.0) if bound is None else bound)
+            while (wait := min(self._last_event + quiet, deadline) - now) > 0:
                 self._cond.wait(wait)
+                now = self._clock()
+            if now - self._last_event >= quiet:
+                self.holding, self._burst, self._burst_events = False, None, {}
+                return True
+            self.holding = True
+            burst = self._burst = self._burst if self._burst is not None else now
+            if now - burst < HOLD:
+                return False
+            self._burst = now  # acted on: the next hold starts from here
+            return True
+
+    def _newest_pending(self, ignore: frozenset[str] | set[str]) -> int | None:
+        """The latest mtime or ctime of the pending files (wall-clock ns), if any."""
+        with self._cond:
+            pending = [p for p in self._pending - ignore
+                       if self._burst_events.get(p, 0) <= BUSY_PATH]
+        times = [t for p in pending for t in _observe(p, self._stat)[1]]
+        return max(times, default=None)
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

@@ -14,7 +14,18 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import bounds, config, control, logs, pages, preflight, reloading, servers, strategies
+from . import (
+    bounds,
+    changes,
+    config,
+    control,
+    logs,
+    pages,
+    preflight,
+    reloading,
+    servers,
+    strategies,
+)
 from .changes import Taken
 from .tracking import Tracking
 
@@ -99,14 +110,14 @@ class ReloadMiddleware:
         served by the new one. Installed on the script module automatically; the
         explicit form is `reload_required = application.reload_required`.
         """
-        self._hook_called = True
+        first, self._hook_called = not self._hook_called, True
         if self._restart is not None:
             return True
         if not self._changes.dirty or not self._settings.enabled:
             return False
         self._judge_load(None)
         with self._lock:
-            self._look(via_hook=True)
+            self._look(via_hook=True, first=first)
             if not self._configured:
                 self._changes.poke()  # the first request still has to read its environ
         return self._restart is not None
@@ -120,9 +131,10 @@ class ReloadMiddleware:
     def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._judge_load(environ)
         with self._lock:
-            if not self._configured:
+            first = not self._configured
+            if first:
                 self._configure(environ)
-            self._look(via_hook=False)
+            self._look(via_hook=False, first=first)
         if self._restart is not None and not self._hook_called:
             return self._restart.answer(self, environ, start_response)
         if self._failure is not None and self._settings.debug:
@@ -158,7 +170,7 @@ class ReloadMiddleware:
             self._tracking.release()
             self._changes.dirty = False
 
-    def _look(self, *, via_hook: bool) -> None:
+    def _look(self, *, via_hook: bool, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to."""
         if not self._settings.enabled:
             self._changes.dirty = False  # off for good: whatever raised the flag
@@ -171,7 +183,17 @@ class ReloadMiddleware:
             return  # the hook acts only as the hook; requests act for everything else
         if self._failure is not None and self._failure[1] == self._changes.events:
             return  # nothing changed since the last failed attempt (imports do not count)
-        self._changes.settle(self._settings.settle)
+        holding, quiet = self._changes.holding, self._settings.settle
+        if action != "reload" and (first or self._tracking.young):
+            # Maybe restarted for this very request (mod_wsgi hands it over): restarting
+            # again while changes keep coming would end in mod_wsgi's 503 after five.
+            quiet = max(quiet, changes.CALM)
+        bound = max(10 * self._settings.settle, 1.0)
+        if not self._changes.settle(quiet, self._tracking.storms.ignored, bound=bound):
+            if not holding:
+                logs.info("changes keep coming: the current code serves until they stop "
+                          "(%g s at most)", changes.HOLD)
+            return
         self._tracking.start(self._server, self._settings)  # a root replaced while settling
         seq = self._changes.seq  # before looking for new modules: any later one keeps the flag
         self._tracking.refresh()

@@ -23,6 +23,7 @@ from .reloading import Script
 from .storms import StormGuard
 
 _SHARED: dict[str, Changes] = {}
+YOUNG_NS = 2_000_000_000  # a process this young may be the restart of a moment ago
 _FORKS = [0]
 
 
@@ -62,6 +63,11 @@ class Tracking:
         self._registered_at = self._built_at = time.time_ns()
         self._watcher = watcher.process_watcher()
         self.storms = StormGuard(self._key)
+
+    @property
+    def young(self) -> bool:
+        """True for a process that started loading code less than `YOUNG_NS` ago."""
+        return time.time_ns() - self._loaded_since < YOUNG_NS
 
     @property
     def forked(self) -> bool:

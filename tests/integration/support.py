@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -117,4 +118,6 @@ def follow(server: Apache, method: str = "GET", hops: int = 8) -> tuple[Response
 
 
 def restarts(server: Apache) -> int:
-    return server.error_log().count("Forcing restart of daemon process")
+    """Daemon processes that asked mod_wsgi for a restart (each of a process's threads
+    that got the answer logs the line once)."""
+    return len(set(re.findall(r"\[pid (\d+):tid \d+\] Forcing restart", server.error_log())))
