@@ -156,7 +156,8 @@ def plan(
         twin = kind == "twin"
         saves.append(Save(len(saves) + 1, chosen, atomic, rng.uniform(1.5, 2.5), twin))
         if twin:
-            saves.append(Save(len(saves) + 1, chosen, atomic, rng.uniform(0.3, 0.9)))
+            # Late in the second: a restarted process has had time to import the first.
+            saves.append(Save(len(saves) + 1, chosen, atomic, rng.uniform(0.5, 0.9)))
     return saves
 
 
@@ -346,6 +347,8 @@ def steps() -> int:
 
 # One seed for the whole session, so that one variable replays every configuration.
 SEEDS = seeds()
+# Every run's summary line, shown at the end of the session whether it passed or not.
+SUMMARIES: list[str] = []
 
 
 @dataclass

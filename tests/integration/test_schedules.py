@@ -25,6 +25,7 @@ from schedules import (
     LOADED,
     MODULES,
     SEEDS,
+    SUMMARIES,
     TEMPLATE,
     Outcome,
     Save,
@@ -128,6 +129,7 @@ def tally(outcome: Outcome, log: str, started: str, began: float) -> None:
     outcome.actions = count_lines(log, ACTION)
     outcome.log_lines = [line for line in log.splitlines()
                          if ACTION in line or (started and started in line)]
+    SUMMARIES.append(outcome.summary())
     print(outcome.summary())
 
 
