@@ -9,7 +9,7 @@ APACHE_PYTHON ?= /usr/bin/python3
 APACHE_VENV ?= /tmp/reload-middleware-apache-venv
 PORT ?= 8000
 
-.PHONY: demo test lint unit dist apache-venv clean bench
+.PHONY: demo test lint unit dist apache-venv clean bench schedules
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,16 @@ unit: $(BIN)/.installed
 
 test: $(BIN)/.installed apache-venv lint dist
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/pytest
+
+# The schedule checker at length: RM_SCHEDULE_RUNS seeded schedules of RM_SCHEDULE_STEPS
+# saves per server configuration, where `make test` runs one of 8 (about 2.5 minutes);
+# RM_SCHEDULE_SEED=<n> replays the seed a failure printed. About 13 minutes as set here.
+RM_SCHEDULE_RUNS ?= 4
+RM_SCHEDULE_STEPS ?= 12
+schedules: $(BIN)/.installed apache-venv
+	APACHE_TEST_VENV=$(APACHE_VENV) RM_SCHEDULE_RUNS=$(RM_SCHEDULE_RUNS) \
+	  RM_SCHEDULE_STEPS=$(RM_SCHEDULE_STEPS) RM_SCHEDULE_SEED=$(RM_SCHEDULE_SEED) \
+	  $(BIN)/pytest tests/integration/test_schedules.py -m integration -s
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

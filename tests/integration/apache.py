@@ -47,7 +47,6 @@ LoadModule env_module "{modules}/mod_env.so"
 LoadModule wsgi_module "{wsgi_so}"
 WSGIPythonHome "{venv}"
 WSGISocketPrefix "{run}/wsgi"
-WSGIDontWriteBytecode On
 """
 DAEMON = """\
 WSGIRestrictEmbedded On
@@ -56,6 +55,17 @@ WSGIDaemonProcess site processes={processes} threads={threads} display-name=%{{G
 {aliases}
 # Both options on the alias make each daemon load the script at start, before any request.
 WSGIScriptAlias / "{script}" process-group=site application-group=%{{GLOBAL}}
+"""
+# The directives instead of the alias's options, as most sites write it: a daemon loads the
+# script on its first request for it, not at start.
+DAEMON_ON_DEMAND = """\
+WSGIRestrictEmbedded On
+WSGIDaemonProcess site processes={processes} threads={threads} display-name=%{{GROUP}} \\
+    python-home="{venv}" python-path="{python_path}"
+WSGIProcessGroup site
+WSGIApplicationGroup %{{GLOBAL}}
+{aliases}
+WSGIScriptAlias / "{script}"
 """
 # Exactly one Apache child, so tests can assert that one pid serves every request.
 EMBEDDED = """\
@@ -211,6 +221,9 @@ class Apache:
         location_config: str = "",
         aliases: str = "",
         script_reloading: bool = True,
+        preload: bool = True,
+        bytecode: bool = False,
+        ready_path: str = "/",
         port: int | None = None,
     ) -> None:
         if mode not in ("daemon", "embedded"):
@@ -221,6 +234,15 @@ class Apache:
         self.extra_config, self.location_config = extra_config, location_config
         self.aliases = aliases  # more specific aliases, placed before the one for "/"
         self.script_reloading = script_reloading
+        if not preload and mode != "daemon":
+            raise ValueError("preload=False is a daemon mode setting")
+        self.preload = preload
+        # Off by default: quick edits within one second can leave a stale .pyc that Python
+        # trusts. On, the daemons write __pycache__ where www-data may (as real sites do).
+        self.bytecode = bytecode
+        # What start() asks for to know the server is up: another script than the app's
+        # leaves the app without a request until the test sends one.
+        self.ready_path = ready_path
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.log_path = self.run_dir / "error.log"
@@ -234,7 +256,12 @@ class Apache:
             vars(self), run=self.run_dir, modules=MODULES, wsgi_so=module_location(self.venv)
         )
         values["script_dir"] = self.script.parent
-        text = COMMON + (DAEMON if self.mode == "daemon" else EMBEDDED)
+        if self.mode == "embedded":
+            text = COMMON + EMBEDDED
+        else:
+            text = COMMON + (DAEMON if self.preload else DAEMON_ON_DEMAND)
+        if not self.bytecode:
+            text += "WSGIDontWriteBytecode On\n"
         if not self.script_reloading:
             text += "WSGIScriptReloading Off\n"
         return (text + SITE).format(**values)
@@ -268,8 +295,9 @@ class Apache:
         # Each start has its own log, so wait_for_log() counts only this run.
         self.log_path.unlink(missing_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
-        # Quick edits within one second can leave a stale .pyc that Python trusts.
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        if not self.bytecode:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
         with open(self.stderr_path, "wb") as err:
             # A session of its own lets stop() find and kill stray children by group.
             self.process = subprocess.Popen(
@@ -288,7 +316,7 @@ class Apache:
                 raise RuntimeError(f"apache2 exited with {code}\n{self._tails()}")
             try:
                 # Short probes, so that an Apache that exits (port taken) is noticed.
-                self.get("/", timeout=min(remaining, 2))
+                self.get(self.ready_path, timeout=min(remaining, 2))
                 return
             except (OSError, http.client.HTTPException):
                 pause.wait(0.02)

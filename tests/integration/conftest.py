@@ -15,7 +15,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from apache import DEFAULT_VENV, Apache, ApacheSite, apache_available, prepare_run_dir
 from procs import make_project
+from schedules import SUMMARIES
 from support import APP, PROBE, Site, require
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The schedule checker's numbers, one line per run, also when every run passed."""
+    if SUMMARIES:
+        terminalreporter.section("schedules")
+        for line in SUMMARIES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +28,35 @@ def app(environ, start_response):
 
 application = ReloadMiddleware(app, settle=0.02, debug=True)
 """
+# uWSGI comes with the test extra, next to this interpreter; a system one also serves.
+UWSGI = shutil.which("uwsgi", path=os.path.dirname(sys.executable)) or shutil.which("uwsgi")
+GUNICORN_KINDS = {
+    "sync": ["-k", "sync", "--threads", "1"],
+    "gthread": ["-k", "gthread", "--threads", "4"],
+    "preload": ["-k", "sync", "--preload"],
+}
 WAITRESS = """\
 import sys
 import waitress
 from app import application
 waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]), threads=4)
 """
+
+
+def gunicorn(port: int, kind: str) -> list[str]:
+    """gunicorn with 2 workers of `kind` (a GUNICORN_KINDS key) serving app:application."""
+    return [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
+            "--no-control-socket", "--graceful-timeout", "5", *GUNICORN_KINDS[kind],
+            "app:application"]
+
+
+def uwsgi(port: int, lazy: bool) -> list[str]:
+    """uWSGI, a master and 2 workers serving app.py's application, --lazy-apps or not."""
+    assert UWSGI is not None
+    return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", "2",
+            "--wsgi-file", "app.py", "--callable", "application", "--need-app",
+            "--die-on-term", "--enable-threads", "--disable-logging",
+            *(["--lazy-apps"] if lazy else [])]
 
 
 def get(port: int, path: str = "/", method: str = "GET") -> tuple[int, str]:
@@ -85,14 +110,23 @@ def make_project(tmp_path: Path) -> Path:
 
 @contextmanager
 def running(
-    argv: list[str], cwd: Path, port: int, options: dict[str, str] | None = None
+    argv: list[str],
+    cwd: Path,
+    port: int,
+    options: dict[str, str] | None = None,
+    *,
+    bytecode: bool = False,
 ) -> Iterator[list[str]]:
     """Run a server until the block ends; yields a list that then holds its output.
 
     `options` become RELOAD_MIDDLEWARE_* variables; none leak in from this environment.
+    `bytecode` lets the server write .pyc files, which quick same-size edits can leave
+    stale; off, it writes none.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update({f"RELOAD_MIDDLEWARE_{k.upper()}": v for k, v in (options or {}).items()})
     output: list[str] = []
     with subprocess.Popen(

@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from apache import free_port, wait_for
-from procs import answer, fetch, running
+from procs import GUNICORN_KINDS, answer, fetch, gunicorn, running
 
 pytestmark = pytest.mark.integration
-
-KINDS = {
-    "sync": ["-k", "sync", "--threads", "1"],
-    "gthread": ["-k", "gthread", "--threads", "4"],
-    "preload": ["-k", "sync", "--preload"],
-}
-
-
-def gunicorn(port: int, kind: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-w",
-        "2",
-        "-b",
-        f"127.0.0.1:{port}",
-        "--no-control-socket",
-        "--graceful-timeout",
-        "5",
-        *KINDS[kind],
-        "app:application",
-    ]
 
 
 def version_everywhere(port: int, version: str, checks: int = 20) -> bool:
@@ -68,7 +44,7 @@ def workers(port: int) -> set[object]:
     return pids
 
 
-@pytest.mark.parametrize("kind", list(KINDS), ids=list(KINDS))
+@pytest.mark.parametrize("kind", list(GUNICORN_KINDS), ids=list(GUNICORN_KINDS))
 def test_edit_is_served_by_every_worker(project: Path, kind: str) -> None:
     """After an edit every request gets new code and none fails.
 

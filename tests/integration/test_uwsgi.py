@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from apache import free_port, wait_for
-from procs import fetch, running
+from procs import UWSGI, fetch, running, uwsgi
 from support import require
 
 pytestmark = pytest.mark.integration
-
-UWSGI = shutil.which("uwsgi", path=os.path.dirname(sys.executable)) or shutil.which("uwsgi")
-
-
-def uwsgi(port: int, lazy: bool) -> list[str]:
-    assert UWSGI is not None
-    return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", "2",
-            "--wsgi-file", "app.py", "--callable", "application", "--need-app",
-            "--die-on-term", "--enable-threads", "--disable-logging",
-            *(["--lazy-apps"] if lazy else [])]
 
 
 def version(port: int) -> object:

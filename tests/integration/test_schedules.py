@@ -1,0 +1,204 @@
+"""The schedule checker against real servers: saves under load are never silently stale.
+
+Each configuration runs seeded random schedules (see schedules.py); the seed is printed
+with a summary line per run, and RM_SCHEDULE_SEED=<seed> replays a failing one. The
+servers write bytecode, as they do on a developer's machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache import Apache, ApacheSite, free_port, prepare_run_dir
+from procs import UWSGI, gunicorn, running, uwsgi
+from schedules import (
+    ACTION,
+    GRACE,
+    LOADED,
+    MODULES,
+    SEEDS,
+    SUMMARIES,
+    TEMPLATE,
+    Outcome,
+    Save,
+    aged,
+    count_lines,
+    hand_over,
+    make_app,
+    plan,
+    run,
+    steps,
+    write,
+)
+from support import PROBE, require
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Config:
+    """A server configuration: how it starts, how many processes serve, how many clients."""
+
+    name: str
+    server: str  # "apache", "gunicorn" or "uwsgi"
+    processes: int
+    clients: int = 8
+    options: dict[str, Any] = field(default_factory=dict)  # Apache(...) keywords
+    lazy_apps: bool = False
+
+    @property
+    def started(self) -> str:
+        """The server's log line for each process it starts ('' when none is replaced)."""
+        if self.server == "apache":
+            return "" if self.options.get("mode") == "embedded" else "Starting daemon process"
+        return "Booting worker with pid" if self.server == "gunicorn" else "spawned uWSGI worker"
+
+
+CONFIGS = [
+    Config("daemon-preloaded", "apache", 2),
+    Config("daemon-on-demand", "apache", 2, options={"preload": False}),
+    Config("embedded", "apache", 1, options={"mode": "embedded"}),
+    Config("gunicorn-sync", "gunicorn", 2),
+    # Two clients: a uWSGI worker serves one request at a time.
+    Config("uwsgi-preforked", "uwsgi", 2, clients=2),
+    Config("uwsgi-lazy-apps", "uwsgi", 2, clients=2, lazy_apps=True),
+]
+
+
+@dataclass
+class Served:
+    """A running server: where it listens and what it logged."""
+
+    port: int
+    log: Callable[[], str]  # complete once the server has stopped
+
+
+@pytest.fixture
+def app_dir() -> Iterator[Callable[[], Path]]:
+    """make(): a fresh directory under /tmp that www-data can reach, removed after the test."""
+    made: list[Path] = []
+
+    def make() -> Path:
+        made.append(prepare_run_dir())
+        return made[-1]
+
+    yield make
+    for root in made:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def apache_site(root: Path) -> ApacheSite:
+    """The app as an Apache site, with the probe script, owned by www-data (for .pyc files)."""
+    site = ApacheSite(root)
+    make_app(root, site.script_name)
+    site.write("probe/probe.wsgi", PROBE)
+    hand_over(root)
+    aged(root)
+    return site
+
+
+@contextmanager
+def serving(config: Config, root: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The app under `root`, served by `config`'s server, which writes bytecode."""
+    if config.server == "apache":
+        start_apache: Callable[..., Apache] = request.getfixturevalue("apache")
+        with start_apache(apache_site(root), bytecode=True, **config.options) as server:
+            yield Served(server.port, server.error_log)
+        return
+    port = free_port()
+    make_app(root, "app.py")
+    aged(root)
+    argv = gunicorn(port, "sync") if config.server == "gunicorn" else uwsgi(port, config.lazy_apps)
+    with running(argv, root, port, bytecode=True) as printed:
+        yield Served(port, lambda: "".join(printed))
+
+
+def tally(outcome: Outcome, log: str, started: str, began: float) -> None:
+    """Fill in what the server's log tells about the run, and print its summary line."""
+    outcome.seconds = time.monotonic() - began
+    if started:
+        outcome.restarts = count_lines(log, started) - outcome.processes
+    outcome.actions = count_lines(log, ACTION)
+    outcome.log_lines = [line for line in log.splitlines()
+                         if ACTION in line or (started and started in line)]
+    SUMMARIES.append(outcome.summary())
+    print(outcome.summary())
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[config.name for config in CONFIGS])
+def test_no_request_is_silently_stale(
+    config: Config, request: pytest.FixtureRequest, app_dir: Callable[[], Path]
+) -> None:
+    """Every GET starting 0.25 s after a save gets code that new; none fails; restarts bounded."""
+    if config.server == "uwsgi":
+        require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
+    outcomes = []
+    for seed in SEEDS:
+        saves = plan(seed, steps())
+        root = app_dir()
+        began = time.monotonic()
+        with serving(config, root, request) as served:
+            outcome = run(config.name, seed, served.port, root, saves,
+                          processes=config.processes, clients=config.clients,
+                          # uWSGI's graceful reload under --http-socket resets a just-accepted
+                          # connection now and then, with no middleware at all.
+                          retry_reset=config.server == "uwsgi")
+        tally(outcome, served.log(), config.started, began)
+        outcomes.append(outcome)
+    failing = [outcome.details() for outcome in outcomes if outcome.problems()]
+    assert not failing, "\n\n".join(failing)
+
+
+def first_answers(
+    name: str, server: Apache, root: Path, save: Save, began: float
+) -> Outcome:
+    """Save, wait out the grace, then 8 clients for 2.5 s: the first answers are judged too."""
+    saved = write(root, save)
+    threading.Event().wait(GRACE)
+    outcome = run(name, None, server.port, root, (), processes=2, clients=8, lead=0, tail=2.5,
+                  prior=[saved])
+    server.stop()
+    tally(outcome, server.error_log(), "Starting daemon process", began)
+    return outcome
+
+
+def test_setenv_watch_path_saved_before_the_first_request(
+    apache: Callable[..., Apache], app_dir: Callable[[], Path]
+) -> None:
+    """A template in a SetEnv watch path, saved once preloaded daemons read it, is new at once."""
+    root = app_dir()
+    began = time.monotonic()
+    server = apache(apache_site(root), bytecode=True, ready_path="/probe",
+                    location_config=f"SetEnv reload_middleware.watch {root / 'templates'}")
+    server.wait_for_log(LOADED, count=2)
+    outcome = first_answers("setenv-watch", server, root, Save(1, (TEMPLATE,), False, 0), began)
+    assert not outcome.problems(), outcome.details()
+
+
+def test_on_demand_daemons_load_a_save_made_before_their_first_request(
+    apache: Callable[..., Apache], app_dir: Callable[[], Path]
+) -> None:
+    """Daemons that load the script on demand serve a save made before it: no 307, no restart."""
+    root = app_dir()
+    began = time.monotonic()
+    server = apache(apache_site(root), bytecode=True, preload=False, ready_path="/probe")
+    # The probe script is preloaded: both daemons have started and run Python.
+    server.wait_for_log("probe.wsgi' into main interpreter", count=2)
+    assert LOADED not in server.error_log()
+    outcome = first_answers("on-demand-first", server, root, Save(1, MODULES, False, 0), began)
+    problems = outcome.problems()
+    if outcome.verdict.redirects:
+        problems.append(f"{outcome.verdict.redirects} redirects")
+    forced = count_lines(server.error_log(), "Forcing restart")
+    if outcome.restarts or outcome.actions or forced:
+        problems.append(f"{outcome.restarts} restarts, {outcome.actions} actions, "
+                        f"{forced} 'Forcing restart' lines from mod_wsgi")
+    assert not problems, f"{'; '.join(problems)}\n{outcome.details()}"
