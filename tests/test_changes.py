@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import changes as changes_module
+from reload_middleware import bursts
 from reload_middleware.bounds import TICK_NS
 from reload_middleware.changes import UNREADABLE, Changes, stat_of
 
@@ -366,7 +366,7 @@ def test_settle_waits_while_events_come_but_not_longer_than_the_bound(
     again = Settling(changes, clock, quiet)  # the clock stands still: a wait would not end
     again.join()
     assert again.settled is False
-    clock.advance(changes_module.CALM)  # a burst ends after CALM without an event
+    clock.advance(bursts.CALM)  # a burst ends after CALM without an event
     quiet_now = Settling(changes, clock, quiet)
     quiet_now.join()
     assert quiet_now.settled is True and not changes.holding
@@ -397,7 +397,7 @@ class Writer:
 
 def test_a_burst_longer_than_the_hold_is_acted_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """Changes that never stop are acted on after HOLD seconds all the same."""
-    monkeypatch.setattr(changes_module, "HOLD", 0.3)
+    monkeypatch.setattr(bursts, "HOLD", 0.3)
     changes = Changes()
     start = time.monotonic()
     with Writer(changes, lambda n: f"/srv/app/build/gen{n}.py", every=0.01):

@@ -6,6 +6,7 @@ import importlib.abc
 import importlib.machinery
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -17,7 +18,7 @@ import pytest
 
 import helpers
 from helpers import DAY, MakeProject, Project, Until, call
-from reload_middleware import bounds, middleware, track, tracking
+from reload_middleware import bounds, middleware, strategies, track, tracking
 
 SECOND = 10**9
 
@@ -338,3 +339,55 @@ def test_track_in_the_script_adds_its_paths_once_however_many_reloads(
     assert list(tracking.Tracking.extra) == [os.path.abspath("settings.ini")]
     track("settings.ini")
     assert len(tracking.Tracking.extra) == 1
+
+
+DAEMON = {"mod_wsgi.process_group": "site"}
+
+
+@pytest.fixture
+def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The signal strategy with a fake os.kill: one (pid, signal) entry per kill."""
+    sent: list[tuple[int, int]] = []
+    def kill(pid: int, signum: int) -> None:
+        sent.append((pid, signum))
+
+    monkeypatch.setitem(strategies.STRATEGIES, "signal", lambda: strategies.Signal(kill=kill))
+    return sent
+
+
+def test_a_request_handed_over_after_a_restart_is_answered_without_another(
+    project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch,
+    kills: list[tuple[int, int]],
+) -> None:
+    """A young daemon's first hook call leaves the decision to the request: one that
+    started before the process is answered by it (mod_wsgi would otherwise chain
+    restarts); the next request restarts through the hook."""
+    monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
+    made = project()
+    app = made.application
+    assert app.reload_required(str(made.script)) is False  # first call: left to the request
+    made.save_views("TEXT = 'new'\n")
+    until(lambda: str(made.views) in app.pending)
+    started = bounds.process_started_ns()
+    before = {**DAEMON, "mod_wsgi.request_start": str((started - SECOND) // 1000)}
+    assert call(app, extra=before).body == b"old"
+    assert kills == []
+    assert app.reload_required(str(made.script)) is True
+
+
+def test_a_first_request_that_came_since_the_process_started_restarts_it(
+    project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch,
+    kills: list[tuple[int, int]],
+) -> None:
+    """The same first request, started after the process: the hook declined, so the
+    process restarts by signal after a 307 that the new process answers."""
+    monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
+    made = project()
+    app = made.application
+    made.save_views("TEXT = 'new'\n")
+    assert app.reload_required(str(made.script)) is False
+    until(lambda: str(made.views) in app.pending)
+    since = {**DAEMON, "mod_wsgi.request_start": str(time.time_ns() // 1000)}
+    response = call(app, extra=since)
+    assert response.status.startswith("307")
+    assert kills == [(os.getpid(), signal.SIGINT)]

@@ -22,17 +22,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import bounds
+from . import bounds, bursts
 
 # (mtime_ns, size, inode, ctime_ns, (mode, uid, gid, links)); None: the file is absent.
 Stat = tuple[int, int, int, int, tuple[int, ...]] | None
-# A tool rewriting files holds every action until it stops, for this long at most, and
-# it has stopped after this long without an event.
-HOLD = 30.0
-CALM = 1.0
-# A path with more events than this in one burst is written nonstop (a log, a database):
-# it no longer keeps the tree from being quiet. A save is a handful of events per file.
-BUSY_PATH = 10
 # The baseline of a file written after its module was loaded: it differs from any stat.
 STALE: Stat = (-2, -2, -2, -2, ())
 UNREADABLE: Stat = (-1, -1, -1, -1, ())
@@ -194,7 +187,7 @@ class Changes:
             self._events += 1
             self._recorded[path] = self._seq
             count = self._burst_events[path] = self._burst_events.get(path, 0) + 1
-            if count <= BUSY_PATH:
+            if count <= bursts.BUSY_PATH:
                 self._last_event = self._clock()
             self.dirty = True
             self._cond.notify_all()
@@ -213,34 +206,25 @@ class Changes:
             self._seq += 1
             self.dirty = True
 
-    def settle(
-        self,
-        quiet: float,
-        ignore: frozenset[str] | set[str] = frozenset(),
-        *,
-        bound: float | None = None,
-    ) -> bool:
-        """Wait until no event came for `quiet` seconds, at most `bound` (by default
-        max(10 x quiet, 1 s)).
+    def settle(self, quiet: float, ignore: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Wait until no event came for `quiet` seconds, at most max(10 x quiet, 1 s).
 
-        True: quiet, act now. False: changes keep coming (a formatter, a checkout, a
-        build): hold the action and serve the current code; later calls in the same burst
-        return at once, and the burst ends after `CALM` seconds without an event. A burst
-        that lasts `HOLD` seconds is acted on all the same (a file written nonstop: the
-        storm guard takes it from there).
-
-        A pending file whose own time is recent counts as an event then: a watcher that
-        started after the tool did has not heard its earlier writes.
+        True: quiet, act now. False: a storm (bursts.py) is going on: hold the action
+        and serve the current code; later calls return at once until it has been calm
+        for `CALM` seconds. A storm that lasts `HOLD` seconds is acted on all the same.
+        The files' own times count as events: a watcher that started after the storm
+        did has not heard its earlier writes.
         """
-        newest = None if self.holding else self._newest_pending(ignore)
+        times = [] if self.holding else self._change_times(ignore)
+        wall = time.time_ns()
         with self._cond:
             now = self._clock()
-            if newest is not None:
-                self._last_event = max(self._last_event, now - (time.time_ns() - newest) / 1e9)
-            if self.holding:
-                quiet, deadline = max(quiet, CALM), now
-            else:
-                deadline = now + (max(10 * quiet, 1.0) if bound is None else bound)
+            if times:
+                self._last_event = max(self._last_event, now - (wall - max(times)) / 1e9)
+            if self.holding or bursts.storming(times, wall):
+                self.holding = True
+                quiet = max(quiet, bursts.CALM)
+            deadline = now + (0 if self.holding else max(10 * quiet, 1.0))
             while (wait := min(self._last_event + quiet, deadline) - now) > 0:
                 self._cond.wait(wait)
                 now = self._clock()
@@ -249,18 +233,20 @@ class Changes:
                 return True
             self.holding = True
             burst = self._burst = self._burst if self._burst is not None else now
-            if now - burst < HOLD:
+            if now - burst < bursts.HOLD:
                 return False
             self._burst = now  # acted on: the next hold starts from here
             return True
 
-    def _newest_pending(self, ignore: frozenset[str] | set[str]) -> int | None:
-        """The latest mtime or ctime of the pending files (wall-clock ns), if any."""
+    def _change_times(self, ignore: frozenset[str] | set[str]) -> list[int]:
+        """When the files changed (wall-clock ns): the pending files as they are now, and
+        the others as their baselines say, leaving out files written nonstop."""
         with self._cond:
             pending = [p for p in self._pending - ignore
-                       if self._burst_events.get(p, 0) <= BUSY_PATH]
-        times = [t for p in pending for t in _observe(p, self._stat)[1]]
-        return max(times, default=None)
+                       if self._burst_events.get(p, 0) <= bursts.BUSY_PATH]
+            known = [max(s[0], s[3]) for p, s in self._baselines.items()
+                     if s is not None and s[0] > 0 and p not in ignore]
+        return known + [t for p in pending for t in _observe(p, self._stat)[1]]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import (
     bounds,
-    changes,
+    bursts,
     config,
     control,
     logs,
@@ -78,6 +78,7 @@ class ReloadMiddleware:
         self._server: servers.Server = servers.detect_from_modules()
         self._last_action: dict[str, Any] | None = None
         self._acting = Taken(frozenset(), 0)  # the change being acted on
+        self._handed_over = False  # the hook left a young process's first request to us
         if self._inert:
             self._changes.dirty = False  # a stand-in, unwrapped by the live instance
             return
@@ -117,7 +118,7 @@ class ReloadMiddleware:
             return False
         self._judge_load(None)
         with self._lock:
-            self._look(via_hook=True, first=first)
+            self._look(first=first)
             if not self._configured:
                 self._changes.poke()  # the first request still has to read its environ
         return self._restart is not None
@@ -131,11 +132,10 @@ class ReloadMiddleware:
     def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._judge_load(environ)
         with self._lock:
-            first = not self._configured
-            if first:
+            if not self._configured:
                 self._configure(environ)
-            self._look(via_hook=False, first=first)
-        if self._restart is not None and not self._hook_called:
+            self._look(environ)
+        if self._restart is not None:
             return self._restart.answer(self, environ, start_response)
         if self._failure is not None and self._settings.debug:
             return pages.failure(self._failure[0], start_response)
@@ -170,8 +170,9 @@ class ReloadMiddleware:
             self._tracking.release()
             self._changes.dirty = False
 
-    def _look(self, *, via_hook: bool, first: bool = False) -> None:
-        """Under the lock: settle, confirm, preflight and act if this is the place to."""
+    def _look(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
+        """Under the lock: settle, confirm, preflight and act if this is the place to
+        (`environ`: on the request path; else in mod_wsgi's hook, `first`: its first call)."""
         if not self._settings.enabled:
             self._changes.dirty = False  # off for good: whatever raised the flag
             return
@@ -179,20 +180,28 @@ class ReloadMiddleware:
             return
         self._tracking.start(self._server, self._settings)
         action = self._action()
-        if via_hook != (action == "hook"):
-            return  # the hook acts only as the hook; requests act for everything else
+        if action == "hook" and environ is not None:
+            if not self._handed_over:
+                return  # the hook acts on the next request
+            self._handed_over = False
+            if self._before_this_process(environ):
+                return  # it predates this process's code: answered by it, no restart
+            action = "signal"  # it came since: restart after answering (a 307 for a GET)
+        elif action != "hook" and environ is None:
+            return  # requests act for everything but the hook
+        elif first and self._tracking.young:
+            # Maybe the request a restart a moment ago was for, handed over by mod_wsgi:
+            # restarting for it again and again ends in mod_wsgi's 503 after five. Only
+            # the request can tell when it started: the request path decides.
+            self._handed_over = True
+            return
         if self._failure is not None and self._failure[1] == self._changes.events:
             return  # nothing changed since the last failed attempt (imports do not count)
-        holding, quiet = self._changes.holding, self._settings.settle
-        if action != "reload" and (first or self._tracking.young):
-            # Maybe restarted for this very request (mod_wsgi hands it over): restarting
-            # again while changes keep coming would end in mod_wsgi's 503 after five.
-            quiet = max(quiet, changes.CALM)
-        bound = max(10 * self._settings.settle, 1.0)
-        if not self._changes.settle(quiet, self._tracking.storms.ignored, bound=bound):
+        holding = self._changes.holding
+        if not self._changes.settle(self._settings.settle, self._tracking.storms.ignored):
             if not holding:
                 logs.info("changes keep coming: the current code serves until they stop "
-                          "(%g s at most)", changes.HOLD)
+                          "(%g s at most)", bursts.HOLD)
             return
         self._tracking.start(self._server, self._settings)  # a root replaced while settling
         seq = self._changes.seq  # before looking for new modules: any later one keeps the flag
@@ -215,6 +224,11 @@ class ReloadMiddleware:
             self._tracking.noted(taken)
             if self._restart is None:
                 self._changes.finish(taken, acted=True)
+
+    def _before_this_process(self, environ: WSGIEnvironment) -> bool:
+        """Whether the request started before this process did (mod_wsgi's clock)."""
+        started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
+        return started is not None and started < self._tracking.started
 
     def _action(self) -> servers.Action:
         return servers.choose(

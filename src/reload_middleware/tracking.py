@@ -65,6 +65,11 @@ class Tracking:
         self.storms = StormGuard(self._key)
 
     @property
+    def started(self) -> int:
+        """When this process started loading code (wall-clock ns)."""
+        return self._loaded_since
+
+    @property
     def young(self) -> bool:
         """True for a process that started loading code less than `YOUNG_NS` ago."""
         return time.time_ns() - self._loaded_since < YOUNG_NS

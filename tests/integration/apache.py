@@ -51,7 +51,7 @@ WSGISocketPrefix "{run}/wsgi"
 DAEMON = """\
 WSGIRestrictEmbedded On
 WSGIDaemonProcess site processes={processes} threads={threads} display-name=%{{GROUP}} \\
-    python-home="{venv}" python-path="{python_path}"
+    python-home="{venv}" python-path="{python_path}" {daemon_options}
 {aliases}
 # Both options on the alias make each daemon load the script at start, before any request.
 WSGIScriptAlias / "{script}" process-group=site application-group=%{{GLOBAL}}
@@ -61,7 +61,7 @@ WSGIScriptAlias / "{script}" process-group=site application-group=%{{GLOBAL}}
 DAEMON_ON_DEMAND = """\
 WSGIRestrictEmbedded On
 WSGIDaemonProcess site processes={processes} threads={threads} display-name=%{{GROUP}} \\
-    python-home="{venv}" python-path="{python_path}"
+    python-home="{venv}" python-path="{python_path}" {daemon_options}
 WSGIProcessGroup site
 WSGIApplicationGroup %{{GLOBAL}}
 {aliases}
@@ -224,6 +224,7 @@ class Apache:
         preload: bool = True,
         bytecode: bool = False,
         ready_path: str = "/",
+        daemon_options: str = "",
         port: int | None = None,
     ) -> None:
         if mode not in ("daemon", "embedded"):
@@ -243,6 +244,7 @@ class Apache:
         # What start() asks for to know the server is up: another script than the app's
         # leaves the app without a request until the test sends one.
         self.ready_path = ready_path
+        self.daemon_options = daemon_options  # more WSGIDaemonProcess options
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.log_path = self.run_dir / "error.log"

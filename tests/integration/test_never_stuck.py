@@ -134,3 +134,20 @@ def test_a_touch_storm_under_traffic_never_chains_restarts(
     assert traffic.statuses and set(traffic.statuses) == {200}, traffic.statuses
     assert restarts(server) <= 4
     assert "changes keep coming" in server.error_log()
+
+
+def test_a_daemon_that_cannot_load_its_script_recovers_with_startup_timeout(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """Restarted into an import error anyway (preflight off here): with mod_wsgi's
+    startup-timeout, the README's advice, the daemon starts afresh and serves the fix."""
+    app = site()
+    app.write("app.wsgi", IMPORTING_APP)
+    server = apache(app, processes=1, daemon_options="startup-timeout=2",
+                    location_config="SetEnv reload_middleware.preflight off")
+    warm(server, count=1)
+    seen(server, app.write("webapp/views.py", "RENAMED = '2'\n"), count=1)
+    wait_for(lambda: server.get("/").status == 500, 5, "the broken import being loaded")
+    app.set_version("3")
+    wait_for(lambda: server.get("/").status == 200, 10, "a fresh daemon loading the fix")
+    assert answer(server)["version"] == "3"

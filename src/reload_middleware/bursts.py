@@ -1,0 +1,49 @@
+"""Are changes still coming? Bursts of changes, and when one is a storm.
+
+A save is one change, or a few files at once. A formatter, a checkout or a build
+rewrites files for seconds: acting on each change of such a storm restarts a daemon
+again and again (under mod_wsgi each restart hands the same request to the next
+process, until mod_wsgi gives up with a 503 after five). A storm is told from the
+files' own times, so a process that started in the middle of one knows it too.
+
+    >>> s = 10**9
+    >>> storming([100 * s, 100 * s + s // 2, 101 * s, 101 * s + s // 2, 102 * s + 1], 102 * s)
+    True
+    >>> storming([100 * s, 102 * s], 102 * s)
+    False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+SECOND = 1_000_000_000
+# A storm ends after this long without a change; while it lasts actions wait, for HOLD at
+# most (a file written nonstop: the storm guard takes it from there).
+CALM = 1.0
+HOLD = 30.0
+# A storm: this many changes or more, spread over this long or more, with no CALM pause.
+STORM_CHANGES = 5
+STORM_SPAN = 2.0
+# A path with more events than this in one burst is written nonstop (a log, a database):
+# it no longer keeps the tree from being quiet. A save is a handful of events per file.
+BUSY_PATH = 10
+
+
+def run_ending_now(times: Iterable[int], now: int) -> tuple[float, int]:
+    """(seconds spanned, changes) of the run of change times (wall-clock ns) that reaches
+    up to `now` with no gap of CALM or more; (0, 0) when the last change is older."""
+    span, count, later = 0.0, 0, now
+    for moment in sorted((t for t in times if t <= now), reverse=True):
+        if (later - moment) / SECOND >= CALM:
+            break
+        count += 1
+        span = (now - moment) / SECOND
+        later = moment
+    return (span, count) if count else (0.0, 0)
+
+
+def storming(times: Iterable[int], now: int) -> bool:
+    """Whether the changes at these times (wall-clock ns) are a storm going on now."""
+    span, count = run_ending_now(times, now)
+    return span >= STORM_SPAN and count >= STORM_CHANGES
