@@ -7,7 +7,7 @@ process, until mod_wsgi gives up with a 503 after five). A storm is told from th
 files' own times, so a process that started in the middle of one knows it too.
 
     >>> s = 10**9
-    >>> storming([100 * s, 100 * s + s // 2, 101 * s, 101 * s + s // 2, 102 * s + 1], 102 * s)
+    >>> storming([100 * s, 100 * s + s // 2, 101 * s, 101 * s + s // 2, 102 * s], 102 * s)
     True
     >>> storming([100 * s, 102 * s], 102 * s)
     False
@@ -23,8 +23,10 @@ SECOND = 1_000_000_000
 CALM = 1.0
 HOLD = 30.0
 # A storm: this many changes or more, spread over this long or more, with no CALM pause.
+# Files changed within TOGETHER of each other are one change (a save of several files).
 STORM_CHANGES = 5
-STORM_SPAN = 2.0
+STORM_SPAN = 1.5
+TOGETHER = 0.05
 # A path with more events than this in one burst is written nonstop (a log, a database):
 # it no longer keeps the tree from being quiet. A save is a handful of events per file.
 BUSY_PATH = 10
@@ -35,9 +37,11 @@ def run_ending_now(times: Iterable[int], now: int) -> tuple[float, int]:
     up to `now` with no gap of CALM or more; (0, 0) when the last change is older."""
     span, count, later = 0.0, 0, now
     for moment in sorted((t for t in times if t <= now), reverse=True):
-        if (later - moment) / SECOND >= CALM:
+        gap = (later - moment) / SECOND
+        if gap >= CALM:
             break
-        count += 1
+        if count == 0 or gap >= TOGETHER:
+            count += 1
         span = (now - moment) / SECOND
         later = moment
     return (span, count) if count else (0.0, 0)
