@@ -10,7 +10,8 @@ threads send requests; the app reports the version of every file it serves code 
 from. Threads and inotify do not replay, but the same seed gives the same steps.
 
 The rule (`Run.report()`): a request that starts `GRACE` seconds or more after a save
-completed is served that save or a newer one; no request fails; after the last change,
+completed is served that save or a newer one (a file read while it was being saved in
+place may be half written until then); no request fails; after the last change,
 requests get the last save (no lost reload) and `QUIET_REQUESTS` more cause no action
 (no loop); at most one extra action per change, and a change that does not compile is
 attempted once (and one extra), not again on every import.
@@ -75,9 +76,14 @@ from {package}.sub import deep
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# A file saved in place is empty for a moment: read then, it is "torn", not an error.
 def read(name):
     with open(os.path.join(HERE, name)) as source:
-        return source.read().strip()
+        return source.read().strip() or "torn"
+
+
+def version(module):
+    return getattr(module, "VERSION", "torn")
 
 
 DATA = read("data/settings.txt")  # its directory is watched only through the environ
@@ -85,10 +91,10 @@ TRACKED = read("tracked.txt")
 {before}
 
 def app(environ, start_response):
-    seen = {{"views": views.VERSION, "deep": deep.VERSION, "data": DATA, "tracked": TRACKED}}
+    seen = {{"views": version(views), "deep": version(deep), "data": DATA, "tracked": TRACKED}}
     # Imported inside the request, as Django imports views: lazy always, others once named.
     for name in ["lazy", *filter(None, environ["schedule.imports"].split(","))]:
-        seen[name] = importlib.import_module("{package}." + name).VERSION
+        seen[name] = version(importlib.import_module("{package}." + name))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [" ".join(f"{{name}}={{version}}" for name, version in seen.items()).encode()]
 
@@ -414,8 +420,12 @@ class Log(logging.Handler):
             logger.removeHandler(log)
 
 
+TORN = -1  # the version of a file read while it was being saved in place
+
+
 def parse(body: bytes) -> dict[str, int]:
-    return {k: int(v) for k, v in (item.split("=") for item in body.decode().split())}
+    pairs = (item.split("=") for item in body.decode().split())
+    return {name: TORN if value == "torn" else int(value) for name, value in pairs}
 
 
 class Run:
@@ -557,6 +567,10 @@ class Run:
 
     def do_broken(self, step: Step) -> None:
         name, how = step.files[0], step.hows[0]
+        # Broken while a reload runs, a module the app imports on demand is imported
+        # broken (its change came after the preflight): break it once all is loaded.
+        app = self.processes[-1].app
+        self.wait(lambda: not app.pending, 2.0)
         start, failures = self.now(), self.log.count(Log.FAILED)
         self.write(name, how, broken=True)
         for imported in step.names:
@@ -691,6 +705,15 @@ class Run:
         done = [s for s in self.saves if s.file == name and s.end + GRACE <= start]
         return max(done, key=lambda s: s.version, default=None)
 
+    def torn(self, name: str, record: Request) -> bool:
+        """Whether `record` may have read `name` while a save wrote it in place.
+
+        No reloader can tell a file being written from one written: the next reload
+        reads it whole, and a request starting `GRACE` after the save must have that.
+        """
+        return any(s.file == name and s.how == "plain" and s.start < record.end
+                   and record.start < s.end + GRACE for s in self.saves)
+
     def report(self) -> str:
         """Every broken rule, with the steps and log lines around the first of each kind."""
         failed: dict[str, list[Request]] = {}
@@ -704,7 +727,9 @@ class Run:
                 continue
             for name, version in record.seen.items():
                 missed = self.required(name, record.start)
-                if missed is not None and version < missed.version:
+                if version == TORN and not self.torn(name, record):
+                    stale.setdefault((name, TORN, record.process), []).append(record)
+                elif version != TORN and missed is not None and version < missed.version:
                     stale.setdefault((name, missed.version, record.process), []).append(record)
         lines: list[str] = []
         for error, records in failed.items():
@@ -713,6 +738,12 @@ class Run:
                          f"{first.thread}, started {first.start:.3f}s): {first.error or error}")
         for (name, version, _), records in stale.items():
             first = records[0]
+            if version == TORN:
+                lines.append(f"TORN: {len(records)} requests to process {first.process} got "
+                             f"{name} half written, {GRACE}s or more after it was saved; "
+                             f"first: {first.thread} started at {first.start:.3f}s")
+                lines.extend(self.around(first.start - 1.0, first.start))
+                continue
             save_ = next(s for s in self.saves if s.file == name and s.version == version)
             kind = "LOST RELOAD" if any(r.phase == "quiet" for r in records) else "STALE"
             lines.append(
