@@ -360,10 +360,20 @@ class Request:
 @dataclass(frozen=True)
 class Save:
     file: str
-    version: int
+    version: int  # for a broken save, the version before it
     how: str
     start: float
     end: float
+    broken: bool = False  # does not compile
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A module that did not compile from `start` until the fix was saved at `fixed`."""
+
+    start: float
+    saved: float  # the broken save completed
+    fixed: float
 
 
 @dataclass
@@ -441,7 +451,7 @@ class Run:
         self.requests: list[Request] = []
         self.timeline: list[tuple[float, str]] = []
         self.problems: list[str] = []
-        self.broken: list[tuple[float, float]] = []  # windows while a module cannot compile
+        self.broken: list[Broken] = []
         self.announced: list[str] = []  # modules the requests import
         self.processes: list[Process] = []
         self.last_change = 0.0
@@ -497,10 +507,9 @@ class Run:
         version = self.world.versions[name] + (0 if broken else 1)
         start = self.now()
         self.world.write(name, version, how, broken=broken)
-        saved = Save(name, version, "broken" if broken else how, start, self.now())
-        if not broken:
-            self.world.versions[name] = version
-            self.saves.append(saved)
+        saved = Save(name, version, how, start, self.now(), broken)
+        self.world.versions[name] = version
+        self.saves.append(saved)
         self.changed(saved.end, f"saved {name} " + ("so that it does not compile" if broken
                                                     else f"{version:04d} ({how})"))
         return saved
@@ -572,14 +581,14 @@ class Run:
         app = self.processes[-1].app
         self.wait(lambda: not app.pending, 2.0)
         start, failures = self.now(), self.log.count(Log.FAILED)
-        self.write(name, how, broken=True)
+        breaking = self.write(name, how, broken=True)
         for imported in step.names:
             self.pause(0.3)
             self.do_import(Step(0.0, "import", names=(imported,)))
         self.pause(0.3)
         failed = self.log.count(Log.FAILED) - failures
         fixed = self.write(name, how)
-        self.broken.append((start, fixed.end))
+        self.broken.append(Broken(start, breaking.end, fixed.end))
         if failed > 2:
             self.problems.append(
                 f"retried: {name} did not compile, and {failed} attempts failed on it with no "
@@ -702,8 +711,25 @@ class Run:
 
     def required(self, name: str, start: float) -> Save | None:
         """The newest save of `name` that a request starting at `start` must have."""
-        done = [s for s in self.saves if s.file == name and s.end + GRACE <= start]
+        done = [s for s in self.saves if s.file == name and s.end + GRACE <= start
+                and not s.broken]
         return max(done, key=lambda s: s.version, default=None)
+
+    def broken_by_a_save_during_a_reload(self, record: Request) -> bool:
+        """Whether `record` failed on a module saved broken while a reload ran.
+
+        A reload checks the files it knows changed when it starts; a module the app
+        imports on demand, saved broken after that, is imported broken by the requests
+        until its fix. So the last action before the failure came with the broken save,
+        before its events (a millisecond after it; 15 ms allowed) could be seen. A later
+        reload must not happen at all: its preflight fails.
+        """
+        for broken in self.broken:
+            if record.end > broken.start and record.start < broken.fixed + GRACE:
+                actions = [r.created - self.wall0 for r in list(self.log.records)
+                           if Log.ACTION in r.getMessage() and r.created - self.wall0 < record.end]
+                return bool(actions) and broken.start - 0.05 <= max(actions) < broken.saved + 0.015
+        return False
 
     def torn(self, name: str, record: Request) -> bool:
         """Whether `record` may have read `name` while a save wrote it in place.
@@ -720,10 +746,13 @@ class Run:
         stale: dict[tuple[str, int, int], list[Request]] = {}
         for record in self.requests:
             if record.error or not record.status.startswith("200"):
-                failed.setdefault(record.error.splitlines()[-1] if record.error else
-                                  record.status, []).append(record)
+                if not self.broken_by_a_save_during_a_reload(record):
+                    failed.setdefault(record.error.splitlines()[-1] if record.error else
+                                      record.status, []).append(record)
                 continue
-            if record.seen is None or any(a <= record.start < b + GRACE for a, b in self.broken):
+            if record.seen is None or any(
+                b.start <= record.start < b.fixed + GRACE for b in self.broken
+            ):
                 continue
             for name, version in record.seen.items():
                 missed = self.required(name, record.start)
@@ -744,7 +773,8 @@ class Run:
                              f"first: {first.thread} started at {first.start:.3f}s")
                 lines.extend(self.around(first.start - 1.0, first.start))
                 continue
-            save_ = next(s for s in self.saves if s.file == name and s.version == version)
+            save_ = next(s for s in self.saves
+                         if s.file == name and s.version == version and not s.broken)
             kind = "LOST RELOAD" if any(r.phase == "quiet" for r in records) else "STALE"
             lines.append(
                 f"{kind}: {len(records)} requests to process {first.process} that started "
