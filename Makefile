@@ -49,12 +49,18 @@ unit: $(BIN)/.installed
 test: $(BIN)/.installed apache-venv lint dist
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/pytest
 
-# The schedule checker at length: RM_SCHEDULE_RUNS seeded schedules of RM_SCHEDULE_STEPS
-# saves per server configuration, where `make test` runs one of 8 (about 2.5 minutes);
-# RM_SCHEDULE_SEED=<n> replays the seed a failure printed. About 13 minutes as set here.
+# Both schedule checkers at length. In one process: SCHEDULE_SEEDS schedules of about
+# SCHEDULE_SECONDS each (50 of 20 s: about 25 minutes on 2 cores). Against real servers:
+# RM_SCHEDULE_RUNS seeded schedules of RM_SCHEDULE_STEPS saves per configuration, where
+# `make test` runs one of 8 (about 13 minutes as set here). A failure prints its seed;
+# RM_SCHEDULE_SEED=<seed> replays it.
+SCHEDULE_SEEDS ?= 50
+SCHEDULE_SECONDS ?= 20
 RM_SCHEDULE_RUNS ?= 4
 RM_SCHEDULE_STEPS ?= 12
 schedules: $(BIN)/.installed apache-venv
+	RM_SCHEDULE_SEEDS=$(SCHEDULE_SEEDS) RM_SCHEDULE_SECONDS=$(SCHEDULE_SECONDS) \
+	  $(BIN)/pytest tests/test_inprocess.py -p no:cacheprovider -q
 	APACHE_TEST_VENV=$(APACHE_VENV) RM_SCHEDULE_RUNS=$(RM_SCHEDULE_RUNS) \
 	  RM_SCHEDULE_STEPS=$(RM_SCHEDULE_STEPS) RM_SCHEDULE_SEED=$(RM_SCHEDULE_SEED) \
 	  $(BIN)/pytest tests/integration/test_schedules.py -m integration -s

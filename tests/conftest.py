@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import SCRIPT, MakeProject, Project
-from reload_middleware import bounds, imports, middleware, tracking, watcher
+from helpers import SCRIPT, MakeProject, Project, new_process
+from reload_middleware import watcher
 
 Until = Callable[[Callable[[], object]], None]
 
@@ -32,18 +31,9 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
     """
     saved = dict(sys.modules)
     threads = threading.active_count()
-    fresh = watcher.Watcher()
-    monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
-    monkeypatch.setattr(tracking, "_SHARED", {})
-    monkeypatch.setattr(bounds, "process_started_ns", time.time_ns)
-    monkeypatch.setattr(tracking.Tracking, "extra", {})
-    recorder = imports.Recorder()
-    monkeypatch.setattr(imports, "_RECORDER", recorder)
-    monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
+    fresh = new_process(monkeypatch)
     yield fresh
     fresh.stop()
-    if recorder in sys.meta_path:
-        sys.meta_path.remove(recorder)
     for name, module in list(sys.modules.items()):
         if name not in saved and str(getattr(module, "__file__", "")).startswith(str(tmp_path)):
             del sys.modules[name]

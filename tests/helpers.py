@@ -8,13 +8,16 @@ import sys
 import time
 import types
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.util import setup_testing_defaults
 
-from reload_middleware import ReloadMiddleware
+import pytest
+
+from reload_middleware import ReloadMiddleware, bounds, imports, middleware, tracking, watcher
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -35,6 +38,25 @@ def app(environ, start_response):
 
 application = ReloadMiddleware(app, **{options!r})
 """
+
+
+def new_process(
+    monkeypatch: pytest.MonkeyPatch, started: Callable[[], int] = time.time_ns
+) -> watcher.Watcher:
+    """The package's process-wide state as a new process has it: a watcher of its own (not
+    started), no shared latches, no `track()` paths, no live middleware; `started()` is
+    when the process started (ns). Put back by `monkeypatch`; stopping the watcher is the
+    caller's part.
+    """
+    fresh = watcher.Watcher()
+    monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
+    monkeypatch.setattr(tracking, "_SHARED", {})
+    monkeypatch.setattr(bounds, "process_started_ns", started)
+    monkeypatch.setattr(tracking.Tracking, "extra", {})
+    monkeypatch.setattr(imports, "_RECORDER", imports.Recorder())
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the finder goes with it
+    monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
+    return fresh
 
 
 def save(path: Path, text: str) -> None:
