@@ -21,19 +21,20 @@ def ago(*seconds: float) -> list[int]:
         pytest.param(ago(5), (0.0, 0), False, id="one-old-change"),
         pytest.param(ago(0.1), (0.1, 1), False, id="one-save"),
         pytest.param(ago(0.1, 0.1, 0.11, 0.12), (0.12, 1), False, id="a-save-of-four-files"),
-        pytest.param(ago(0.1, 0.95, 1.8), (1.8, 3), False, id="three-quick-saves"),
+        pytest.param(ago(*[n * 0.3 for n in range(10)]), (0.0, 1), False,
+                     id="a-save-every-0.3s-has-pauses"),
         pytest.param(ago(*[n / 10 for n in range(30)]), (2.9, 30), True, id="touch-every-0.1s"),
-        pytest.param(ago(0.5, 1.0, 1.5, 2.0, 2.5), (2.5, 5), True, id="five-over-2.5s"),
-        pytest.param(ago(0.5, 1.0, 2.5, 3.0, 3.5), (1.0, 2), False, id="a-pause-ends-a-run"),
-        pytest.param(ago(0.1, 0.11, 0.12, 0.9, 0.91, 0.92, 1.7, 1.71), (1.71, 3), False,
-                     id="three-quick-saves-of-several-files"),
-        pytest.param(ago(1.2, 1.3, 1.4, 1.5, 3.6), (0.0, 0), False, id="calm-for-a-second"),
+        pytest.param(ago(*[n / 10 for n in range(12)]), (1.1, 12), False, id="not-long-enough"),
+        pytest.param(ago(*[n / 5 for n in range(5)], *[2 + n / 10 for n in range(20)]),
+                     (0.8, 5), False, id="a-pause-ends-a-run"),
+        pytest.param(ago(*[0.3 + n / 10 for n in range(20)]), (0.0, 0), False,
+                     id="calm-since"),
         pytest.param([NOW + S, *ago(0.1)], (0.1, 1), False, id="future-times-left-out"),
     ],
 )
 def test_storming(times: list[int], run: tuple[float, int], storm: bool) -> None:
-    """A storm: five changes or more over 1.5 s or more, with no pause of one second;
-    files saved together are one change."""
+    """A storm: ten changes or more over 1.5 s or more, with no pause of 0.25 s; files
+    saved together are one change."""
     span, count = run_ending_now(times, NOW)
     assert (round(span, 6), count) == run
     assert storming(times, NOW) is storm

@@ -366,7 +366,7 @@ def test_settle_waits_while_events_come_but_not_longer_than_the_bound(
     again = Settling(changes, clock, quiet)  # the clock stands still: a wait would not end
     again.join()
     assert again.settled is False
-    clock.advance(bursts.CALM)  # a burst ends after CALM without an event
+    clock.advance(max(quiet, bursts.CALM))  # a burst ends after CALM without an event
     quiet_now = Settling(changes, clock, quiet)
     quiet_now.join()
     assert quiet_now.settled is True and not changes.holding

@@ -1,15 +1,16 @@
 """Are changes still coming? Bursts of changes, and when one is a storm.
 
-A save is one change, or a few files at once. A formatter, a checkout or a build
-rewrites files for seconds: acting on each change of such a storm restarts a daemon
-again and again (under mod_wsgi each restart hands the same request to the next
-process, until mod_wsgi gives up with a 503 after five). A storm is told from the
-files' own times, so a process that started in the middle of one knows it too.
+A save is one change, or a few files at once; a person saves again after a pause. A
+tool touching or rewriting file after file for seconds never pauses: acting on each of
+its changes restarts a daemon again and again (under mod_wsgi each restart hands the
+same request to the next process, until mod_wsgi gives up with a 503 after five). A
+storm is told from the files' own times, so a process that started in the middle of one
+knows it too.
 
-    >>> s = 10**9
-    >>> storming([100 * s, 100 * s + s // 2, 101 * s, 101 * s + s // 2, 102 * s], 102 * s)
+    >>> ms = 10**6
+    >>> storming([n * 100 * ms for n in range(20)], 1900 * ms)
     True
-    >>> storming([100 * s, 102 * s], 102 * s)
+    >>> storming([0, 400 * ms, 800 * ms, 1200 * ms, 1600 * ms, 2000 * ms], 2000 * ms)
     False
 """
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 SECOND = 1_000_000_000
-# A storm ends after this long without a change; while it lasts actions wait, for HOLD at
-# most (a file written nonstop: the storm guard takes it from there).
-CALM = 1.0
+# A storm ends after this long without a change (people pause longer between saves);
+# while it lasts actions wait, for HOLD at most (a file written nonstop: the storm guard
+# takes it from there).
+CALM = 0.25
 HOLD = 30.0
 # A storm: this many changes or more, spread over this long or more, with no CALM pause.
 # Files changed within TOGETHER of each other are one change (a save of several files).
-STORM_CHANGES = 5
+STORM_CHANGES = 10
 STORM_SPAN = 1.5
 TOGETHER = 0.05
 # A path with more events than this in one burst is written nonstop (a log, a database):

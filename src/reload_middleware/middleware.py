@@ -328,6 +328,6 @@ def track(*paths: str) -> None:
 
         reload_middleware.track("/srv/myproject/settings.ini")
     """
-    Tracking.track_everywhere(paths)
-    for middleware in list(_LIVE):
-        middleware._tracking.update(middleware._settings)
+    if Tracking.track_everywhere(paths):  # a script executed again adds nothing twice
+        for middleware in list(_LIVE):
+            middleware._tracking.watch_more()

@@ -310,9 +310,16 @@ class Tracking:
         self.changes.baseline(files, loaded_since=self._built_at if loaded else None)
         self._watcher.register(self._key, registration)
 
+    def watch_more(self) -> None:
+        """Register the `track()` paths added since, keeping everything else as it is."""
+        self._register()
+
     @classmethod
-    def track_everywhere(cls, more: Sequence[str]) -> None:
-        cls.extra.update(dict.fromkeys(os.path.abspath(p) for p in more))
+    def track_everywhere(cls, more: Sequence[str]) -> bool:
+        """Add paths for every middleware; False when all of them were there already."""
+        new = [p for p in (os.path.abspath(p) for p in more) if p not in cls.extra]
+        cls.extra.update(dict.fromkeys(new))
+        return bool(new)
 
 
 def _links(files: Iterable[str]) -> set[str]:
