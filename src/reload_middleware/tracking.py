@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import ClassVar
 
@@ -256,23 +256,27 @@ class _ImportNotifier(importlib.abc.MetaPathFinder):
         return None
 
 
-def process_started_ns() -> int:
-    """When this process started loading code, wall clock (ns).
+def process_started_ns(loaded: Mapping[str, object] = sys.modules) -> int:
+    """When this process started loading code, wall clock (ns): a lower bound.
 
     uWSGI re-executes its master in place on a graceful reload (same pid, same start
-    time) and its `started_on` has whole seconds only, so there the moment this module
-    was imported, after the re-exec, is the better bound.
+    time), so there the bound is the later of the process start and `started_on`, the
+    re-exec's whole second rounded down. Never this module's import: the application
+    imports its own modules before it builds the middleware.
     """
-    if "uwsgi" in sys.modules:
-        return _IMPORTED_NS
+    started = _IMPORTED_NS
     try:
         with open("/proc/self/stat") as stat:
             ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
         # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        return time.time_ns() - int(age * 1_000_000_000)
+        started = min(started, time.time_ns() - int(age * 1_000_000_000))
     except (OSError, ValueError, IndexError, AttributeError):
-        return _IMPORTED_NS  # not Linux: the best earlier moment known
+        pass  # not Linux: the best earlier moment known
+    started_on = getattr(loaded.get("uwsgi"), "started_on", None)
+    if isinstance(started_on, int):
+        started = min(max(started, started_on * 1_000_000_000), _IMPORTED_NS)
+    return started
 
 
 _IMPORTED_NS = time.time_ns()
