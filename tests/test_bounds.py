@@ -6,7 +6,6 @@ import logging
 import os
 import py_compile
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -91,26 +90,3 @@ def test_old_bytecode_that_python_would_trust_counts(tmp_path: Path) -> None:
 def test_request_start_ns(value: object, expected: int | None) -> None:
     """mod_wsgi 4 and 5 give microseconds as text, mod_wsgi 6 seconds as a float."""
     assert bounds.request_start_ns(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("options", "started_on", "expected"),
-    [
-        pytest.param({}, 1_700_000_123, 1_700_000_123 * SECOND, id="master-loads-the-app"),
-        pytest.param({"lazy-apps": b"1"}, 1_700_000_123, None, id="lazy-apps"),
-        pytest.param({b"lazy": b"1"}, 1_700_000_123, None, id="lazy"),
-    ],
-)
-def test_under_uwsgi_the_bound_follows_each_graceful_reload(
-    options: dict[object, object], started_on: int, expected: int | None
-) -> None:
-    """uWSGI re-executes its master in place: the master's bound is `started_on`; a worker
-    that loads the app itself (lazy-apps) is bounded by its own start."""
-    uwsgi = types.ModuleType("uwsgi")
-    uwsgi.opt = options  # type: ignore[attr-defined]
-    uwsgi.started_on = started_on  # type: ignore[attr-defined]
-    bound = bounds.process_started_ns({"uwsgi": uwsgi})
-    if expected is None:  # read from /proc, to a clock tick
-        assert abs(bound - bounds.process_started_ns({})) < 50_000_000
-    else:
-        assert bound == expected

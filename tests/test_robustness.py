@@ -389,3 +389,24 @@ def test_a_file_written_nonstop_never_holds_requests_long(
         writer.join()
     assert max(durations) < 1.5  # the bound is max(10 x settle, 1 s), plus a reload
     assert sorted(durations)[len(durations) // 2] < 0.5  # most requests pass quickly
+
+
+class UwsgiStart:
+    """uWSGI's module as far as the load-time bound reads it: `started_on`, whole seconds."""
+
+    def __init__(self, started_on: int) -> None:
+        self.started_on = started_on
+
+
+def test_uwsgi_load_bound_is_before_the_app_imported_its_modules() -> None:
+    """Under uWSGI the bound is the re-exec's whole second (or the process start, if
+    later), never the import of the middleware: an app imports its own modules first,
+    and a save between the two would otherwise be taken as what was loaded."""
+    imported = bounds._IMPORTED_NS
+    on = imported // 10**9 - 1
+    bound = bounds.process_started_ns({"uwsgi": UwsgiStart(on)})
+    assert on * 10**9 <= bound < imported
+    # The process start is computed from two clocks read apart: equal to a millisecond.
+    assert abs(bound - max(on * 10**9, bounds.process_started_ns({}))) < 1_000_000
+    # Never later than the import: a started_on ahead of it proves nothing.
+    assert bounds.process_started_ns({"uwsgi": UwsgiStart(imported // 10**9 + 60)}) == imported

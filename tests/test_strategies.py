@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
-import types
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,29 +89,125 @@ def test_windows_restart_calls_ap_signal_parent() -> None:
     assert calls == [("ap_signal_parent", strategies.ApacheWindows.RESTART)]
 
 
-def test_uwsgi_asks_for_one_reload_per_instance(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+class FakeUwsgi:
+    """The parts of uWSGI's `uwsgi` module the strategy uses; calls go to `calls`."""
+
+    def __init__(self, calls: list[str], opt: dict[str, object], master: int = 4242) -> None:
+        self.calls = calls
+        self.opt = opt
+        self._master = master
+
+    def masterpid(self) -> int:
+        return self._master
+
+    def reload(self) -> bool:
+        self.calls.append("reload")
+        return True
+
+
+def uwsgi_worker(
+    opt: dict[str, object] | None = None, master: int = 4242
+) -> tuple[strategies.Uwsgi, list[str]]:
+    """A Uwsgi strategy over a fake module; signals are recorded as 'SIGHUP to self'."""
+    calls: list[str] = []
+
+    def kill(pid: int, sig: int) -> None:
+        assert pid == os.getpid()
+        calls.append(f"{signal.Signals(sig).name} to self")
+
+    server = FakeUwsgi(calls, opt if opt is not None else {}, master)
+    return strategies.Uwsgi(server=server, kill=kill), calls
+
+
+def test_uwsgi_preforked_reloads_the_instance_after_the_307() -> None:
+    """Preforked: a 307, then after it is delivered uwsgi.reload() and the worker's own
+    graceful exit, in that order (the master must be reloading when it reaps us)."""
+    strategy, calls = uwsgi_worker({"master": True, "processes": b"2"})
+    restart = strategy.act(FakeActor())
+    assert restart is not None
+    status, _, body = call(restart)
+    assert status.startswith("307") and calls == []
+    body.close()
+    assert calls == ["reload", "SIGHUP to self"]
+    call(restart)[2].close()  # a request that arrived meanwhile: 307 again, no second ask
+    assert calls == ["reload", "SIGHUP to self"]
+
+
+def test_uwsgi_every_worker_asks_no_marker() -> None:
+    """Each worker that confirms a change asks for the reload itself (uWSGI's master
+    ignores requests while it reloads): nothing shared decides that one may not."""
+    first, calls_first = uwsgi_worker()
+    second, calls_second = uwsgi_worker()
+    for strategy in (first, second):
+        restart = strategy.act(FakeActor())
+        assert restart is not None
+        call(restart)[2].close()
+    assert calls_first == calls_second == ["reload", "SIGHUP to self"]
+
+
+@pytest.mark.parametrize(("retry", "method"), [("auto", "POST"), ("never", "GET")])
+def test_uwsgi_old_code_answers_where_retry_says_so(retry: str, method: str) -> None:
+    """retry=auto: a POST gets the old code, then the worker goes; retry=never: a GET too."""
+    strategy, calls = uwsgi_worker()
+    restart = strategy.act(FakeActor(retry))
+    assert restart is not None
+    status, text, body = call(restart, method)
+    assert (status, text, calls) == ("200 OK", b"old code", [])
+    body.close()
+    assert calls == ["reload", "SIGHUP to self"]
+
+
+@pytest.mark.parametrize(
+    ("opt", "calls"),
+    [
+        ({"lazy-apps": True}, ["SIGHUP to self"]),
+        ({"lazy": b"1"}, ["SIGHUP to self"]),
+        ({"lazy-apps": True, "mule": True}, ["reload", "SIGHUP to self"]),
+        ({"lazy-apps": True, "shared-import": b"myproject.tasks"}, ["reload", "SIGHUP to self"]),
+        ({"lazy-apps": b"false"}, ["reload", "SIGHUP to self"]),
+    ],
+    ids=["lazy-apps", "lazy", "lazy-apps-with-a-mule", "lazy-apps-shared-import", "lazy-off"],
+)
+def test_uwsgi_worker_restarts_alone_where_it_loads_the_app(
+    opt: dict[str, object], calls: list[str]
 ) -> None:
-    """Of several workers seeing one change, only the first asks uWSGI to reload."""
-    reloads: list[int] = []
-    fake = types.ModuleType("uwsgi")
-    fake.masterpid = lambda: 4242  # type: ignore[attr-defined]
-    fake.started_on = 1700000000  # type: ignore[attr-defined]
-    fake.reload = lambda: reloads.append(1)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "uwsgi", fake)
-    (tmp_path / "reload-middleware-uwsgi-4242-1699999999").write_text("")
-    first = strategies.Uwsgi(tmp=str(tmp_path)).act(FakeActor())
-    second = strategies.Uwsgi(tmp=str(tmp_path)).act(FakeActor())
-    assert first is not None and second is not None
-    call(first)[2].close()
-    call(second)[2].close()
-    assert reloads == [1]
-    assert [p.name for p in tmp_path.iterdir()] == ["reload-middleware-uwsgi-4242-1700000000"]
-    fake.started_on = 1700000005  # type: ignore[attr-defined]  # after the reload
-    third = strategies.Uwsgi(tmp=str(tmp_path)).act(FakeActor())
-    assert third is not None
-    call(third)[2].close()
-    assert reloads == [1, 1]
+    """Workers that load the app themselves restart alone; the instance reloads when the
+    master or mules and spoolers run the app's code too."""
+    strategy, seen = uwsgi_worker(opt)
+    restart = strategy.act(FakeActor())
+    assert restart is not None
+    call(restart)[2].close()
+    assert seen == calls
+
+
+def test_uwsgi_without_a_master_reloads_in_process() -> None:
+    """No master (masterpid() is 0): nothing would start a new worker, so reload here."""
+    strategy, calls = uwsgi_worker(master=0)
+    actor = FakeActor()
+    assert strategy.act(actor) is None
+    assert actor.reloads == 1 and calls == []
+
+
+@pytest.mark.parametrize(
+    ("opt", "alone"),
+    [
+        ({}, False),
+        ({"lazy-apps": True}, True),
+        ({"lazy-apps": b"true"}, True),
+        ({"lazy-apps": b"Off"}, False),
+        ({"lazy-apps": [b"1", b"0"]}, False),
+        ({"lazy-apps": [True, b"yes"]}, True),
+        ({"lazy": True}, True),
+        ({"lazy-apps": True, "spooler": b"/var/spool/app"}, False),
+        ({"lazy-apps": True, "shared-python-import": b"tasks"}, False),
+        ({"lazy-apps": True, "import": b"tasks"}, True),
+    ],
+    ids=["preforked", "flag", "true", "Off", "last-wins-off", "last-wins-on", "old-lazy",
+         "spooler", "shared-import", "import-runs-in-each-worker"],
+)
+def test_restarts_alone(opt: dict[str, object], alone: bool) -> None:
+    """uwsgi.opt as uWSGI exports it: True for a bare flag, bytes, lists when repeated."""
+    assert strategies.restarts_alone(opt) is alone
 
 
 def test_table_names_every_action() -> None:

@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
 
 from . import logs
 
@@ -124,33 +123,27 @@ def request_start_ns(value: object) -> int | None:
     return None
 
 
-def process_started_ns(modules: Mapping[str, ModuleType] = sys.modules) -> int:
-    """When this process started loading code, wall clock (ns).
+def process_started_ns(modules: Mapping[str, object] = sys.modules) -> int:
+    """When this process started loading code, wall clock (ns): a lower bound.
 
     uWSGI re-executes its master in place on a graceful reload (same pid, same start
-    time): the master's code is bounded by `uwsgi.started_on` instead, which each
-    reload sets (whole seconds, so rounded down already). A worker that loads the app
-    itself (`--lazy-apps`) was forked after that: its own start is the tighter bound.
+    time), so there the bound is the later of the process start and `started_on`, the
+    re-exec's whole second rounded down. Never this module's import: the application
+    imports its own modules before it builds the middleware.
     """
-    uwsgi = modules.get("uwsgi")
-    if uwsgi is not None and not _lazy_apps(uwsgi):
-        started = getattr(uwsgi, "started_on", None)
-        if isinstance(started, int | float) and started > 0:
-            return int(started) * SECOND
+    started = _IMPORTED_NS
     try:
         with open("/proc/self/stat") as stat:
             ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
         # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        return time.time_ns() - int(age * SECOND)
+        started = min(started, time.time_ns() - int(age * SECOND))
     except (OSError, ValueError, IndexError, AttributeError):
-        return _IMPORTED_NS  # not Linux: the best earlier moment known
-
-
-def _lazy_apps(uwsgi: ModuleType) -> bool:
-    options = getattr(uwsgi, "opt", None) or {}
-    names = {n.decode() if isinstance(n, bytes) else str(n) for n in options}
-    return bool(names & {"lazy-apps", "lazy"})
+        pass  # not Linux: the best earlier moment known
+    started_on = getattr(modules.get("uwsgi"), "started_on", None)
+    if isinstance(started_on, int):
+        started = min(max(started, started_on * SECOND), _IMPORTED_NS)
+    return started
 
 
 _IMPORTED_NS = time.time_ns()

@@ -38,7 +38,8 @@ MEANING = {
     "signal": "SIGINT to the daemon after a 307 (GET, HEAD) or the old code's answer",
     "reload": "the script is executed again in the same process",
     "gunicorn": "SIGTERM to the worker after a 307 or the answer; gunicorn starts a new one",
-    "uwsgi": "uwsgi.reload(): one graceful reload of the instance",
+    "uwsgi": "a 307 or the answer, then the worker exits: alone under --lazy-apps, "
+             "else with uwsgi.reload(), the instance's graceful reload",
     "apache-windows": "Apache restarts through ap_signal_parent",
 }
 ENABLED = "RELOAD_MIDDLEWARE_ENABLED"

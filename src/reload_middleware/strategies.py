@@ -11,15 +11,14 @@ request can go on to the (possibly new) application.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import glob
+import functools
+import importlib
 import os
 import signal
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import pages, servers
@@ -125,29 +124,74 @@ class Gunicorn(Signal):
 
 
 class Uwsgi:
-    """uWSGI's graceful reload of the whole instance, asked for once per change.
+    """uWSGI: every worker that confirmed a change acts itself; no marker, no waiting.
 
-    Every worker sees the change; the first to act leaves a marker named after the
-    master and its start, so the others wait for the reload instead of asking again.
+    The worker answers by the retry policy, then sends itself SIGHUP, uWSGI's graceful
+    exit of one worker, so it takes no request after this one. Where the workers load
+    the application themselves (`--lazy-apps`, `--lazy`) and nothing else runs it, the
+    master's fresh worker loads the new code: the worker restarts alone, as under
+    gunicorn. Otherwise it also calls `uwsgi.reload()`, the graceful reload of the
+    instance: the master ignores further reload requests until it has re-executed
+    (`grace_them_all` in uWSGI's core/uwsgi.c), so several workers asking is one
+    reload. Without a master nothing would start a new worker: it reloads in-process.
+
+        Uwsgi().act(middleware)                  # under uWSGI
+        Uwsgi(server=fake_uwsgi, kill=fake_kill).act(middleware)      # in a test
     """
 
-    def __init__(self, tmp: str | None = None) -> None:
-        self._tmp = tmp or tempfile.gettempdir()
+    def __init__(self, server: Any = None, kill: Callable[[int, int], None] = os.kill) -> None:
+        self._server = server
+        self._kill = kill
 
     def act(self, actor: Actor) -> Restart | None:
-        import uwsgi
+        server = self._server if self._server is not None else importlib.import_module("uwsgi")
+        if not server.masterpid():
+            actor.reload()
+            return None
+        stop = functools.partial(self._kill, os.getpid(), signal.SIGHUP)
+        if restarts_alone(getattr(server, "opt", {})):
+            return Restart(stop, actor.retry)
 
-        prefix = f"reload-middleware-uwsgi-{uwsgi.masterpid()}-"
-        marker = os.path.join(self._tmp, f"{prefix}{uwsgi.started_on}")
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            return Restart(lambda: None, "never")  # another worker asked already
-        for old in glob.glob(os.path.join(self._tmp, prefix + "*")):
-            if old != marker:
-                with contextlib.suppress(OSError):
-                    os.remove(old)
-        return Restart(uwsgi.reload, "never")
+        def reload_instance() -> None:
+            # The master first: by the time it reaps this worker it is reloading, and
+            # does not fork a replacement from its old code.
+            server.reload()
+            stop()
+
+        return Restart(reload_instance, actor.retry)
+
+
+# Application code that runs outside the workers' own loading: modules the master
+# imports before it forks (a worker restarted alone inherits them as they were), and
+# mules and spoolers, which only a reload of the instance restarts.
+SHARED_CODE = frozenset({
+    "shared-import", "shared-pyimport", "shared-py-import", "shared-python-import",
+    "mule", "mules", "farm", "spooler", "spooler-import", "spooler-pyimport",
+    "spooler-py-import", "spooler-python-import",
+})
+
+
+def restarts_alone(opt: Mapping[str, object]) -> bool:
+    """Whether a worker restarted on its own comes back with all the new code.
+
+    `opt` is `uwsgi.opt`: a bare flag is True, a value bytes, a repeated option a list.
+
+    >>> restarts_alone({"lazy-apps": True}), restarts_alone({"lazy": b"1", "mule": True})
+    (True, False)
+    >>> restarts_alone({"lazy-apps": b"false"}), restarts_alone({})
+    (False, False)
+    """
+    lazy = _flag(opt.get("lazy-apps")) or _flag(opt.get("lazy"))
+    return lazy and SHARED_CODE.isdisjoint(opt)
+
+
+def _flag(value: object) -> bool:
+    """A flag's value as uWSGI reads it: the last one given; false, off, no and 0 are off."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    if isinstance(value, bytes):
+        return value.strip().lower() not in (b"false", b"off", b"no", b"0")
+    return value is True
 
 
 class ApacheWindows:

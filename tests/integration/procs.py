@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,9 +60,11 @@ def uwsgi(port: int, lazy: bool) -> list[str]:
             *(["--lazy-apps"] if lazy else [])]
 
 
-def get(port: int, path: str = "/", method: str = "GET") -> tuple[int, str]:
+def get(
+    port: int, path: str = "/", method: str = "GET", timeout: float = 10
+) -> tuple[int, str]:
     """One request on a new connection: (status, body); redirects are not followed."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path)
         response = conn.getresponse()
@@ -73,10 +76,12 @@ def get(port: int, path: str = "/", method: str = "GET") -> tuple[int, str]:
         conn.close()
 
 
-def fetch(port: int, method: str = "GET", hops: int = 8) -> tuple[int, str, int]:
+def fetch(
+    port: int, method: str = "GET", hops: int = 8, timeout: float = 10
+) -> tuple[int, str, int]:
     """One request, following 307s to the same URL as a browser would: (status, body, hops)."""
     for hop in range(hops):
-        status, body = get(port, "/", method)
+        status, body = get(port, "/", method, timeout)
         if status != 307:
             return status, body, hop
         assert body == "/", body
@@ -129,17 +134,24 @@ def running(
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update({f"RELOAD_MIDDLEWARE_{k.upper()}": v for k, v in (options or {}).items()})
     output: list[str] = []
+    chunks: list[bytes] = []
     with subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as proc:
+        # Read as it comes: a server that fills the pipe blocks on its next log line.
+        stdout = proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: chunks.extend(iter(stdout.readline, b"")))
+        reader.start()
         try:
             wait_for(lambda: proc.poll() is None and up(port), 15, f"{argv[1:3]} answering")
             yield output
         finally:
             proc.send_signal(signal.SIGINT)
             try:
-                out, _ = proc.communicate(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                out, _ = proc.communicate()
-            output.append(out.decode())
+                proc.wait()
+            reader.join(10)
+            output.append(b"".join(chunks).decode())
