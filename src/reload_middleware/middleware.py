@@ -179,29 +179,12 @@ class ReloadMiddleware:
         if self._restart is not None:
             return
         self._tracking.start(self._server, self._settings)
-        action = self._action()
-        if action == "hook" and environ is not None:
-            if not self._handed_over:
-                return  # the hook acts on the next request
-            self._handed_over = False
-            if self._before_this_process(environ):
-                return  # it predates this process's code: answered by it, no restart
-            action = "signal"  # it came since: restart after answering (a 307 for a GET)
-        elif action != "hook" and environ is None:
-            return  # requests act for everything but the hook
-        elif first and self._tracking.young:
-            # Maybe the request a restart a moment ago was for, handed over by mod_wsgi:
-            # restarting for it again and again ends in mod_wsgi's 503 after five. Only
-            # the request can tell when it started: the request path decides.
-            self._handed_over = True
+        action = self._here(self._action(), environ, first)
+        if action is None:
             return
         if self._failure is not None and self._failure[1] == self._changes.events:
             return  # nothing changed since the last failed attempt (imports do not count)
-        holding = self._changes.holding
-        if not self._changes.settle(self._settings.settle, self._tracking.storms.ignored):
-            if not holding:
-                logs.info("changes keep coming: the current code serves until they stop "
-                          "(%g s at most)", bursts.HOLD)
+        if not self._settled():
             return
         self._tracking.start(self._server, self._settings)  # a root replaced while settling
         seq = self._changes.seq  # before looking for new modules: any later one keeps the flag
@@ -224,6 +207,41 @@ class ReloadMiddleware:
             self._tracking.noted(taken)
             if self._restart is None:
                 self._changes.finish(taken, acted=True)
+
+    def _here(
+        self, action: servers.Action, environ: WSGIEnvironment | None, first: bool
+    ) -> servers.Action | None:
+        """The action to take at this place, or None: the hook (no `environ`) acts for
+        itself, requests for everything else.
+
+        mod_wsgi hands the request a restart was for to the new process: restarting for
+        it again and again ends in mod_wsgi's 503 after five. So a young daemon's first
+        hook call leaves the decision to that request, which knows when it started.
+        """
+        if environ is None:
+            if action != "hook":
+                return None
+            if first and self._tracking.young:
+                self._handed_over = True
+                return None
+            return action
+        if action != "hook":
+            return action
+        if not self._handed_over:
+            return None
+        self._handed_over = False
+        # Older than this process's code: answered by it. Newer: restart after answering.
+        return None if self._before_this_process(environ) else "signal"
+
+    def _settled(self) -> bool:
+        """Whether changes have stopped coming (settle); the log says when a storm holds."""
+        holding = self._changes.holding
+        if self._changes.settle(self._settings.settle, self._tracking.storms.ignored):
+            return True
+        if not holding:
+            logs.info("changes keep coming: the current code serves until they stop "
+                      "(%g s at most)", bursts.HOLD)
+        return False
 
     def _before_this_process(self, environ: WSGIEnvironment) -> bool:
         """Whether the request started before this process did (mod_wsgi's clock)."""

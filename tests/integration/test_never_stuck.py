@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 from apache import Apache, wait_for
-from support import Site, answer, holds, restarts, seen, warm
+from support import PROBE, Site, answer, holds, restarts, seen, warm
 
 pytestmark = pytest.mark.integration
 
@@ -158,3 +159,26 @@ def test_a_daemon_that_cannot_load_its_script_recovers_with_startup_timeout(
     app.set_version("3")
     wait_for(lambda: server.get("/").status == 200, 10, "a fresh daemon loading the fix")
     assert answer(server)["version"] == "3"
+
+
+def test_a_release_switch_of_a_flat_app_is_served(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """`current -> releases/1` switched to `releases/2` with `mv -T`, modules beside an
+    identical app.wsgi: release 2 within 3 s, and then an edit in release 2."""
+    app = site()
+    for n in (1, 2):
+        app.write(f"releases/{n}/app.wsgi", app.script.read_text())
+        app.write(f"releases/{n}/probe/probe.wsgi", PROBE)
+        app.write(f"releases/{n}/webapp/__init__.py", "")
+        app.write(f"releases/{n}/webapp/views.py", f"VERSION = 'release {n}'\n")
+    current = app.root / "current"
+    current.symlink_to(app.root / "releases" / "1")
+    released = Site(current)
+    server = apache(released)
+    assert answer(server)["version"] == "release 1"
+    (app.root / "current.new").symlink_to(app.root / "releases" / "2")
+    subprocess.run(["mv", "-T", str(app.root / "current.new"), str(current)], check=True)
+    wait_for(lambda: answer(server)["version"] == "release 2", 3, "release 2 being served")
+    app.write("releases/2/webapp/views.py", "VERSION = 'hotfix'\n")
+    wait_for(lambda: answer(server)["version"] == "hotfix", 3, "the edit in release 2")
