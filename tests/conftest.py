@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from helpers import SCRIPT, MakeProject, Project, new_process
-from reload_middleware import watcher
+from reload_middleware import strategies, watcher
 
 Until = Callable[[Callable[[], object]], None]
 
@@ -71,3 +71,13 @@ def project(
     return make
 
 
+@pytest.fixture
+def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The signal strategy with a fake os.kill: one (pid, signal) entry per kill."""
+    sent: list[tuple[int, int]] = []
+
+    def kill(pid: int, signum: int) -> None:
+        sent.append((pid, signum))
+
+    monkeypatch.setitem(strategies.STRATEGIES, "signal", lambda: strategies.Signal(kill=kill))
+    return sent

@@ -631,18 +631,6 @@ def test_other_mod_wsgi_script_modules_stay_loaded_across_a_reload(
 # --- restarts by signal ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The signal strategy with a fake os.kill: one (pid, signal) entry per kill."""
-    sent: list[tuple[int, int]] = []
-
-    def kill(pid: int, signum: int) -> None:
-        sent.append((pid, signum))
-
-    monkeypatch.setitem(strategies.STRATEGIES, "signal", lambda: strategies.Signal(kill=kill))
-    return sent
-
-
 DAEMON = {"mod_wsgi.process_group": "site"}  # mod_wsgi daemon mode, hook not in use
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import helpers
 from helpers import DAY, MakeProject, Project, Until, call
-from reload_middleware import bounds, middleware, strategies, track, tracking
+from reload_middleware import bounds, middleware, track, tracking
 
 SECOND = 10**9
 
@@ -342,17 +342,6 @@ def test_track_in_the_script_adds_its_paths_once_however_many_reloads(
 
 
 DAEMON = {"mod_wsgi.process_group": "site"}
-
-
-@pytest.fixture
-def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The signal strategy with a fake os.kill: one (pid, signal) entry per kill."""
-    sent: list[tuple[int, int]] = []
-    def kill(pid: int, signum: int) -> None:
-        sent.append((pid, signum))
-
-    monkeypatch.setitem(strategies.STRATEGIES, "signal", lambda: strategies.Signal(kill=kill))
-    return sent
 
 
 def test_a_request_handed_over_after_a_restart_is_answered_without_another(
