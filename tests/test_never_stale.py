@@ -226,7 +226,7 @@ def loaded_by_a_request(
     started = time.time_ns()
     monkeypatch.setattr(bounds, "process_started_ns", lambda: started)
     until(lambda: file_clock_after(started, tmp_path / "probe"))
-    monkeypatch.setattr(tracking, "TICK_NS", 0)  # one clock for files and requests here
+    monkeypatch.setattr(bounds, "TICK_NS", 0)  # one clock for files and requests here
     monkeypatch.setattr(helpers, "DAY", 0)  # the files are written after the process start
     fake = FakeModWsgi()
     monkeypatch.setitem(sys.modules, "mod_wsgi", fake)

@@ -147,15 +147,16 @@ class ReloadMiddleware:
         Other requests wait for it (bounded): they may reach the middleware, or the
         hook, before the request that loaded the script does.
         """
-        loader = self._tracking.loader
+        load = self._tracking.load
+        loader = load.waiting_for
         if loader is None:
             return
         mine = environ is not None and loader == threading.get_ident()
-        if not mine and self._tracking.load_judged.wait(LOAD_WAIT):
+        if not mine and load.judged.wait(LOAD_WAIT):
             return
         with self._lock:
             start = environ.get("mod_wsgi.request_start") if mine and environ else None
-            self._tracking.judge_load(bounds.request_start_ns(start))
+            load.judge(bounds.request_start_ns(start))
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from . import bounds, control, imports, logs, modules, paths, watcher
 from .bounds import TICK_NS
-from .changes import Changes, Observed, Stat, Taken
+from .changes import Changes, Stat, Taken
 from .config import Settings
+from .loading import Load
 from .reloading import Script
 from .storms import StormGuard
 
@@ -50,13 +50,7 @@ class Tracking:
         # Every file tracked was read after this moment, however late it is learned.
         self._loaded_since = bounds.process_started_ns()
         self._scanned_at = self._loaded_since  # modules seen next were loaded after it
-        # A script loaded by a request (mod_wsgi without preloading) read its files after
-        # that request started, which only the request tells: until it comes, what the
-        # load read waits in _unjudged (README, "How it works").
-        self._loader = None if inert else loading_request()
-        self._before_load = _before(script) if self._loader else set()
-        self._unjudged: Observed = {}
-        self.load_judged = threading.Event()
+        self.load = Load(self.changes, script, self._loaded_since, inert=inert)
         self._imports = None if inert else imports.subscribe(self._key, self.changes.poke)
         self._started_in = -1
         self._registered: watcher.Registration | None = None  # the latest registration
@@ -92,13 +86,11 @@ class Tracking:
             if self._script and settings.modules != "off":
                 script = self._script.path
                 self._files.setdefault(script, "")
-                self._baseline([script], self._loaded_since, load=[script])
+                self.load.baseline([script], self._loaded_since, load=[script])
             if settings.control:
                 self._files.setdefault(self.stamp, "")  # touched by the control endpoint
         self._register()
-        if not any(bounds.later_than(p, t, self._loaded_since, s[1] if s else -1)
-                   for p, (s, t) in self._unjudged.items()):
-            self.judge_load(None)  # nothing read by the load is newer than the process
+        self.load.settle_early()
 
     @property
     def stamp(self) -> str:
@@ -149,38 +141,11 @@ class Tracking:
         fresh.update(dict.fromkeys(links, ""))
         since.update(dict.fromkeys(links, loaded_since))
         if fresh:
-            load = {p for p, n in fresh.items() if n and n not in self._before_load}
-            self._baseline(fresh, since, load)
+            read = {p for p, n in fresh.items() if n and self.load.read(n)}
+            self.load.baseline(fresh, since, read)
             self._files.update(fresh)
             if register:
                 self._register()
-
-    def _baseline(self, files: Iterable[str], since: int | Mapping[str, int],
-                  load: Iterable[str] = ()) -> None:
-        """Baselines for new files, each judged against its bound; while the loading
-        request is unknown, what the load read (`load`) is judged when it comes."""
-        if self.load_judged.is_set() or self._loader is None:
-            self.changes.baseline(files, loaded_since=since)
-            return
-        load = set(load)
-        observed = self.changes.baseline(files)
-        self._unjudged.update((p, o) for p, o in observed.items() if p in load)
-        self.changes.judge({p: o for p, o in observed.items() if p not in load}, since)
-
-    def judge_load(self, started: int | None) -> None:
-        """What the script's load read, judged by the start of the request that loaded it
-        (`None`: that request did not come in time, so by the process start)."""
-        if self.load_judged.is_set():
-            return
-        observed, self._unjudged = self._unjudged, {}
-        bound = self._loaded_since if started is None else started - TICK_NS
-        self.changes.judge(observed, bound)
-        self.load_judged.set()
-
-    @property
-    def loader(self) -> int | None:
-        """The thread that loads the script for a request, while its files wait to be judged."""
-        return None if self.load_judged.is_set() else self._loader
 
     def add(self, files: Iterable[str]) -> None:
         """Track more files (those named by a failed import, so saving the fix retries)."""
@@ -337,29 +302,6 @@ def _links(files: Iterable[str]) -> set[str]:
         return looked[path]
 
     return {link for d in dirs for link in paths.symlinks(d + os.sep, islink)}
-
-
-def loading_request() -> int | None:
-    """The thread that is loading the script for a request, or None when no request is
-    (a preloaded script, or a server other than mod_wsgi)."""
-    mod_wsgi = sys.modules.get("mod_wsgi")
-    request_data = getattr(mod_wsgi, "request_data", None)
-    if request_data is None:
-        return None
-    try:
-        request_data()
-    except Exception:  # RuntimeError: no active request for this thread
-        return None
-    return threading.get_ident()
-
-
-def _before(script: Script | None) -> set[str]:
-    """Names of the modules imported before the script began to load (sys.modules keeps
-    the order of insertion, and the server inserts the script's module first)."""
-    names = list(sys.modules)
-    if script is None or script.name not in names:
-        return set(names)
-    return set(names[: names.index(script.name)])
 
 
 def _after_fork() -> None:
