@@ -77,4 +77,5 @@ bench: $(BIN)/.installed apache-venv
 	$(BIN)/python benchmarks/watch_setup.py
 	$(BIN)/python benchmarks/request_overhead.py
 	$(BIN)/python benchmarks/save_to_new_code.py
+	$(BIN)/python benchmarks/import_overhead.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
