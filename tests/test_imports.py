@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import MakeProject, call
 from reload_middleware import imports
 
 
@@ -122,3 +123,13 @@ def test_imports_from_many_threads_are_all_noted(
     for thread in threads:
         thread.join()
     assert {str(tmp_path / f"lazy_thread_{n}.py") for n in range(8)} <= set(inbox.drain())
+
+
+def test_switching_reloading_off_takes_the_finder_away(
+    project: MakeProject,
+) -> None:
+    """A middleware turned off by its first request's environ notes no more imports."""
+    made = project()
+    assert any(isinstance(f, imports.Recorder) for f in sys.meta_path)
+    call(made.application, extra={"reload_middleware.enabled": "off"})
+    assert not any(isinstance(f, imports.Recorder) for f in sys.meta_path)

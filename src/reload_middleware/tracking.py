@@ -128,7 +128,10 @@ class Tracking:
         else:
             found = modules.project_modules(new, scope, self._library)
         imported = {n: getattr(new[n], "__file__", None) or "" for n in found}
-        fresh = {path: name for name, path in found.items() if path not in self._files}
+        fresh: dict[str, str] = {}
+        for name, path in found.items():
+            if path not in self._files:
+                fresh.setdefault(path, name)  # the first name a file was imported under
         since = dict.fromkeys(fresh, loaded_since)
         for path, real in modules.project_files(noted, scope, self._library).items():
             name, at = noted[path]
@@ -225,7 +228,10 @@ class Tracking:
         self.changes.invalidate(p for p, name in self._files.items() if name in kept)
 
     def release(self) -> None:
+        """Stop watching and noting imports for this script (reloading switched off)."""
         self._watcher.release(self._key)
+        imports.unsubscribe(self._key)
+        self._imports = None
 
     @property
     def _base(self) -> str:
