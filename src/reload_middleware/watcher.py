@@ -293,8 +293,8 @@ def native_backend() -> str:
 
 def _read(path: str) -> str:
     try:
-        with open(path) as source:
-            return source.read()
+        with open(path, "rb") as source:
+            return os.fsdecode(source.read())  # mount points are bytes, in no set encoding
     except OSError:
         return ""  # no mount table (not Linux): native events everywhere
 
