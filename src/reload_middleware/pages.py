@@ -34,7 +34,7 @@ _QUERY_SAFE = "/?;=,@:!$&'()*+~"  # RFC 3986 query characters, kept as sent
 
 
 def encoded_query(query: str) -> str:
-    """The query string with valid %XX escapes kept and everything else percent-encoded,
+    r"""The query string with valid %XX escapes kept and everything else percent-encoded,
     so nothing the server passed raw (CR, LF, space, '#') reaches a header.
 
     >>> encoded_query("q=a%20b&x=1\r\nSet-Cookie: y")
