@@ -144,6 +144,7 @@ GOOD_SECONDS = [
     ("settle", "0", 0.0), ("settle", "0.2", 0.2), ("settle", " 1.5 ", 1.5),
     ("settle", "1e-3", 0.001), ("settle", "10", 10.0), ("settle", "+0.5", 0.5),
     ("interval", "0.01", 0.01), ("interval", "2", 2.0), ("interval", "1E1", 10.0),
+    ("interval", "3600", 3600.0),
 ]  # fmt: skip
 
 
@@ -156,16 +157,19 @@ def test_seconds_text_forms(name: str, text: str, expected: float) -> None:
 
 
 BAD_SECONDS = [
-    ("settle", "nan", "0 or more"), ("settle", "NaN", "0 or more"),
-    ("settle", "inf", "0 or more"), ("settle", "-inf", "0 or more"),
-    ("settle", "Infinity", "0 or more"), ("settle", "1e999", "0 or more"),
-    ("settle", "-0.1", "0 or more"), ("settle", "-1", "0 or more"),
-    ("settle", "", "0 or more"), ("settle", "   ", "0 or more"),
-    ("settle", "fast", "0 or more"), ("settle", "0.2s", "0 or more"),
-    ("settle", "0x10", "0 or more"), ("settle", "1,5", "0 or more"),
-    ("interval", "0", "0.01 or more"), ("interval", "0.001", "0.01 or more"),
-    ("interval", "-1", "0.01 or more"), ("interval", "nan", "0.01 or more"),
-    ("interval", "inf", "0.01 or more"), ("interval", "", "0.01 or more"),
+    ("settle", "nan", "0 to 10"), ("settle", "NaN", "0 to 10"),
+    ("settle", "inf", "0 to 10"), ("settle", "-inf", "0 to 10"),
+    ("settle", "Infinity", "0 to 10"), ("settle", "1e999", "0 to 10"),
+    ("settle", "-0.1", "0 to 10"), ("settle", "-1", "0 to 10"),
+    ("settle", "", "0 to 10"), ("settle", "   ", "0 to 10"),
+    ("settle", "fast", "0 to 10"), ("settle", "0.2s", "0 to 10"),
+    ("settle", "0x10", "0 to 10"), ("settle", "1,5", "0 to 10"),
+    ("interval", "0", "0.01 to 3600"), ("interval", "0.001", "0.01 to 3600"),
+    ("interval", "-1", "0.01 to 3600"), ("interval", "nan", "0.01 to 3600"),
+    ("interval", "inf", "0.01 to 3600"), ("interval", "", "0.01 to 3600"),
+    ("settle", "10.001", "0 to 10"), ("settle", "1e10", "0 to 10"),
+    ("settle", "1e300", "0 to 10"), ("interval", "3601", "0.01 to 3600"),
+    ("interval", "1e11", "0.01 to 3600"), ("interval", "1e300", "0.01 to 3600"),
 ]  # fmt: skip
 
 
@@ -293,15 +297,18 @@ BAD_KEYWORDS: list[tuple[str, object, str, str]] = [
     ("preflight", "always", "'always'", "'auto' or 'compile' or 'import' or 'off'"),
     ("retry", True, "True", "'auto' or 'always' or 'never'"),
     ("observer", "inotify", "'inotify'", "'auto' or 'native' or 'polling'"),
-    ("settle", -1, "-1", "a number of seconds, 0 or more"),
-    ("settle", -0.5, "-0.5", "a number of seconds, 0 or more"),
-    ("settle", float("nan"), "nan", "a number of seconds, 0 or more"),
-    ("settle", float("inf"), "inf", "a number of seconds, 0 or more"),
-    ("settle", "", "''", "a number of seconds, 0 or more"),
-    ("settle", True, "True", "a number of seconds, 0 or more"),
-    ("settle", [0.1], "[0.1]", "a number of seconds, 0 or more"),
-    ("interval", 0, "0", "a number of seconds, 0.01 or more"),
-    ("interval", "nan", "'nan'", "a number of seconds, 0.01 or more"),
+    ("settle", -1, "-1", "a number of seconds, 0 to 10"),
+    ("settle", -0.5, "-0.5", "a number of seconds, 0 to 10"),
+    ("settle", float("nan"), "nan", "a number of seconds, 0 to 10"),
+    ("settle", float("inf"), "inf", "a number of seconds, 0 to 10"),
+    ("settle", "", "''", "a number of seconds, 0 to 10"),
+    ("settle", True, "True", "a number of seconds, 0 to 10"),
+    ("settle", [0.1], "[0.1]", "a number of seconds, 0 to 10"),
+    ("interval", 0, "0", "a number of seconds, 0.01 to 3600"),
+    ("interval", "nan", "'nan'", "a number of seconds, 0.01 to 3600"),
+    ("settle", 1e10, "10000000000.0", "a number of seconds, 0 to 10"),
+    ("settle", 10**400, "1000", "a number of seconds, 0 to 10"),
+    ("interval", 1e11, "100000000000.0", "a number of seconds, 0.01 to 3600"),
     ("watch", 42, "42", "a path or pattern, or a list of them"),
     ("watch", None, "None", "a path or pattern, or a list of them"),
     ("watch", ["ok", 3], "['ok', 3]", "a path or pattern, or a list of them"),
@@ -462,7 +469,11 @@ BAD_OVERLAY = [
     # (option, keyword, OS variable, bad environ value, kept value, accepted)
     ("settle", 0.2, "0.3", "soon", 0.3, "a number of seconds"),
     ("settle", 0.2, None, "nan", 0.2, "a number of seconds"),
-    ("interval", 2.0, None, "0", 2.0, "0.01 or more"),
+    ("interval", 2.0, None, "0", 2.0, "0.01 to 3600"),
+    ("settle", 0.2, None, "1e10", 0.2, "0 to 10"),
+    ("settle", 0.2, "0.3", "1e300", 0.3, "0 to 10"),
+    ("interval", 2.0, None, "1e11", 2.0, "0.01 to 3600"),
+    ("interval", 2.0, "5", "3601", 5.0, "0.01 to 3600"),
     ("enabled", True, "off", "maybe", False, "on/off"),
     ("debug", True, None, "", True, "on/off"),
     ("mode", "reload", None, "fast", "reload", "'auto' or 'restart' or 'reload'"),
@@ -491,6 +502,16 @@ def test_bad_environ_value_is_reported_and_ignored(
     assert repr(bad) in reports[0]
     assert accepted in reports[0]
     assert reports[0].endswith("ignored")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("settle", "1e10"), ("interval", "1e11")], ids=["settle", "interval"]
+)
+def test_too_large_os_variable_is_reported_and_ignored(name: str, value: str) -> None:
+    """RELOAD_MIDDLEWARE_SETTLE=1e10 is logged once; the option keeps its default."""
+    settings, reports = configure({}, {os_key(name): value}, {})
+    assert getattr(settings, name) == getattr(Settings(), name)
+    assert len(reports) == 1 and os_key(name) in reports[0] and repr(value) in reports[0]
 
 
 def test_bad_os_variable_is_reported_and_ignored() -> None:

@@ -156,3 +156,51 @@ def test_stamp_file_is_per_script_and_user() -> None:
     one, two = control.stamp_file("/srv/a/app.wsgi"), control.stamp_file("/srv/b/app.wsgi")
     assert one != two
     assert os.path.dirname(one) == os.path.dirname(two)
+
+
+def _environ(**keys: str) -> dict[str, str]:
+    return {"SCRIPT_NAME": "", "PATH_INFO": "/__reload__", **keys}
+
+
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        (_environ(), "endpoint"),
+        (_environ(REQUEST_URI="/__reload__?x=1"), "endpoint"),
+        (_environ(SCRIPT_NAME="/app", REQUEST_URI="/app/__reload__"), "endpoint"),
+        (_environ(SCRIPT_NAME="/my app", REQUEST_URI="/my%20app/__reload__"), "endpoint"),
+        (_environ(REQUEST_URI="/%5F%5Freload__"), "not found"),
+        (_environ(REQUEST_URI="/__reload%5F%5F"), "not found"),
+        (_environ(REQUEST_URI="/%5f%5freload__?x"), "not found"),
+        (_environ(REQUEST_URI="//__reload__"), "not found"),
+        (_environ(SCRIPT_NAME="/app", REQUEST_URI="/app//__reload__"), "not found"),
+        (_environ(SCRIPT_NAME="/app", REQUEST_URI="/%61pp/__reload__"), "not found"),
+        (_environ(REQUEST_URI="/admin/reload"), "not found"),
+        (_environ(PATH_INFO="/index", REQUEST_URI="/__reload__"), "app"),
+        (_environ(RAW_URI="/__reload__?a=b"), "endpoint"),
+        (_environ(RAW_URI="/%5F%5Freload__"), "not found"),
+        (_environ(RAW_URI="http://example.org/__reload__?a"), "endpoint"),
+        (_environ(RAW_URI="http://example.org//__reload__"), "not found"),
+        (_environ(PATH_INFO="/__reload__/", RAW_URI="/__reload__/"), "app"),
+    ],
+    ids=[
+        "wsgiref-no-raw-path", "mod_wsgi", "mod_wsgi-mounted", "mod_wsgi-mount-encoded-space",
+        "mod_wsgi-encoded-prefix", "mod_wsgi-encoded-suffix", "mod_wsgi-lowercase-escapes",
+        "mod_wsgi-double-slash", "mod_wsgi-mounted-double-slash", "mod_wsgi-encoded-mount",
+        "mod_rewrite-to-it", "mod_rewrite-away-from-it", "gunicorn", "gunicorn-encoded",
+        "gunicorn-absolute-form", "gunicorn-absolute-double-slash", "gunicorn-other-path",
+    ],
+)
+def test_route_matches_the_raw_request_path(environ: dict[str, str], expected: str) -> None:
+    """The raw path (REQUEST_URI or RAW_URI) must spell the mount and path literally."""
+    assert control.route(environ, "/__reload__") == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["/%5F%5Freload__", "/__reload%5F%5F", "//__reload__", "/other?x"],
+)
+def test_encoded_and_rewritten_forms_get_a_bare_404(endpoint: ReloadMiddleware, raw: str) -> None:
+    """Reaching PATH_INFO /__reload__ by any other raw spelling: 404, token or not."""
+    for token in (SECRET, None):
+        status, _, body = request(endpoint, "POST", token=token, REQUEST_URI=raw)
+        assert (status, body) == ("404 Not Found", b"Not Found\n")

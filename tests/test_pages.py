@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,14 @@ SAME_URL = [
     ("hash-in-path", "", "/c#", "", "/c%23"),
     ("percent-in-path", "", "/100%", "", "/100%25"),
     ("crlf", "", "/a\r\nSet-Cookie: x=1", "", "/a%0D%0ASet-Cookie:%20x=1"),
+    ("query-crlf", "", "/x", "a=1\r\nSet-Cookie: y=2", "/x?a=1%0D%0ASet-Cookie:%20y=2"),
+    ("query-lone-lf", "", "/x", "a\nb", "/x?a%0Ab"),
+    ("query-stray-percent", "", "/x", "p=100%&q=%zz&r=%4", "/x?p=100%25&q=%25zz&r=%254"),
+    ("query-lowercase-escape", "", "/x", "q=%e9", "/x?q=%e9"),
+    ("query-hash-and-space", "", "/x", "a b#c", "/x?a%20b%23c"),
+    ("query-question-mark", "", "/x", "next=/a?b", "/x?next=/a?b"),
+    ("query-non-ascii", "", "/x", "q=caf\xc3\xa9", "/x?q=caf%C3%A9"),
+    ("query-control-chars", "", "/x", "a\x00\x1b\x7f", "/x?a%00%1B%7F"),
     ("double-slash", "", "//evil.example/x", "", "/evil.example/x"),
     ("many-slashes", "", "////evil.example", "", "/evil.example"),
     ("script-name-double-slash", "//evil.example", "/x", "", "/evil.example/x"),
@@ -167,3 +176,14 @@ def test_failure_page_non_ascii_length() -> None:
     body = b"".join(pages.failure(failure, start))
     assert start.header("Content-Length") == str(len(body))
     assert "café ✓".encode() in body
+
+
+def test_failure_page_names_a_file_that_is_not_utf8() -> None:
+    """A file name with a byte that is not UTF-8 (a surrogate in Python) shows escaped."""
+    name = os.fsdecode(b"/srv/app/caf\xe9.py")
+    failure = Failure(name, 2, "SyntaxError: invalid syntax", f'  File "{name}", line 2\n')
+    start = StartResponse()
+    body = b"".join(pages.failure(failure, start))
+    assert start.status == "500 Internal Server Error"
+    assert start.header("Content-Length") == str(len(body))
+    assert body.decode().count("/srv/app/caf\\udce9.py") == 2

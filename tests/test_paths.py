@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from reload_middleware import paths
 from reload_middleware.paths import (
     DEFAULT_EXCLUDES,
     excluded,
@@ -261,3 +262,31 @@ def test_files_below_skip_excluded_names(tmp_path: Path) -> None:
         (tmp_path / name).write_text("")
     found = files_below([str(tmp_path)], DEFAULT_EXCLUDES)
     assert sorted(found) == [str(tmp_path / "a.html"), str(tmp_path / "sub" / "b.html")]
+
+
+@pytest.mark.parametrize(
+    "raw, point",
+    [
+        (b"/mnt/plain", "/mnt/plain"),
+        (b"/mnt/caf\xc3\xa9", "/mnt/caf\u00e9"),
+        (b"/mnt/my\\040disk", "/mnt/my disk"),
+        (b"/mnt/tab\\011and\\012newline", "/mnt/tab\tand\nnewline"),
+        (b"/mnt/back\\134slash", "/mnt/back\\slash"),
+        (b"/mnt/caf\xc3\xa9\\040bar", "/mnt/caf\u00e9 bar"),
+        (b"/mnt/latin1-\xe9", os.fsdecode(b"/mnt/latin1-\xe9")),
+        (b"/mnt/not\\8escape", "/mnt/not\\8escape"),
+    ],
+    ids=["ascii", "utf-8", "space", "tab-newline", "backslash", "utf-8-and-space",
+         "undecodable-byte", "not-octal"],
+)
+def test_parse_mounts_decodes_only_octal_escapes(raw: bytes, point: str) -> None:
+    """Mount points come back as the filesystem names them, non-ASCII included."""
+    text = os.fsdecode(b"server:/export " + raw + b" nfs4 rw 0 0\n")
+    assert paths.parse_mounts(text) == [(point, "nfs4")]
+
+
+def test_a_non_ascii_nfs_mount_is_found_as_remote() -> None:
+    """A file under an NFS mount at /mnt/café is on a remote filesystem: it is polled."""
+    text = os.fsdecode(b"/dev/sda1 / ext4 rw 0 0\nsrv:/x /mnt/caf\xc3\xa9 nfs4 rw 0 0\n")
+    kind = paths.filesystem_of("/mnt/caf\u00e9/app/views.py", paths.parse_mounts(text))
+    assert paths.remote(kind)

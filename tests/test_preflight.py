@@ -379,3 +379,33 @@ def test_import_app_real_names_the_project_line_not_the_stdlib(root: Path) -> No
     failure = import_app("", script)
     assert failure is not None
     assert (failure.file, failure.line) == (script, 2)
+
+
+def _unreadable(path: str) -> bytes:
+    if path.endswith("secret.py"):
+        raise PermissionError(13, "Permission denied", path)
+    return Path(path).read_bytes()
+
+
+def test_compile_files_skips_an_unreadable_file(root: Path) -> None:
+    """A file that cannot be read is reported and skipped; the others are still checked."""
+    secret = write(root / "secret.py", "x = 1\n")
+    views = write(root / "views.py", "x = 2\n")
+    reported: list[tuple[str, int | None]] = []
+    unreadable = lambda path, exc: reported.append((path, exc.errno))  # noqa: E731
+    assert compile_files([secret, views], _unreadable, unreadable) is None
+    assert reported == [(secret, 13)]
+    bad = write(root / "views.py", "x = (\n")
+    failure = compile_files([secret, bad], _unreadable, unreadable)
+    assert failure is not None and failure.file == bad
+
+
+def test_compile_files_logs_an_unreadable_file_once(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """By default the unreadable file is one log line, however many changes follow."""
+    secret = write(root / "secret.py", "x = 1\n")
+    for _ in range(3):
+        assert compile_files([secret], _unreadable) is None
+    lines = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
+    assert len(lines) == 1 and secret in lines[0] and "Permission denied" in lines[0]

@@ -393,3 +393,36 @@ def test_an_inotify_limit_falls_back_to_polling_and_says_which(
     finally:
         watcher.stop()
     assert threading.active_count() == count
+
+
+def test_a_dead_polling_thread_is_healed(
+    tmp_path: Path, until: Until, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The polling emitter thread dying alone raises the flag; heal() polls again."""
+    root = tmp_path.resolve()
+    registration = module_registration(str(root / "views.py"))
+    registration.roots, registration.polling = {str(root): False}, True
+    registration.dirs = (str(root),)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    watcher = Watcher(interval=0.02)
+    watcher.register(str(root / "app.wsgi"), registration)
+    watcher.start()
+    try:
+        changes = registration.changes
+        changes.finish(changes.take(), acted=False)  # the flag down, as after a quiet request
+        assert not changes.dirty
+        (observer,) = watcher._observers.values()
+        (emitter,) = observer.emitters
+
+        def fail(timeout: float) -> None:
+            raise OverflowError("timeout value is too large")
+
+        emitter.queue_events = fail  # type: ignore[method-assign]
+        until(lambda: not emitter.is_alive())
+        until(lambda: changes.dirty)
+        assert observer.is_alive()  # only the emitter died: the observer thread cannot tell
+        assert watcher.heal() and watcher.backends == ["polling"]
+        (root / "new.py").write_text("X = 1\n")
+        until(lambda: str(root / "new.py") in changes.pending)
+    finally:
+        watcher.stop()

@@ -22,6 +22,8 @@ FLAG_WORDS = {
     "off": False, "false": False, "no": False, "0": False,
 }  # fmt: skip
 MIN_SECRET = 16
+MAX_SETTLE = 10.0  # seconds
+MAX_INTERVAL = 3600.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,14 @@ def _choice(*accepted: str) -> Callable[[str], str]:
     return parse
 
 
-def _seconds(low: float) -> Callable[[str], float]:
+def _seconds(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
-        if not (math.isfinite(value) and value >= low):
-            raise ValueError(f"a number of seconds, {low:g} or more")
+        if not low <= value <= high:  # NaN fails both comparisons
+            raise ValueError(f"a number of seconds, {low:g} to {high:g}")
         return value
 
     return parse
@@ -103,13 +105,16 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "watch": _split(os.pathsep),
     "exclude": _split(","),
     "modules": _choice("project", "all", "off"),
-    "settle": _seconds(0.0),
+    # A wait longer than threading.TIMEOUT_MAX raises OverflowError in every request;
+    # a quiet time over 10 s would hold every reload long after the save anyway.
+    "settle": _seconds(0.0, MAX_SETTLE),
     "preflight": _choice("auto", "compile", "import", "off"),
     "trigger": _text,
     "retry": _choice("auto", "always", "never"),
     "debug": _flag,
     "observer": _choice("auto", "native", "polling"),
-    "interval": _seconds(0.01),
+    # A larger interval kills the polling thread (its wait overflows): an hour at most.
+    "interval": _seconds(0.01, MAX_INTERVAL),
     "control": _url_path,
     "secret": _text,
 }

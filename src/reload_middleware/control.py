@@ -7,7 +7,10 @@ Development and staging tool; with a strong secret it is also safe in production
     $ curl -H "Authorization: Bearer $TOKEN" http://host/__reload__          # status
     $ curl -X POST -H "Authorization: Bearer $TOKEN" http://host/__reload__  # reload all
 
-Rules: the path must match PATH_INFO exactly (below any SCRIPT_NAME mount); the token
+Rules: the path must match PATH_INFO exactly (below any SCRIPT_NAME mount) and, where
+the server passes the raw request path (REQUEST_URI: mod_wsgi, uWSGI, waitress; RAW_URI:
+gunicorn), that raw path too, literally: its percent-encoded and doubled-slash forms, and
+a request rewritten to it inside the server, get a bare 404 (see SECURITY.md). The token
 comes only from the Authorization header (never the query string or a cookie) and is
 compared in constant time; anything unauthenticated gets a bare 403, and an
 authenticated request with another method a 405.
@@ -20,7 +23,8 @@ import hmac
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote, urlsplit
 
 from webob import Response
 
@@ -50,6 +54,52 @@ def bearer(environ: WSGIEnvironment) -> bytes:
     return token.strip().encode("latin-1", "replace")
 
 
+def raw_path(environ: WSGIEnvironment) -> str | None:
+    """The request path as the client sent it (query string removed), or None.
+
+    >>> raw_path({"REQUEST_URI": "/app/%5F%5Freload__?x=1"})
+    '/app/%5F%5Freload__'
+    >>> raw_path({"PATH_INFO": "/__reload__"}) is None   # wsgiref: no raw path
+    True
+    """
+    for key in ("REQUEST_URI", "RAW_URI"):  # mod_wsgi, uWSGI, waitress; gunicorn
+        raw = environ.get(key)
+        if isinstance(raw, str) and raw:
+            if not raw.startswith("/"):  # absolute form: GET http://host/path HTTP/1.1
+                raw = urlsplit(raw).path or "/"
+            return raw.partition("?")[0].partition("#")[0]
+    return None
+
+
+_PCHAR = "/:@!$&'()*+,;=~"  # RFC 3986 path characters left as they are
+Route = Literal["endpoint", "app", "not found"]
+
+
+def route(environ: WSGIEnvironment, path: str) -> Route:
+    """Whether a request is for the control endpoint at `path`, the app, or neither.
+
+    PATH_INFO must be `path` exactly. Where the server gives the raw path, it must be
+    the mount (SCRIPT_NAME as is, or percent-encoded where it must be) followed by
+    `path`, literally; otherwise the request reached PATH_INFO `path` by decoding, slash
+    merging or an internal rewrite, which a front proxy's rule on the literal path
+    would not see, so it is answered 404 rather than let through.
+
+    >>> route({"PATH_INFO": "/__reload__", "REQUEST_URI": "//__reload__"}, "/__reload__")
+    'not found'
+    """
+    if environ.get("PATH_INFO") != path:
+        return "app"
+    raw = raw_path(environ)
+    if raw is None:
+        return "endpoint"
+    script: str = environ.get("SCRIPT_NAME", "")
+    # Only the canonical spellings of the mount: '/%61pp' would pass a rule on '/app'.
+    mounts = {script, quote(script, safe=_PCHAR, encoding="latin-1", errors="replace")}
+    if raw.endswith(path) and raw[: len(raw) - len(path)] in mounts:
+        return "endpoint"
+    return "not found"
+
+
 class Control:
     """The endpoint in front of the application; every other path passes through."""
 
@@ -68,8 +118,11 @@ class Control:
         self._force = force
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self._path:
+        where = route(environ, self._path)
+        if where == "app":
             return self.app(environ, start_response)
+        if where == "not found":
+            return _plain(404, "Not Found")(environ, start_response)
         return self._answer(environ)(environ, start_response)
 
     def _answer(self, environ: WSGIEnvironment) -> Response:

@@ -272,7 +272,7 @@ class ReloadMiddleware:
     def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
         """Keep the old code; the change stays pending until the next change retries it."""
         logs.error("new code not loaded, old code still serving: %s\n%s",
-                   failure.summary, failure.traceback.rstrip())
+                   failure.summary, logs.Lines(failure.traceback.rstrip()))
         self._tracking.add(failure.files)
         self._failure = (failure, taken.events)
         self._changes.finish(taken, acted=False, keep_flag=self._settings.debug)

@@ -1,12 +1,14 @@
 """The few responses the middleware answers itself: plain WSGI, no framework.
 
 Locations are relative (built from the server's SCRIPT_NAME and PATH_INFO, never from
-the Host header), and every text from the filesystem is escaped.
+the Host header) and made of percent-encoded parts only, and every text from the
+filesystem is escaped.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -23,8 +25,26 @@ def same_url(environ: WSGIEnvironment) -> str:
     path = quote(_wsgi_bytes(path), safe="/;=,@:!$&'()*+~")
     # One leading slash: '//host/x' would be a redirect to another host.
     location = "/" + path.lstrip("/")
-    query = environ.get("QUERY_STRING", "")
+    query = encoded_query(environ.get("QUERY_STRING", ""))
     return f"{location}?{query}" if query else location
+
+
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+_QUERY_SAFE = "/?;=,@:!$&'()*+~"  # RFC 3986 query characters, kept as sent
+
+
+def encoded_query(query: str) -> str:
+    r"""The query string with valid %XX escapes kept and everything else percent-encoded,
+    so nothing the server passed raw (CR, LF, space, '#') reaches a header.
+
+    >>> encoded_query("q=a%20b&x=1\r\nSet-Cookie: y")
+    'q=a%20b&x=1%0D%0ASet-Cookie:%20y'
+    """
+    parts = _ESCAPE.split(query)  # odd items are the escapes themselves
+    return "".join(
+        part if i % 2 else quote(_wsgi_bytes(part), safe=_QUERY_SAFE)
+        for i, part in enumerate(parts)
+    )
 
 
 def _wsgi_bytes(text: str) -> bytes:
@@ -59,7 +79,7 @@ def failure(failure: Failure, start_response: StartResponse) -> Iterable[bytes]:
         f"<p><code>{html.escape(failure.summary)}</code></p>"
         f"<pre>{html.escape(failure.traceback)}</pre>"
         "<p>The previous code is still loaded; saving a fix retries.</p>"
-    ).encode()
+    ).encode("utf-8", "backslashreplace")  # a file name not in UTF-8 shows as \udcff
     start_response(
         "500 Internal Server Error",
         [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],

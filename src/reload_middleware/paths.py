@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 
@@ -141,14 +142,34 @@ REMOTE_FILESYSTEMS = frozenset(
 
 
 def parse_mounts(text: str) -> list[tuple[str, str]]:
-    """(mount point, filesystem type) pairs from /proc/self/mounts text."""
+    """(mount point, filesystem type) pairs from /proc/self/mounts text.
+
+    `text` is the table decoded with `os.fsdecode`, as `watcher` reads it.
+
+    >>> parse_mounts("srv:/x /mnt/café nfs4 rw 0 0")
+    [('/mnt/café', 'nfs4')]
+    """
     mounts = []
     for line in text.splitlines():
         fields = line.split()
         if len(fields) >= 3:
-            point = fields[1].encode().decode("unicode_escape")  # \\040 is a space
-            mounts.append((point, fields[2]))
+            mounts.append((unescape_mount(fields[1]), fields[2]))
     return mounts
+
+
+# The kernel writes space, tab, newline and backslash in a mount point as \ooo.
+_OCTAL = re.compile(rb"\\([0-3][0-7]{2})")
+
+
+def unescape_mount(field: str) -> str:
+    """A mount point as the filesystem names it: only the \\ooo escapes decoded, on bytes,
+    so a raw UTF-8 (or any other) name is left as it is.
+
+    >>> unescape_mount(r"/mnt/my\\040café")
+    '/mnt/my café'
+    """
+    raw = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), os.fsencode(field))
+    return os.fsdecode(raw)
 
 
 def filesystem_of(path: str, mounts: Iterable[tuple[str, str]]) -> str:

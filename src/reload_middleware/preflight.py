@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import paths
+from . import logs, paths
 from .modules import library_roots
 
 
@@ -35,17 +37,44 @@ class Failure:
         return f"{where}: {self.message}"
 
 
-def compile_files(files: Iterable[str]) -> Failure | None:
-    """Compile each existing .py file in memory (no .pyc is written); first failure wins."""
+def compile_files(
+    files: Iterable[str],
+    read: Callable[[str], bytes] = lambda path: pathlib.Path(path).read_bytes(),
+    unreadable: Callable[[str, OSError], None] | None = None,
+) -> Failure | None:
+    """Compile each existing .py file in memory (no .pyc is written); first failure wins.
+
+    A file that cannot be read is skipped, never a failure: one unreadable file dropped
+    in a watched directory (and never imported) must not block every reload. It is
+    reported through `unreadable` (by default: logged once per file and error).
+    """
+    report = unreadable or _log_unreadable_once
     for path in sorted(files):
         if not path.endswith((".py", ".wsgi")) or not os.path.isfile(path):
             continue
         try:
-            with open(path, "rb") as source:
-                compile(source.read(), path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError, OSError) as exc:
+            source = read(path)
+        except OSError as exc:
+            report(path, exc)
+            continue
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as exc:
             return from_exception(exc, default_file=path)
     return None
+
+
+_REPORTED: set[tuple[str, int | None]] = set()
+_REPORTED_LOCK = threading.Lock()
+
+
+def _log_unreadable_once(path: str, exc: OSError) -> None:
+    with _REPORTED_LOCK:
+        if (path, exc.errno) in _REPORTED:
+            return
+        _REPORTED.add((path, exc.errno))
+    logs.error("cannot read %s (%s): not compiled before acting; other changes go ahead",
+               path, exc.strerror or exc)
 
 
 def from_exception(exc: BaseException, default_file: str = "?") -> Failure:

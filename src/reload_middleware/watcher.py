@@ -33,7 +33,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.api import BaseObserver, EventEmitter, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from . import logs, paths
@@ -170,7 +170,7 @@ class Watcher:
         with self._lost_lock:
             lost, self._lost = self._lost, set()
         with self._lock:
-            dead = [name for name, o in self._observers.items() if not o.is_alive()]
+            dead = [name for name, o in self._observers.items() if not _alive(o)]
             if not (lost or dead) or not self.started:
                 return False
             if dead:
@@ -281,9 +281,36 @@ class Watcher:
                         self._died()
 
             observer.run = run_and_report  # type: ignore[method-assign]
+            _report_emitter_deaths(observer, self._died)
             observer.start()
             self._observers[backend] = observer
         return observer
+
+
+def _alive(observer: BaseObserver) -> bool:
+    """The observer thread and every emitter thread it started are running.
+
+    A polling observer's thread only dispatches: the emitter thread that takes the
+    snapshots can die on its own (an error in a snapshot) and nothing else would show it.
+    """
+    return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+
+
+def _report_emitter_deaths(observer: BaseObserver, died: Callable[[], None]) -> None:
+    """Make each emitter the observer creates call `died` if its thread ends unasked."""
+    base = getattr(observer, "_emitter_class", None)  # absent in test doubles
+    if not isinstance(base, type) or not issubclass(base, EventEmitter):
+        return
+
+    class Reporting(base):  # type: ignore[valid-type,misc]
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:
+                if not self.stopped_event.is_set():
+                    died()
+
+    observer._emitter_class = Reporting
 
 
 def native_backend() -> str:
@@ -293,8 +320,8 @@ def native_backend() -> str:
 
 def _read(path: str) -> str:
     try:
-        with open(path) as source:
-            return source.read()
+        with open(path, "rb") as source:
+            return os.fsdecode(source.read())  # mount points are bytes, in no set encoding
     except OSError:
         return ""  # no mount table (not Linux): native events everywhere
 

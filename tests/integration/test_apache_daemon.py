@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from apache import Apache, wait_for
+from apache import MODULES, Apache, wait_for
 from support import Site, answer, follow, holds, pids_answering, restarts, seen, warm
 
 pytestmark = pytest.mark.integration
@@ -182,3 +182,23 @@ def test_control_post_restarts_every_daemon_process(
     assert not new & old
     status = server.get("/__reload__", headers={"Authorization": f"Bearer {secret}"})
     assert status.status == 200 and status.json()["server"] == "mod_wsgi-daemon"
+
+
+def test_control_path_only_as_the_client_spelled_it(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """Under mod_wsgi the endpoint answers only the literal /__reload__ of REQUEST_URI:
+    encoded and doubled-slash forms, and a mod_rewrite to it, get 404."""
+    secret = "integration-secret-0123456789"
+    app = site(control="/__reload__", secret=secret)
+    server = apache(app, extra_config="\n".join([
+        "WSGIPassAuthorization On",
+        f'LoadModule rewrite_module "{MODULES}/mod_rewrite.so"',
+        "RewriteEngine On",
+        "RewriteRule ^/admin/reload$ /__reload__ [PT]",
+    ]))
+    token = {"Authorization": f"Bearer {secret}"}
+    assert server.get("/__reload__?x=1", headers=token).status == 200
+    for trick in ("/%5F%5Freload__", "/__reload%5F%5F", "//__reload__", "/admin/reload"):
+        response = server.get(trick, headers=token)
+        assert (response.status, response.body) == (404, b"Not Found\n"), trick
