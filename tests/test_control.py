@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -237,3 +238,14 @@ def test_a_fifo_at_the_trigger_neither_hangs_nor_loses_the_post(
     assert call(app).status == "200 OK"
     assert any("reloads this process only" in r.getMessage() for r in caplog.records)
     assert any("changed: reload" in r.getMessage() for r in caplog.records)
+
+
+def test_the_shared_temp_directory_is_never_watched(endpoint: ReloadMiddleware) -> None:
+    """The stamp's directory is the private one: events other users cause in the shared
+    temp directory never make a process look at its files again."""
+    call(endpoint)
+    stamp = endpoint._tracking.stamp
+    assert stamp is not None
+    watched = endpoint._tracking._watcher.directories
+    assert os.path.dirname(stamp) in watched
+    assert tempfile.gettempdir() not in watched

@@ -91,9 +91,13 @@ def open_dir(path: str) -> int:
 
 
 def make_dir(path: str) -> int:
-    """Create `path` (mode 0700) unless it exists, then `open_dir()` it."""
+    """Create `path` (mode 0700) unless it exists, then `open_dir()` it.
+
+    One missing parent is created too, private as well (a home without `.cache` yet).
+    """
     with contextlib.suppress(FileExistsError):
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.mkdir(os.path.dirname(path), 0o700)
+    with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
         os.chmod(path, 0o700, follow_symlinks=False)  # whatever the umask took away
     return open_dir(path)
