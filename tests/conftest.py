@@ -41,6 +41,21 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
     assert threading.active_count() <= threads, "a thread outlived the test"
 
 
+@pytest.fixture(autouse=True)
+def private_state(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path | None:
+    """A state directory of each unit test's own (the first candidate), outside its
+    project; servers in integration tests find theirs as they would anywhere."""
+    if request.node.get_closest_marker("integration"):
+        return None
+    runtime = tmp_path_factory.mktemp("runtime")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    return runtime / "reload-middleware"
+
+
 @pytest.fixture
 def until() -> Until:
     """until(condition): wait for it to hold, polling every 10 ms, failing after 5 s."""

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import MakeProject, call
-from reload_middleware import ReloadMiddleware, control
+from reload_middleware import ReloadMiddleware, control, statedir
 
 SECRET = "s3cret-token-0123456789"
 Until = Callable[..., None]
@@ -108,6 +111,7 @@ def test_post_touches_the_stamp_and_every_process_acts_next_request(
     status, _, body = request(endpoint, "POST")
     assert status == "202 Accepted" and json.loads(body)["accepted"] is True
     stamp = endpoint._tracking.stamp
+    assert stamp is not None
     until(lambda: stamp in endpoint.pending)
     assert call(endpoint).status == "200 OK"
     assert any("changed: reload" in r.getMessage() and stamp in r.getMessage()
@@ -151,11 +155,100 @@ def test_status_never_shows_environ_values(project: MakeProject) -> None:
     assert b"private-value-42" not in body and SECRET.encode() not in body
 
 
-def test_stamp_file_is_per_script_and_user() -> None:
-    """Two scripts get two stamp files, both in the temp directory."""
-    one, two = control.stamp_file("/srv/a/app.wsgi"), control.stamp_file("/srv/b/app.wsgi")
-    assert one != two
-    assert os.path.dirname(one) == os.path.dirname(two)
+def test_stamp_name_is_per_script() -> None:
+    """Two scripts get two stamp files, plain names in the private state directory."""
+    one, two = control.stamp_name("/srv/a/app.wsgi"), control.stamp_name("/srv/b/app.wsgi")
+    assert one != two and os.sep not in one + two
+
+
+DAEMON = {"mod_wsgi.process_group": "site"}  # mod_wsgi daemon mode, hook not in use
+
+
+@pytest.mark.parametrize("retry", ["auto", "always", "never"])
+def test_the_endpoint_stays_in_front_while_a_restart_is_pending(
+    project: MakeProject, until: Until, kills: list[tuple[int, int]], retry: str
+) -> None:
+    """Once a restart is decided, GET and POST with the token still reach the endpoint:
+    the app never sees the token, and a status request gets no 307."""
+    made = project(control="/__reload__", secret=SECRET, retry=retry)
+    app = made.application
+    call(app, extra=DAEMON)
+    made.save_views("TEXT = 'new'\n")
+    until(lambda: str(made.views) in app.pending)
+    call(app, "POST", "/", DAEMON)  # the restart is decided here
+    assert app._restart is not None
+    status, _, body = request(app, "GET", **DAEMON)
+    assert status == "200 OK" and json.loads(body)["pid"] == os.getpid()
+    status, _, body = request(app, "POST", **DAEMON)
+    assert status == "202 Accepted" and json.loads(body)["accepted"] is True
+    assert request(app, "POST", token="wrong", **DAEMON)[0] == "403 Forbidden"
+
+
+def test_control_posts_are_never_taken_for_a_restart_storm(
+    endpoint: ReloadMiddleware, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many POSTs in a row, each answered at once: every one of them reloads."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    call(endpoint)
+    stamp = endpoint._tracking.stamp
+    assert stamp is not None
+    for n in range(1, 10):
+        assert request(endpoint, "POST")[0] == "202 Accepted"
+        until(lambda: stamp in endpoint.pending)
+        assert call(endpoint).status == "200 OK"
+        reloads = [r for r in caplog.records if "changed: reload" in r.getMessage()]
+        assert len(reloads) == n, f"POST {n} reloaded nothing"
+    assert endpoint._tracking.storms.ignored == set()
+
+
+def test_without_a_state_directory_a_post_reloads_its_own_process(
+    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every candidate planted: no stamp file, said once; the POST still reloads here."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    os.mkfifo(tmp_path / "planted")
+    monkeypatch.setattr(statedir, "candidates", lambda *_: [str(tmp_path / "planted")])
+    app = project(control="/__reload__", secret=SECRET).application
+    call(app)
+    assert app._tracking.stamp is None
+    for n in range(1, 3):
+        assert request(app, "POST")[0] == "202 Accepted"
+        assert call(app).status == "200 OK"
+        reloads = [r for r in caplog.records if "changed: reload" in r.getMessage()]
+        assert len(reloads) == n
+    said = [r for r in caplog.records if "no private state directory" in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_a_fifo_at_the_trigger_neither_hangs_nor_loses_the_post(
+    project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trigger that is no regular file of ours is not touched: said, and this process
+    reloads all the same."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    made = project(control="/__reload__", secret=SECRET, trigger="deploy.stamp")
+    os.mkfifo(made.root / "deploy.stamp")
+    app = made.application
+    call(app)
+    answered = threading.Thread(target=request, args=(app, "POST"), daemon=True)
+    answered.start()
+    answered.join(5)
+    assert not answered.is_alive(), "the POST hangs on the FIFO"
+    assert call(app).status == "200 OK"
+    assert any("reloads this process only" in r.getMessage() for r in caplog.records)
+    assert any("changed: reload" in r.getMessage() for r in caplog.records)
+
+
+def test_the_shared_temp_directory_is_never_watched(endpoint: ReloadMiddleware) -> None:
+    """The stamp's directory is the private one: events other users cause in the shared
+    temp directory never make a process look at its files again."""
+    call(endpoint)
+    stamp = endpoint._tracking.stamp
+    assert stamp is not None
+    watched = endpoint._tracking._watcher.directories
+    assert os.path.dirname(stamp) in watched
+    assert tempfile.gettempdir() not in watched
 
 
 def _environ(**keys: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import Project, call
+from reload_middleware.statedir import StateDir
 from reload_middleware.storms import StormGuard
 from reload_middleware.watcher import Watcher
 
@@ -25,7 +26,7 @@ class Clock:
 
 
 def guard(tmp_path: Path, clock: Clock) -> StormGuard:
-    return StormGuard("/srv/app/app.wsgi", directory=str(tmp_path), clock=clock)
+    return StormGuard("/srv/app/app.wsgi", state=StateDir([str(tmp_path / "state")]), clock=clock)
 
 
 def test_a_file_back_right_after_every_action_is_ignored(
@@ -85,7 +86,7 @@ def test_a_broken_record_is_started_afresh(tmp_path: Path) -> None:
     storms = guard(tmp_path, clock)
     storms.acted({"/a": clock.now})
     for text in ("not json", "[1, 2]", '{"a": [1]}', '{"a": "bc"}'):
-        for path in tmp_path.glob("reload-middleware-storms-*.json"):
+        for path in tmp_path.glob("state/storms-*.json"):
             path.write_text(text)
         storms.acted({"/a": clock.now})
     assert storms.ignored == set()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
@@ -32,17 +31,13 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
-def stamp_file(script: str) -> str:
-    """The file every process serving `script` watches, touched by a POST."""
-    digest = hashlib.sha256(f"{os.getuid()}:{script}".encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"reload-middleware-stamp-{digest}")
+def stamp_name(script: str) -> str:
+    """The name, in the private state directory, of the file a POST touches for `script`.
 
-
-def touch(path: str) -> None:
-    """Create or touch a file: an event every watching process sees."""
-    with open(path, "a"):
-        pass
-    os.utime(path)
+    >>> stamp_name("/srv/app/app.wsgi")
+    'stamp-4aa8d59d1d6b198b'
+    """
+    return f"stamp-{hashlib.sha256(script.encode()).hexdigest()[:16]}"
 
 
 def bearer(environ: WSGIEnvironment) -> bytes:

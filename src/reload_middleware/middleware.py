@@ -66,6 +66,7 @@ class ReloadMiddleware:
         self._inner = app
         self._counted = reloading.counted(app)
         self._app = self._counted  # what __call__ serves, see _front()
+        self._leaving: WSGIApplication = self._answer_restart  # once a restart is decided
         self._script = _script or reloading.find_script()
         self._inert = self._script is not None and reloading.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, inert=self._inert)
@@ -136,7 +137,7 @@ class ReloadMiddleware:
                 self._configure(environ)
             self._look(environ)
         if self._restart is not None:
-            return self._restart.answer(self, environ, start_response)
+            return self._leaving(environ, start_response)
         if self._failure is not None and self._settings.debug:
             return pages.failure(self._failure[0], start_response)
         return self._app(environ, start_response)
@@ -300,13 +301,25 @@ class ReloadMiddleware:
         return True
 
     def _front(self) -> None:
-        """What __call__ serves: the app, behind the control endpoint when that is on."""
-        self._app = self._counted
-        if self._settings.control and self._settings.secret:
-            self._app = control.Control(
-                self._counted, self._settings.control, self._settings.secret,
-                status=self._status, force=lambda: control.touch(self._tracking.stamp),
-            )
+        """What __call__ serves: the app, behind the control endpoint when that is on;
+        and once a restart is decided, its answer behind the same endpoint (the token
+        must never reach the app, and a status request is no request to retry)."""
+        self._app = self._guarded(self._counted)
+        self._leaving = self._guarded(self._answer_restart)
+
+    def _guarded(self, app: WSGIApplication) -> WSGIApplication:
+        if not (self._settings.control and self._settings.secret):
+            return app
+        return control.Control(
+            app, self._settings.control, self._settings.secret,
+            status=self._status, force=self._tracking.force,
+        )
+
+    def _answer_restart(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        assert self._restart is not None  # only served once a restart is decided
+        return self._restart.answer(self, environ, start_response)
 
     def _status(self) -> dict[str, Any]:
         """The control endpoint's GET: what this process watches and did (no secrets)."""

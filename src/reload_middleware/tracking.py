@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from . import bounds, control, imports, logs, modules, paths, watcher
+from . import bounds, control, imports, logs, modules, paths, statedir, watcher
 from .bounds import TICK_NS
 from .changes import Changes, Stat, Taken
 from .config import Settings
@@ -23,6 +23,8 @@ from .reloading import Script
 from .storms import StormGuard
 
 _SHARED: dict[str, Changes] = {}
+# What a control POST is recorded as where no file can carry it to the other processes.
+FORCED = "<control POST>"
 YOUNG_NS = 2_000_000_000  # a process this young may be the restart of a moment ago
 _FORKS = [0]
 
@@ -56,7 +58,8 @@ class Tracking:
         self._registered: watcher.Registration | None = None  # the latest registration
         self._registered_at = self._built_at = time.time_ns()
         self._watcher = watcher.process_watcher()
-        self.storms = StormGuard(self._key)
+        self.state = statedir.default()
+        self.storms = StormGuard(self._key, state=self.state)
 
     @property
     def started(self) -> int:
@@ -80,24 +83,40 @@ class Tracking:
         self._files = {}
         self._links = set()
         if settings.trigger:
-            self._files[self.stamp] = ""
+            self._files[self._trigger] = ""
         else:
             self.refresh(register=False)
             if self._script and settings.modules != "off":
                 script = self._script.path
                 self._files.setdefault(script, "")
                 self.load.baseline([script], self._loaded_since, load=[script])
-            if settings.control:
+            if settings.control and self.stamp is not None:
                 self._files.setdefault(self.stamp, "")  # touched by the control endpoint
         self._register()
         self.load.settle_early()
 
     @property
-    def stamp(self) -> str:
-        """The file whose change reloads every process: the trigger, or a stamp file."""
+    def stamp(self) -> str | None:
+        """The file whose change reloads every process: the trigger, or a stamp file in
+        the private state directory (None where there is none)."""
         if self._settings.trigger:
-            return paths.resolve([self._settings.trigger], self._base)[0]
-        return control.stamp_file(self._key)
+            return self._trigger
+        directory = self.state.path
+        return None if directory is None else os.path.join(directory, control.stamp_name(self._key))
+
+    def force(self) -> None:
+        """A control POST: touch the file every process watches, or else act here."""
+        try:
+            if self._settings.trigger:
+                statedir.touch_outside(self._trigger)
+                return
+            with self.state.opened() as fd:
+                if fd is not None:
+                    statedir.touch(fd, control.stamp_name(self._key))
+                    return
+        except OSError as exc:
+            logs.error("control POST reloads this process only: %s", exc)
+        self.changes.invalidate([FORCED])  # no baseline matches: it counts as a change
 
     @property
     def backends(self) -> list[str]:
@@ -181,11 +200,14 @@ class Tracking:
         )
 
     def noted(self, taken: Taken) -> None:
-        """Tell the storm guard what caused an action (never the modules: see storms.py)."""
+        """Tell the storm guard what caused an action: never the modules (see storms.py),
+        nor the stamp or trigger, which only a control POST or a deploy touches."""
+        ours = {self.stamp, FORCED}
+        self.changes.forget([FORCED])  # a later POST is a new change
         self.storms.acted({
             path: state[0] / 1e9
             for path, state in taken.states.items()
-            if state and not self._files.get(path)
+            if state and not self._files.get(path) and path not in ours
         })
 
     def rebaseline(
@@ -232,6 +254,10 @@ class Tracking:
         self._watcher.release(self._key)
         imports.unsubscribe(self._key)
         self._imports = None
+
+    @property
+    def _trigger(self) -> str:
+        return paths.resolve([self._settings.trigger or ""], self._base)[0]
 
     @property
     def _base(self) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from apache import MODULES, Apache, wait_for
 from support import Site, answer, follow, holds, pids_answering, restarts, seen, warm
+
+from reload_middleware import control, statedir
 
 pytestmark = pytest.mark.integration
 
@@ -158,9 +160,14 @@ def test_without_the_hook_get_retries_and_post_finishes_on_old_code(
 
 
 def stamp_of(script: Path) -> Path:
-    """The control endpoint's stamp file, as the daemons (user www-data) name it."""
-    digest = hashlib.sha256(f"{pwd.getpwnam('www-data').pw_uid}:{script}".encode())
-    return Path(tempfile.gettempdir()) / f"reload-middleware-stamp-{digest.hexdigest()[:16]}"
+    """The control endpoint's stamp file, in the daemons' (user www-data) private
+    directory: their home is not theirs, so the first temp-dir candidate that is."""
+    uid = pwd.getpwnam("www-data").pw_uid
+    for path in statedir.candidates(uid, {}, None, tempfile.gettempdir()):
+        info = os.lstat(path) if os.path.lexists(path) else None
+        if info and stat.S_ISDIR(info.st_mode) and info.st_uid == uid:
+            return Path(path) / control.stamp_name(str(script))
+    raise AssertionError("www-data has no private directory")
 
 
 def test_control_post_restarts_every_daemon_process(
