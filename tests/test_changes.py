@@ -503,3 +503,19 @@ def test_a_new_hard_link_or_mode_alone_is_no_change(module: str, tmp_path: Path)
         target.write("TEXT = 'new'\n")
     os.utime(module, ns=(os.stat(module).st_atime_ns, 1_700_000_000 * SECOND))
     assert confirmed(changes, module) == {module}
+
+
+def test_saves_spread_over_time_never_make_a_path_busy() -> None:
+    """A file saved now and then, however often in all, still delays a request as a
+    save does: only a burst with no pause of CALM counts its events."""
+    clock = SteppingClock()
+    changes = Changes(clock=clock)
+    for _ in range(3 * bursts.BUSY_PATH):
+        changes.record("/srv/app/templates/page.html")
+        clock.advance(bursts.CALM)
+    changes.record("/srv/app/templates/page.html")
+    settling = Settling(changes, clock, 0.05)
+    clock.wait_for_read(after=1, timeout=5)
+    assert not settling.done.is_set()  # it waits for this save to settle
+    clock.advance(0.05)
+    settling.join()

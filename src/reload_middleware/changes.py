@@ -104,7 +104,8 @@ class Changes:
         self._seq = 0
         self._events = 0  # records alone, not pokes: "has anything changed since?"
         self._recorded: dict[str, int] = {}  # pending path -> seq of its latest event
-        self._last_event = -1e9
+        self._last_event = -1e9  # the latest event of a path not written nonstop
+        self._last_any = -1e9
         self._burst: float | None = None  # when the events of a held burst began
         self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
         self.holding = False  # changes keep coming: actions wait for them to stop
@@ -186,9 +187,13 @@ class Changes:
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
+            now = self._clock()
+            if now - self._last_any >= bursts.CALM:
+                self._burst_events = {}  # a pause ends a burst, requests or not
+            self._last_any = now
             count = self._burst_events[path] = self._burst_events.get(path, 0) + 1
             if count <= bursts.BUSY_PATH:
-                self._last_event = self._clock()
+                self._last_event = now
             self.dirty = True
             self._cond.notify_all()
 
