@@ -5,6 +5,7 @@ package, by the path Python imported it from and by its real path. Each director
 resolved and listed once per pass, so a pass over thousands of modules makes a few
 system calls per directory, not per module.
 
+>>> import sys
 >>> project = ProjectModules(library_roots())
 >>> "json" in project(sys.modules)
 False
