@@ -1,4 +1,4 @@
-"""The control endpoint: every rule of SPEC section 6, through the WSGI interface."""
+"""The control endpoint: every rule of README's "Control endpoint", through WSGI."""
 
 from __future__ import annotations
 
