@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import SCRIPT, MakeProject, Project, new_process
+from helpers import SCRIPT, MakeProject, Project, Until, new_process, wait_until
 from reload_middleware import strategies, watcher
-
-Until = Callable[[Callable[[], object]], None]
 
 
 @pytest.fixture
@@ -58,17 +55,8 @@ def private_state(
 
 @pytest.fixture
 def until() -> Until:
-    """until(condition): wait for it to hold, polling every 10 ms, failing after 5 s."""
-
-    def wait(condition: Callable[[], object], timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not condition():
-            if time.monotonic() > deadline:
-                pytest.fail(f"not true after {timeout} s: {condition}")
-            pause.wait(0.01)
-
-    return wait
+    """until(condition, timeout=5.0): wait for it to hold, polling every 10 ms."""
+    return wait_until
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 import time
 import types
 import uuid
@@ -12,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -23,7 +24,24 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
-Until = Callable[..., None]  # until(condition, timeout=5.0): the conftest fixture
+
+
+class Until(Protocol):
+    """The `until` fixture: until(condition, timeout=5.0), see `wait_until`."""
+
+    def __call__(self, condition: Callable[[], object], timeout: float = 5.0) -> None: ...
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait for `condition()` to hold, polling every 10 ms; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true after {timeout} s: {condition}")
+        pause.wait(0.01)
+
+
 DAY = 86_400 * 10**9  # nanoseconds
 
 SCRIPT = """\

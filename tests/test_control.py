@@ -1,4 +1,4 @@
-"""The control endpoint: every rule of SPEC section 6, through the WSGI interface."""
+"""The control endpoint: every rule of README's "Control endpoint", through WSGI."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import MakeProject, call
+from helpers import MakeProject, Until, call
 from reload_middleware import ReloadMiddleware, control, statedir
 
 SECRET = "s3cret-token-0123456789"
-Until = Callable[..., None]
-
 
 def hello(environ: Any, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])

@@ -335,7 +335,11 @@ def test_track_in_the_script_adds_its_paths_once_however_many_reloads(
     made = project(TRACKING_SCRIPT)
     for n in range(3):
         made.save_views(f"TEXT = 'v{n}'\n")
-        until(lambda n=n: call(made.application).body == f"v{n}".encode())
+
+        def shows(n: int = n) -> bool:
+            return call(made.application).body == f"v{n}".encode()
+
+        until(shows)
     assert list(tracking.Tracking.extra) == [os.path.abspath("settings.ini")]
     track("settings.ini")
     assert len(tracking.Tracking.extra) == 1

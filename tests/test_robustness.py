@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SCRIPT, MakeProject, call
+from helpers import SCRIPT, MakeProject, Until, call
 from reload_middleware import ReloadMiddleware, bounds
 from reload_middleware.watcher import Watcher
-
-Until = Callable[..., None]
 
 
 def actions(caplog: pytest.LogCaptureFixture) -> int:

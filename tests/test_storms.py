@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from helpers import Project, call
+from helpers import Project, Until, call
 from reload_middleware.statedir import StateDir
 from reload_middleware.storms import StormGuard
 from reload_middleware.watcher import Watcher
-
-Until = Callable[..., None]
 
 
 class Clock:

@@ -7,7 +7,6 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,11 +31,10 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
+from helpers import Until
 from reload_middleware.changes import Changes
 from reload_middleware.paths import DEFAULT_EXCLUDES
 from reload_middleware.watcher import Registration, Watcher
-
-Until = Callable[[Callable[[], object]], None]
 
 PROJECT = "/srv/app/myproject"
 VIEWS = f"{PROJECT}/views.py"

@@ -5,6 +5,7 @@ package, by the path Python imported it from and by its real path. Each director
 resolved and listed once per pass, so a pass over thousands of modules makes a few
 system calls per directory, not per module.
 
+>>> import sys
 >>> project = ProjectModules(library_roots())
 >>> "json" in project(sys.modules)
 False
@@ -224,8 +225,8 @@ class ProjectModules:
 
     Each module is classified once per name and imported file: an in-process reload
     imports the same names from the same files again, so a later pass costs a dict
-    lookup per module where the first makes system calls (16 ms for 5,000 modules
-    here). `forget()` when real paths may have moved (a release symlink swapped).
+    lookup per module where the first makes system calls. `forget()` when real paths
+    may have moved (a release symlink swapped).
     """
 
     def __init__(self, library: Iterable[str]) -> None:

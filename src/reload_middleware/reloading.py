@@ -19,6 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .bodies import ClosingBody
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -239,7 +241,7 @@ class Closing:
         except BaseException:
             self._done()
             raise
-        return _Body(body, self._done)
+        return ClosingBody(body, self._done)
 
     def retire(self) -> None:
         """No new requests will come: close the app now if idle, else after the last one."""
@@ -255,20 +257,6 @@ class Closing:
             last = self._retired and self._busy == 0
         if last:
             self.app.close()  # type: ignore[attr-defined]
-
-
-class _Body:
-    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
-        self._body, self._done = body, done
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
-
-    def close(self) -> None:
-        try:
-            getattr(self._body, "close", lambda: None)()
-        finally:
-            self._done()
 
 
 def counted(app: WSGIApplication) -> WSGIApplication:

@@ -3,8 +3,10 @@
 A `Registration` is plain data plus `route()`, which the observer thread calls for
 every counted event: it only decides and records, in `Changes`, under its lock.
 
->>> reg = Registration(changes, files=frozenset({"/srv/app/views.py"}))  # doctest: +SKIP
->>> reg.route("/srv/app/views.py", is_directory=False)         # doctest: +SKIP
+>>> reg = Registration(Changes(), files=frozenset({"/srv/app/views.py"}))
+>>> reg.route("/srv/app/views.py", is_directory=False)
+>>> reg.changes.dirty
+True
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def detect_from_modules(modules: Mapping[str, ModuleType] = sys.modules) -> Serv
 
 
 def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, windows: bool) -> Action:
-    """What to do about a confirmed change (SPEC section 4's table).
+    """What to do about a confirmed change (README, "How it works": the table of step 4).
 
     `forked`: the middleware was built in a parent process (gunicorn --preload), so a
     fresh worker would start from the parent's old code: only an in-process reload helps.

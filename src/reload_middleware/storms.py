@@ -10,7 +10,7 @@ seconds. Python modules are never treated as storms: an app does not rewrite its
 code while serving; nor are the control stamp and the trigger, touched on purpose.
 
 >>> guard = StormGuard("/srv/app/app.wsgi")                     # doctest: +SKIP
->>> guard.acted({"/srv/app/data/app.log": 1700000000.2})        # path -> its mtime
+>>> guard.acted({"/srv/app/data/app.log": 1700000000.2})  # path -> mtime  # doctest: +SKIP
 """
 
 from __future__ import annotations

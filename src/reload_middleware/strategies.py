@@ -18,10 +18,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import pages, servers
+from .bodies import ClosingBody
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -55,7 +56,7 @@ class Restart:
             body = pages.retry(environ, start_response)
         else:
             body = actor.app(environ, start_response)
-        return _Closing(body, self.fire)
+        return ClosingBody(body, self.fire)
 
     def fire(self) -> None:
         """Run the restart, once, after the first response is delivered."""
@@ -64,25 +65,6 @@ class Restart:
                 return
             self._fired = True
         self._fire()
-
-
-class _Closing:
-    """Wraps a response iterable so something runs after the server closes it."""
-
-    def __init__(self, body: Iterable[bytes], after: Callable[[], None]) -> None:
-        self._body = body
-        self._after = after
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._after()
 
 
 class Strategy(Protocol):

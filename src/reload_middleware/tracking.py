@@ -41,7 +41,8 @@ class Tracking:
         self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
         self.changes.poke()
         self._library = modules.library_roots()
-        # Project code (SPEC section 1): what is tracked, and what an in-process reload drops.
+        # Project code (README, "Configuration": `modules`): what is tracked, and what an
+        # in-process reload drops.
         self.project = modules.ProjectModules(self._library)
         self._links: set[str] = set()  # symlinked directories on the way to modules
         self._files: dict[str, str] = {}  # tracked file -> module name ("" for other files)

@@ -5,9 +5,13 @@ middleware registers what it tracks under a key (its script), so a re-executed s
 replaces its old registration instead of adding to it. The observer threads only call
 `Changes.record()`; everything else happens on requests.
 
->>> watcher = Watcher()                                        # doctest: +SKIP
->>> watcher.register("app.wsgi", Registration(changes, files, dirs, excludes), roots)
->>> watcher.start()
+>>> from reload_middleware.changes import Changes                # doctest: +SKIP
+>>> changes = Changes()                                         # doctest: +SKIP
+>>> files = frozenset({"/srv/app/views.py"})                    # doctest: +SKIP
+>>> watched = Registration(changes, files, roots={"/srv/app": False})  # doctest: +SKIP
+>>> watcher = Watcher()                                         # doctest: +SKIP
+>>> watcher.register("/srv/app/app.wsgi", watched)              # doctest: +SKIP
+>>> watcher.start()                                             # doctest: +SKIP
 """
 
 from __future__ import annotations

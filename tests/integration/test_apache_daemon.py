@@ -6,7 +6,6 @@ import os
 import pwd
 import stat
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,18 +55,17 @@ def test_next_request_gets_new_code(
 def test_a_burst_of_saves_is_one_change(
     site: Callable[..., Site], apache: Callable[..., Apache]
 ) -> None:
-    """Ten files saved within 50 ms cause one restart per process, not ten."""
+    """Ten files saved before the next request cause one restart per process, not ten."""
     app = site()
     for n in range(10):
         app.write(f"webapp/m{n}.py", "X = 0\n")
     app.write("webapp/__init__.py", "".join(f"from . import m{n}\n" for n in range(10)))
     server = apache(app)
     old = warm(server)
-    started = time.monotonic()
+    # No request comes in while the burst is written, and a process acts only on a request.
     for n in range(10):
         app.write(f"webapp/m{n}.py", "X = 1\n")
     views = app.set_version("burst")
-    assert time.monotonic() - started < 0.05
     seen(server, views)
     new = pids_answering(server, version="burst")
     assert not new & old
