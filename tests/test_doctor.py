@@ -67,7 +67,9 @@ def test_blocked(
     assert doctor.blocked(chain, uid, gids) == expected
 
 
-H, S, R, G, U = "hook", "signal", "reload", "gunicorn", "uwsgi"
+H, S, R, G, U = (
+    "restart-by-hook", "restart-by-sigint", "reload", "restart-by-sigterm", "restart-uwsgi"
+)
 ACTIONS = [
     # (id, mode, preflight, actions in SCENARIOS order, checks in that order)
     ("auto", "auto", "auto", [H, S, R, G, R, U, R],
@@ -272,7 +274,7 @@ def test_render_shows_the_key_facts() -> None:
                  "warnings: 1", "! a virtualenv inside the app directory: /srv/app/.venv",
                  "fix: move it out"):
         assert fact in text
-    assert "mod_wsgi daemon, no hook           signal    import" in text
+    assert "mod_wsgi daemon, no hook           restart-by-sigint   import" in text
 
 
 def test_render_without_a_script_and_without_proc() -> None:
@@ -359,8 +361,7 @@ def test_doctor_json_on_a_project(tmp_path: Path) -> None:
     assert "pluggy" in data["left_out"]["site-packages"]["examples"]
     assert "colorsys" in data["left_out"]["stdlib"]["examples"]
     assert "reload_middleware" not in json.dumps(data["left_out"])
-    assert [row["action"] for row in data["actions"]] == ["hook", "signal", "reload", "gunicorn",
-                                                          "reload", "uwsgi", "reload"]
+    assert [row["action"] for row in data["actions"]] == [H, S, R, G, R, U, R]
     venv = [w for w in data["warnings"] if w["problem"].startswith("a virtualenv")]
     assert [w["fix"].rsplit(" ", 1)[1] for w in venv] == ["RELOAD_MIDDLEWARE_EXCLUDE=.venv"]
     assert str(root / ".venv") in venv[0]["problem"]

@@ -45,7 +45,7 @@ def routed(registration: Registration, *events: FileSystemEvent) -> frozenset[st
     watcher = Watcher()
     watcher.register("/srv/app/app.wsgi", registration)
     for event in events:
-        watcher._handler.dispatch(event)
+        watcher.deliver(event)
     return registration.changes.pending
 
 

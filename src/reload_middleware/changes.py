@@ -211,6 +211,11 @@ class Changes:
             self._seq += 1
             self.dirty = True
 
+    def lower(self) -> None:
+        """Lower the flag for good (reloading switched off): nothing will look again."""
+        with self._cond:
+            self.dirty = False
+
     def settle(self, quiet: float, ignore: frozenset[str] | set[str] = frozenset()) -> bool:
         """Wait until no event came for `quiet` seconds, at most max(10 x quiet, 1 s).
 

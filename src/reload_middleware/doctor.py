@@ -34,13 +34,15 @@ SCENARIOS: tuple[tuple[str, servers.Server, bool, bool], ...] = (
     ("other (waitress, serve)", "other", False, False),
 )
 MEANING = {
-    "hook": "reload_required() is True: mod_wsgi restarts the daemon, the new one serves it",
-    "signal": "SIGINT to the daemon after a 307 (GET, HEAD) or the old code's answer",
+    "restart-by-hook": "reload_required() is True: mod_wsgi restarts the daemon, the new one "
+                       "serves it",
+    "restart-by-sigint": "SIGINT to the daemon after a 307 (GET, HEAD) or the old code's answer",
     "reload": "the script is executed again in the same process",
-    "gunicorn": "SIGTERM to the worker after a 307 or the answer; gunicorn starts a new one",
-    "uwsgi": "a 307 or the answer, then the worker exits: alone under --lazy-apps, "
-             "else with uwsgi.reload(), the instance's graceful reload",
-    "apache-windows": "Apache restarts through ap_signal_parent",
+    "restart-by-sigterm": "SIGTERM to the worker after a 307 or the answer; gunicorn starts "
+                          "a new one",
+    "restart-uwsgi": "a 307 or the answer, then the worker exits: alone under --lazy-apps, "
+                     "else with uwsgi.reload(), the instance's graceful reload",
+    "restart-apache": "Apache restarts through ap_signal_parent",
 }
 ENABLED = "RELOAD_MIDDLEWARE_ENABLED"
 Chain = Sequence[tuple[str, int, int, int]]  # (path, mode, owner, group) from / down
@@ -235,8 +237,8 @@ def render(data: Mapping[str, Any]) -> str:
             examples = ", e.g. " + ", ".join(names["examples"]) if names["examples"] else ""
             lines.append(f"{'' if n else 'left out':11}{kind}: {names['count']} modules it"
                          f" loaded{examples}")
-    lines += ["on a change:", f"  {'server':35}{'action':10}{'check':9}what happens"]
-    lines += [f"  {row['server']:35}{row['action']:10}{row['preflight']:9}{row['meaning']}"
+    lines += ["on a change:", f"  {'server':35}{'action':20}{'check':9}what happens"]
+    lines += [f"  {row['server']:35}{row['action']:20}{row['preflight']:9}{row['meaning']}"
               for row in data["actions"]]
     lines.append(f"warnings: {len(data['warnings'])}" if data["warnings"] else "no warnings")
     for advice in data["warnings"]:

@@ -18,7 +18,7 @@ import sysconfig
 from collections.abc import Callable
 from types import ModuleType
 
-from . import config, paths, watcher
+from . import config, interpreter, paths, watcher
 from .doctor import (
     ENABLED,
     Chain,
@@ -31,7 +31,6 @@ from .doctor import (
     tracked_files,
 )
 from .modules import library_roots
-from .tracking import Tracking
 
 SKIPPED = (".git", "node_modules", "__pycache__")  # never searched for a virtualenv
 
@@ -72,11 +71,12 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     if module is not None and app is None:
         facts.error = "it defines no 'application'"
     # What the script gave the middleware (keywords, with the OS variables over them).
-    if isinstance(settings := getattr(app, "_settings", None), config.Settings):
+    if isinstance(settings := getattr(app, "settings", None), config.Settings):
         facts.settings = settings
     library = list(library_roots())
     files = tracked_files(loaded, path, facts.settings, library)
-    extra = () if facts.settings.trigger else (*facts.settings.watch, *Tracking.extra)
+    tracked = interpreter.current().tracked
+    extra = () if facts.settings.trigger else (*facts.settings.watch, *tracked)
     mounts = paths.parse_mounts(_read("/proc/self/mounts"))
     for root, recursive in plan(files, paths.resolve(extra, os.path.dirname(path))).items():
         remote = paths.remote(paths.filesystem_of(root, mounts))

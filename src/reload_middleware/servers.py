@@ -3,7 +3,7 @@
 >>> detect({"mod_wsgi.process_group": "site"})
 'mod_wsgi-daemon'
 >>> choose("mod_wsgi-daemon", mode="auto", hook_active=True, forked=False, windows=False)
-'hook'
+'restart-by-hook'
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from types import ModuleType
 from typing import Any, Literal
 
 Server = Literal["mod_wsgi-daemon", "mod_wsgi-embedded", "gunicorn", "uwsgi", "other"]
-Action = Literal["hook", "signal", "reload", "gunicorn", "uwsgi", "apache-windows"]
+# What to do, as verbs: reload in this process, or restart it by one of four means.
+Action = Literal[
+    "reload", "restart-by-hook", "restart-by-sigint", "restart-by-sigterm",
+    "restart-uwsgi", "restart-apache",
+]
 
 
 def detect(environ: Mapping[str, Any]) -> Server:
@@ -51,14 +55,14 @@ def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, window
     if mode == "reload":
         return "reload"
     if server == "mod_wsgi-daemon":
-        return "hook" if hook_active else "signal"
+        return "restart-by-hook" if hook_active else "restart-by-sigint"
     if server == "mod_wsgi-embedded":
         # A signal to an Apache child does nothing or worse; Windows can restart Apache.
-        return "apache-windows" if windows and mode == "restart" else "reload"
+        return "restart-apache" if windows and mode == "restart" else "reload"
     if server == "gunicorn":
-        return "reload" if forked and mode == "auto" else "gunicorn"
+        return "reload" if forked and mode == "auto" else "restart-by-sigterm"
     if server == "uwsgi":
-        return "uwsgi"
+        return "restart-uwsgi"
     return "reload"
 
 
@@ -70,7 +74,7 @@ def preflight_for(action: Action, option: str) -> str:
     mod_wsgi daemon serves 500s even after the fix, as the half-imported modules stay in
     its sys.modules. An in-process reload keeps the old app when the import fails.
 
-    >>> preflight_for("hook", "auto"), preflight_for("reload", "auto")
+    >>> preflight_for("restart-by-hook", "auto"), preflight_for("reload", "auto")
     ('import', 'compile')
     """
     if option != "auto":

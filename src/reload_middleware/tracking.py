@@ -1,9 +1,10 @@
-"""What do we watch? One middleware's files, directories and watch roots, kept registered.
+"""What do we watch, and has it changed? The one collaborator of the middleware.
 
-A `Tracking` turns settings and sys.modules into a `Registration` for the process
+A `Tracking` turns settings and sys.modules into a `Registration` for the interpreter's
 watcher, keyed by the script, so a script executed again replaces what it had. Its
-`Changes` is shared with that next execution: the baselines stay the files as this
-process loaded them.
+`Changes` (the latch) is the interpreter's for that script: the baselines stay the
+files as this process loaded them. The middleware reads `dirty` on every request and
+uses the rest only when it is up.
 """
 
 from __future__ import annotations
@@ -11,35 +12,38 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
 
-from . import bounds, control, imports, logs, modules, paths, statedir, watcher
+from . import bounds, bursts, control, logs, modules, paths, statedir, watcher
 from .bounds import TICK_NS
 from .changes import Changes, Stat, Taken
 from .config import Settings
+from .imports import Inbox
+from .interpreter import Interpreter
 from .loading import Load
 from .reloading import Script
 from .storms import StormGuard
 
-_SHARED: dict[str, Changes] = {}
 # What a control POST is recorded as where no file can carry it to the other processes.
 FORCED = "<control POST>"
 YOUNG_NS = 2_000_000_000  # a process this young may be the restart of a moment ago
-_FORKS = [0]
 
 
 class Tracking:
-    """The tracked files of one middleware and their registration with the watcher."""
+    """The tracked files of one middleware, their registration and their latch.
 
-    extra: ClassVar[dict[str, None]] = {}  # paths given to track(), once each, in order
+    `stand_in`: built by a script that an in-process reload runs again; the live
+    middleware unwraps it, so it registers nothing (reloading.py).
+    """
 
-    def __init__(self, script: Script | None, *, inert: bool = False) -> None:
+    def __init__(self, script: Script | None, place: Interpreter, *, stand_in: bool = False
+                 ) -> None:
         self._script = script
         self._key = script.given if script else f"middleware-{id(self)}"
-        self._inert = inert
-        self.changes = Changes() if inert else _SHARED.setdefault(self._key, Changes())
-        self.changes.poke()
+        self.place = place
+        self.stand_in = stand_in
+        self.changes = Changes() if stand_in else place.latches.setdefault(self._key, Changes())
+        self.changes.poke()  # the first request reads its environ
         self._library = modules.library_roots()
         # Project code (README, "Configuration": `modules`): what is tracked, and what an
         # in-process reload drops.
@@ -49,16 +53,16 @@ class Tracking:
         self._seen: set[str] = set()
         self._missing_logged: set[str] = set()
         self._settings = Settings()
-        self._forks = _FORKS[0]
+        self._forks = place.forks
         # Every file tracked was read after this moment, however late it is learned.
         self._loaded_since = bounds.process_started_ns()
         self._scanned_at = self._loaded_since  # modules seen next were loaded after it
-        self.load = Load(self.changes, script, self._loaded_since, inert=inert)
-        self._imports = None if inert else imports.subscribe(self._key, self.changes.poke)
+        self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
+        self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
         self._registered: watcher.Registration | None = None  # the latest registration
         self._registered_at = self._built_at = time.time_ns()
-        self._watcher = watcher.process_watcher()
+        self._watcher = place.watcher
         self.state = statedir.default()
         self.storms = StormGuard(self._key, state=self.state)
 
@@ -75,10 +79,66 @@ class Tracking:
     @property
     def forked(self) -> bool:
         """True when this process was forked after the middleware was built."""
-        return _FORKS[0] != self._forks
+        return self.place.forks != self._forks
+
+    # The latch, as the middleware sees it.
+
+    @property
+    def dirty(self) -> bool:
+        """Up when something may have changed: the one flag every request reads."""
+        return self.changes.dirty
+
+    @property
+    def pending(self) -> frozenset[str]:
+        """Real paths recorded by the watcher and not acted on yet."""
+        return self.changes.pending
+
+    def poke(self) -> None:
+        self.changes.poke()
+
+    def lower(self) -> None:
+        """Lower the flag for good: reloading is off."""
+        self.changes.lower()
+
+    def settled(self, quiet: float) -> bool:
+        """Whether changes have stopped coming (settle); the log says when a storm holds."""
+        holding = self.changes.holding
+        if self.changes.settle(quiet, self.storms.ignored):
+            return True
+        if not holding:
+            logs.info("changes keep coming: the current code serves until they stop "
+                      "(%g s at most)", bursts.HOLD)
+        return False
+
+    def confirm(self, server: str, settings: Settings) -> Taken:
+        """The changes that count, after tracking the modules imported since the last look
+        (any import after this look keeps the flag up)."""
+        self.start(server, settings)  # a root replaced while settling is watched again
+        seq = self.changes.seq
+        self.refresh()
+        return self.changes.take(ignore=self.storms.ignored, since=seq)
+
+    def changed_since(self, events: int) -> bool:
+        """Whether a path was recorded since `Taken.events` was `events`."""
+        return self.changes.events != events
+
+    def finish(self, taken: Taken, *, keep_flag: bool = False) -> None:
+        """Not acted on: the flag goes down unless something came since (or `keep_flag`)."""
+        self.changes.finish(taken, acted=False, keep_flag=keep_flag)
+
+    def acted(self, taken: Taken, *, restarting: bool) -> None:
+        """Acted on `taken`: tell the storm guard; unless this process is on its way out,
+        take the files as confirmed for baselines."""
+        self._note_action(taken)
+        if not restarting:
+            self.changes.finish(taken, acted=True)
 
     def update(self, settings: Settings) -> None:
-        """Track what `settings` ask for (and the modules loaded now); baseline new files."""
+        """Track what `settings` ask for (and the modules loaded now); baseline new files.
+        The first call installs the interpreter's hooks (reloading is on)."""
+        if not self.stand_in and self._imports is None:
+            self.place.install()
+            self._imports = self.place.imports.subscribe(self._key, self.changes.poke)
         self._settings = settings
         self._seen.clear()
         self._files = {}
@@ -181,11 +241,11 @@ class Tracking:
 
     def start(self, server: str, settings: Settings) -> None:
         """Start watching in this process (lazily, and again after a fork); heal it after."""
-        if self._started_in == _FORKS[0]:
+        if self._started_in == self.place.forks:
             if self._watcher.heal():
                 self.changes.sweep()  # what changed while nothing watched
             return
-        self._started_in = _FORKS[0]
+        self._started_in = self.place.forks
         self._watcher.interval = settings.interval
         registration = self._registered or self._registration()
         self._watcher.register(self._key, registration)
@@ -200,7 +260,7 @@ class Tracking:
             settings.mode, server, "+".join(self._watcher.backends) or "none", files, dirs,
         )
 
-    def noted(self, taken: Taken) -> None:
+    def _note_action(self, taken: Taken) -> None:
         """Tell the storm guard what caused an action: never the modules (see storms.py),
         nor the stamp or trigger, which only a control POST or a deploy touches."""
         ours = {self.stamp, FORCED}
@@ -253,7 +313,7 @@ class Tracking:
     def release(self) -> None:
         """Stop watching and noting imports for this script (reloading switched off)."""
         self._watcher.release(self._key)
-        imports.unsubscribe(self._key)
+        self.place.imports.unsubscribe(self._key)
         self._imports = None
 
     @property
@@ -268,7 +328,8 @@ class Tracking:
         """The watch paths, resolved, and the symlinks on the way to them."""
         if self._settings.trigger:
             return ()
-        given = [os.path.join(self._base, p) for p in [*self._settings.watch, *self.extra]]
+        tracked = self.place.tracked
+        given = [os.path.join(self._base, p) for p in [*self._settings.watch, *tracked]]
         links = {link for p in given for link in paths.symlinks(p)}
         return paths.resolve(given, self._base) + tuple(sorted(links))
 
@@ -299,7 +360,7 @@ class Tracking:
         write such files itself as it loads, so the load is not their bound (README,
         "How it works"). Otherwise (files named by a failed import) as they are now.
         """
-        if self._inert:
+        if self.stand_in:
             return
         self._registered_at = time.time_ns()
         registration = self._registered = self._registration()
@@ -311,13 +372,6 @@ class Tracking:
     def watch_more(self) -> None:
         """Register the `track()` paths added since, keeping everything else as it is."""
         self._register()
-
-    @classmethod
-    def track_everywhere(cls, more: Sequence[str]) -> bool:
-        """Add paths for every middleware; False when all of them were there already."""
-        new = [p for p in (os.path.abspath(p) for p in more) if p not in cls.extra]
-        cls.extra.update(dict.fromkeys(new))
-        return bool(new)
 
 
 def _links(files: Iterable[str]) -> set[str]:
@@ -336,9 +390,3 @@ def _links(files: Iterable[str]) -> set[str]:
 
     return {link for d in dirs for link in paths.symlinks(d + os.sep, islink)}
 
-
-def _after_fork() -> None:
-    _FORKS[0] += 1
-
-
-os.register_at_fork(after_in_child=_after_fork)

@@ -1,6 +1,6 @@
 """How do events arrive? The only module that imports watchdog.
 
-One `Watcher` per process (`process_watcher()`), shared by every middleware. Each
+One `Watcher` per interpreter (interpreter.py), shared by every middleware. Each
 middleware registers what it tracks under a key (its script), so a re-executed script
 replaces its old registration instead of adding to it. The observer threads only call
 `Changes.record()`; everything else happens on requests.
@@ -156,6 +156,10 @@ class Watcher:
             self._missing.clear()
             for registration in self._registrations.values():
                 registration.changes.poke()
+
+    def deliver(self, event: FileSystemEvent) -> None:
+        """Route `event` as an observer thread does: the seam tests feed events through."""
+        self._handler.dispatch(event)
 
     @property
     def backends(self) -> list[str]:
@@ -328,24 +332,3 @@ def _read(path: str) -> str:
             return os.fsdecode(source.read())  # mount points are bytes, in no set encoding
     except OSError:
         return ""  # no mount table (not Linux): native events everywhere
-
-
-_PROCESS_WATCHER: Watcher | None = None
-_PROCESS_LOCK = threading.Lock()
-
-
-def process_watcher() -> Watcher:
-    """The watcher of this process, made on first use."""
-    global _PROCESS_WATCHER
-    with _PROCESS_LOCK:
-        if _PROCESS_WATCHER is None:
-            _PROCESS_WATCHER = Watcher()
-        return _PROCESS_WATCHER
-
-
-def _after_fork_in_child() -> None:
-    if _PROCESS_WATCHER is not None:
-        _PROCESS_WATCHER.forget_threads()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
