@@ -18,7 +18,7 @@ import sysconfig
 from collections.abc import Callable
 from types import ModuleType
 
-from . import config, interpreter, paths, watcher
+from . import config, interpreter, observers, paths
 from .doctor import (
     ENABLED,
     Chain,
@@ -37,7 +37,7 @@ SKIPPED = (".git", "node_modules", "__pycache__")  # never searched for a virtua
 
 def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     """The facts of this machine, and of `script` executed by `load` with reloading off."""
-    facts = Facts(backend=watcher.native_backend(), uid=os.getuid())
+    facts = Facts(backend=observers.native_backend(), uid=os.getuid())
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         facts.watchdog = importlib.metadata.version("watchdog")
     limits = [_read(f"/proc/sys/fs/inotify/max_user_{n}").strip() for n in ("watches", "instances")]
