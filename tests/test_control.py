@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from helpers import MakeProject, Until, call
-from reload_middleware import ReloadMiddleware, control, statedir
+from reload_middleware import ReloadMiddleware, control, interpreter, statedir
 
 SECRET = "s3cret-token-0123456789"
 
@@ -241,10 +241,10 @@ def test_the_shared_temp_directory_is_never_watched(endpoint: ReloadMiddleware) 
     """The stamp's directory is the private one: events other users cause in the shared
     temp directory never make a process look at its files again."""
     call(endpoint)
-    stamp = endpoint._tracking.stamp
-    assert stamp is not None
-    watched = endpoint._tracking._watcher.directories
-    assert os.path.dirname(stamp) in watched
+    private = statedir.default().path
+    assert private is not None
+    watched = interpreter.current().watcher.directories
+    assert private in watched
     assert tempfile.gettempdir() not in watched
 
 

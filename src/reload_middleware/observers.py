@@ -1,5 +1,6 @@
 """The observer threads: which events count, and an observer that reports its death.
 
+>>> from watchdog.events import FileOpenedEvent
 >>> FileModifiedEvent in COUNTED, FileOpenedEvent in COUNTED
 (True, False)
 """
