@@ -72,7 +72,7 @@ def sendable(body: Iterable[bytes], environ: Mapping[str, Any]) -> bool:
     return callable(getattr(body, "fileno", None))
 
 
-class Closing:
+class CountedApp:
     """An app with a `close()`, counted while it serves, so it is closed only when idle.
 
     Apps without `close()` are never wrapped: the request path stays one call.
@@ -111,16 +111,16 @@ class Closing:
 
 
 def counted(app: WSGIApplication) -> WSGIApplication:
-    """`app` itself, or a `Closing` around it when it has a close() to call later."""
-    return Closing(app) if callable(getattr(app, "close", None)) else app
+    """`app` itself, or a `CountedApp` around it when it has a close() to call later."""
+    return CountedApp(app) if callable(getattr(app, "close", None)) else app
 
 
 def inner(app: WSGIApplication) -> WSGIApplication:
     """The app `counted()` was given."""
-    return app.app if isinstance(app, Closing) else app
+    return app.app if isinstance(app, CountedApp) else app
 
 
 def retire(app: WSGIApplication) -> None:
     """The app was replaced: close it once no request uses it (if it can be closed)."""
-    if isinstance(app, Closing):
+    if isinstance(app, CountedApp):
         app.retire()

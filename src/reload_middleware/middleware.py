@@ -109,18 +109,19 @@ class ReloadMiddleware:
 
         It runs under mod_wsgi's module lock, so every request of this interpreter
         waits for it, and knows no environ. So it does what must precede the request
-        and nothing else: wait for the settle time, stat the pending files, compile
-        them and, where the preflight is `import`, import the app in a subprocess (a
-        restart into code that cannot load leaves the site broken: README, "Never
-        stuck"). It never walks the tree: new modules are learned from the import
-        finder, and a watch directory's files from the watcher.
+        and nothing else (README, "How it works"): wait for the settle time, stat the
+        pending files, compile them and, before a restart, import the app in a
+        subprocess, since a restart into code that cannot load leaves the site broken.
+        New modules come from the import finder and new files from the watcher; only
+        its first call in a process, which starts the watcher, lists the watch
+        directories, as the changes made before it must be found.
         """
         first, self._hook_called = not self._hook_called, True
         if self._restart is not None:
             return True
         if not self._tracking.dirty or not self._settings.enabled:
             return False
-        self._judge_load(None)
+        self._tracking.load.judge_at(None, self._lock, LOAD_WAIT)
         with self._lock:
             self._act(first=first)
             if not self._configured:
@@ -135,7 +136,7 @@ class ReloadMiddleware:
 
     def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
                    ) -> Iterable[bytes]:
-        self._judge_load(environ)
+        self._tracking.load.judge_at(environ, self._lock, LOAD_WAIT)
         with self._lock:
             if not self._configured:
                 self._configure(environ)
@@ -143,23 +144,6 @@ class ReloadMiddleware:
         if self._failure is not None and self._settings.debug and self._restart is None:
             return pages.failure(self._failure[0], start_response)
         return self._serve(environ, start_response)
-
-    def _judge_load(self, environ: WSGIEnvironment | None) -> None:
-        """Judge what a script loaded by a request read, by that request's start.
-
-        Other requests wait for it (bounded): they may reach the middleware, or the
-        hook, before the request that loaded the script does.
-        """
-        load = self._tracking.load
-        loader = load.waiting_for
-        if loader is None:
-            return
-        mine = environ is not None and loader == threading.get_ident()
-        if not mine and load.judged.wait(LOAD_WAIT):
-            return
-        with self._lock:
-            start = environ.get("mod_wsgi.request_start") if mine and environ else None
-            load.judge(bounds.request_start_ns(start))
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""
@@ -178,7 +162,7 @@ class ReloadMiddleware:
         self._tracking.update(self._settings)
         self._serve = self._guarded(self._app)
         self._tracking.place.middlewares.add(self)
-        self._offer_hook()
+        reloading.offer_hook(self._script, self.reload_required)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
@@ -201,7 +185,8 @@ class ReloadMiddleware:
             self._tracking.finish(taken)
             return
         self._failure = None
-        failure = self._preflight(taken, action)
+        kind = servers.preflight_for(action, self._settings.preflight)
+        failure = preflight.check(kind, taken.paths, self._script)
         if failure is not None:
             self._fail(failure, taken)
             return
@@ -231,36 +216,17 @@ class ReloadMiddleware:
         if outcome.app is not bodies.inner(old):
             bodies.retire(old)  # not when the script handed back the same app object
 
-    def _action_here(
-        self, environ: WSGIEnvironment | None, first: bool
-    ) -> servers.Action | None:
-        """The action to take at this place, or None: the hook (no `environ`) acts for
-        itself, requests for everything else.
-
-        mod_wsgi hands the request a restart was for to the new process: restarting for
-        it again and again ends in mod_wsgi's 503 after five. So a young daemon's first
-        hook call leaves the decision to that request, which knows when it started.
-        """
-        action = self._action()
-        if environ is None:
-            if action != "restart-by-hook":
-                return None
-            if first and self._tracking.young:
-                self._handed_over = True
-                return None
-            return action
-        if action != "restart-by-hook":
-            return action
-        if not self._handed_over:
-            return None
-        self._handed_over = False
-        # Older than this process's code: answered by it. Newer: restart after answering.
-        return None if self._before_this_process(environ) else "restart-by-sigint"
-
-    def _before_this_process(self, environ: WSGIEnvironment) -> bool:
-        """Whether the request started before this process did (mod_wsgi's clock)."""
-        started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
-        return started is not None and started < self._tracking.started
+    def _action_here(self, environ: WSGIEnvironment | None, first: bool
+                     ) -> servers.Action | None:
+        """The action to take at this place (servers.acting_here), or None."""
+        older = False
+        if environ is not None:  # did the request start before this process (mod_wsgi)?
+            started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
+            older = started is not None and started < self._tracking.started
+        action, self._handed_over = servers.acting_here(
+            self._action(), hook=environ is None, first=first, young=self._tracking.young,
+            handed_over=self._handed_over, older=older)
+        return action
 
     def _action(self) -> servers.Action:
         return servers.choose(
@@ -270,17 +236,6 @@ class ReloadMiddleware:
             forked=self._tracking.forked,
             windows=strategies.WINDOWS,
         )
-
-    def _preflight(self, taken: Taken, action: servers.Action) -> preflight.Failure | None:
-        kind = servers.preflight_for(action, self._settings.preflight)
-        if kind == "off":
-            return None
-        script = {self._script.path} if self._script else set()
-        failure = preflight.compile_files(taken.paths | script)
-        if failure is None and kind == "import" and self._script is not None:
-            name = self._script.name if self._script.importable else ""
-            failure = preflight.import_app(name, self._script.given)
-        return failure
 
     def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
         """Keep the old code; the change stays pending until the next change retries it."""
@@ -311,13 +266,6 @@ class ReloadMiddleware:
             "last_error": self._failure[0].summary if self._failure else None,
         }
 
-    def _offer_hook(self) -> None:
-        """Give a mod_wsgi script module our hook unless it defines its own."""
-        if self._script is None or not self._script.name.startswith("_mod_wsgi_"):
-            return
-        module = reloading.module_globals(self._script.name)
-        if module is not None:
-            module.setdefault("reload_required", self.reload_required)
 
 
 def track(*paths: str) -> None:

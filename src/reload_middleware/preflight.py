@@ -16,9 +16,13 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import logs, paths
 from .modules import library_roots
+
+if TYPE_CHECKING:
+    from .reloading import Script
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,14 @@ def import_app(
         )
     except (ValueError, LookupError, TypeError):
         return Failure(path, None, "preflight import failed", done.stderr[-4000:])
+
+
+def check(kind: str, changed: Iterable[str], script: Script | None) -> Failure | None:
+    """What `kind` of preflight ("compile", "import" or "off", see
+    `servers.preflight_for`) finds wrong with the changed files and the script."""
+    if kind == "off":
+        return None
+    failure = compile_files({*changed, *([script.path] if script else [])})
+    if failure is None and kind == "import" and script is not None:
+        failure = import_app(script.name if script.importable else "", script.given)
+    return failure

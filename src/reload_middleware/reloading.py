@@ -67,10 +67,14 @@ def find_script(depth: int = 2) -> Script | None:
     return None
 
 
-def module_globals(name: str) -> dict[str, object] | None:
-    """The namespace of a module being executed or loaded (mod_wsgi adds it before)."""
-    module = sys.modules.get(name)
-    return vars(module) if module is not None else None
+def offer_hook(script: Script | None, hook: Callable[[str], bool]) -> None:
+    """Give a mod_wsgi script module `hook` as its `reload_required`, unless it defines
+    its own (the module is in sys.modules while it executes)."""
+    if script is None or not script.name.startswith("_mod_wsgi_"):
+        return
+    module = sys.modules.get(script.name)
+    if module is not None:
+        vars(module).setdefault("reload_required", hook)
 
 
 @contextmanager

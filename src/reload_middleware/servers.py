@@ -87,3 +87,36 @@ def wants_retry(retry: str, method: str) -> bool:
     if retry == "always":
         return True
     return retry == "auto" and method in ("GET", "HEAD")
+
+
+def acting_here(action: Action, *, hook: bool, first: bool, young: bool,
+                handed_over: bool, older: bool) -> tuple[Action | None, bool]:
+    """Where to act: (the action to take here or None, whether the decision is handed
+    over to the next request). `hook`: asked from mod_wsgi's hook, else from a request;
+    `first`: the hook's first call in this process; `young`: the process is less than
+    2 s old; `older`: the request started before this process did.
+
+    The hook acts for itself, requests for everything else. mod_wsgi hands the request
+    a restart was for to the new process: restarting for it again and again ends in
+    mod_wsgi's 503 after five. So a young daemon's first hook call leaves the decision
+    to that request, which knows when it started: older than this process's code, it
+    is answered by it; newer, the process restarts after answering.
+
+    >>> acting_here("restart-by-hook", hook=True, first=True, young=True,
+    ...             handed_over=False, older=False)
+    (None, True)
+    >>> acting_here("restart-by-hook", hook=False, first=False, young=True,
+    ...             handed_over=True, older=False)
+    ('restart-by-sigint', False)
+    """
+    if hook:
+        if action != "restart-by-hook":
+            return None, handed_over
+        if first and young:
+            return None, True
+        return action, handed_over
+    if action != "restart-by-hook":
+        return action, handed_over
+    if not handed_over:
+        return None, False
+    return (None if older else "restart-by-sigint"), False
