@@ -68,6 +68,8 @@ class ReloadMiddleware:
         place = interpreter.current()
         stand_in = self._script is not None and place.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
+        # The one flag every request reads: a plain attribute of the latch, no call.
+        self._latch = self._tracking.changes
         self._app = bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
@@ -98,7 +100,7 @@ class ReloadMiddleware:
         return bodies.inner(self._app)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._tracking.dirty:
+        if self._latch.dirty:
             return self._on_change(environ, start_response)
         return self._serve(environ, start_response)
 
@@ -119,7 +121,7 @@ class ReloadMiddleware:
         first, self._hook_called = not self._hook_called, True
         if self._restart is not None:
             return True
-        if not self._tracking.dirty or not self._settings.enabled:
+        if not self._latch.dirty or not self._settings.enabled:
             return False
         self._tracking.load.judge_at(None, self._lock, LOAD_WAIT)
         with self._lock:

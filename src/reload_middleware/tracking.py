@@ -73,11 +73,6 @@ class Tracking:
     # The latch, as the middleware sees it.
 
     @property
-    def dirty(self) -> bool:
-        """Up when something may have changed: the one flag every request reads."""
-        return self.changes.dirty
-
-    @property
     def pending(self) -> frozenset[str]:
         """Real paths recorded by the watcher and not acted on yet."""
         return self.changes.pending
