@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -142,6 +143,16 @@ class Response:
         close = getattr(self.iterable, "close", None)
         if close is not None:
             close()
+
+
+SECRET = "s3cret-token-0123456789"
+CONTROL = {"control": "/__reload__", "secret": SECRET}  # the control endpoint's options
+
+
+def status(app: WSGIApplication) -> Any:
+    """The control endpoint's status report (the app was built with CONTROL)."""
+    body = call(app, "GET", CONTROL["control"], {"HTTP_AUTHORIZATION": f"Bearer {SECRET}"}).body
+    return json.loads(body)
 
 
 def call(

@@ -264,7 +264,7 @@ class ReloadMiddleware:
             "pid": os.getpid(), "mode": self._settings.mode, "server": self._server,
             "action": self._action(), "backend": self._tracking.backends,
             "files": files, "directories": directories, "pending": sorted(self.pending),
-            "last_action": self._last_action,
+            "last_action": self._last_action, "ignored": self._tracking.ignored,
             "last_error": self._failure[0].summary if self._failure else None,
         }
 

@@ -77,6 +77,11 @@ class Tracking:
         """Real paths recorded by the watcher and not acted on yet."""
         return self.changes.pending
 
+    @property
+    def ignored(self) -> list[str]:
+        """Files the storm guard ignores for now: the app itself seems to write them."""
+        return sorted(self.storms.ignored)
+
     def poke(self) -> None:
         self.changes.poke()
 
