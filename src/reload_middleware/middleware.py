@@ -231,13 +231,8 @@ class ReloadMiddleware:
         return action
 
     def _action(self) -> servers.Action:
-        return servers.choose(
-            self._server,
-            mode=self._settings.mode,
-            hook_active=self._hook_called,
-            forked=self._tracking.forked,
-            windows=strategies.WINDOWS,
-        )
+        return servers.choose(self._server, mode=self._settings.mode, windows=strategies.WINDOWS,
+                              hook_active=self._hook_called, forked=self._tracking.forked)
 
     def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
         """Keep the old code; the change stays pending until the next change retries it."""
@@ -267,7 +262,6 @@ class ReloadMiddleware:
             "last_action": self._last_action, "ignored": self._tracking.ignored,
             "last_error": self._failure[0].summary if self._failure else None,
         }
-
 
 
 def track(*paths: str) -> None:
