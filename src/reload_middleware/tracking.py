@@ -1,10 +1,10 @@
-"""What do we watch, and has it changed? The one collaborator of the middleware.
+"""Has anything changed, and is it time to act? The one collaborator of the middleware.
 
-A `Tracking` turns settings and sys.modules into a `Registration` for the interpreter's
-watcher, keyed by the script, so a script executed again replaces what it had. Its
-`Changes` (the latch) is the interpreter's for that script: the baselines stay the
-files as this process loaded them. The middleware reads `dirty` on every request and
-uses the rest only when it is up.
+A `Tracking` holds the latch (`Changes`, the interpreter's for this script, so a script
+executed again keeps the baselines of the files as this process loaded them), the
+tracked files (`Files`), the watcher's start and healing, the control stamp and the
+storm guard. The middleware reads the latch's `dirty` flag on every request and asks
+this object for everything else, only when the flag is up.
 """
 
 from __future__ import annotations
