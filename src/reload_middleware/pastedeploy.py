@@ -136,12 +136,14 @@ class _IniLoader(importlib.abc.Loader):
         return None  # the default module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        module.application = load_app(self._call)
+        vars(module)["application"] = load_app(self._call)
 
 
 def load_app(call: Mapping[str, Any], load: Callable[..., Any] | None = None) -> Any:
-    """`loadapp(**call)`, PasteDeploy's, unless `load` is given."""
+    """`loadapp(**call)`, PasteDeploy's unless `load` is given."""
     if load is None:
-        from paste.deploy import loadapp as load  # only ever reached through PasteDeploy
+        from paste.deploy import loadapp  # only ever reached through PasteDeploy
+
+        load = loadapp
     arguments = {k: v for k, v in call.items() if v is not None or k == "uri"}
     return load(arguments.pop("uri"), **arguments)
