@@ -35,7 +35,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import config, reloading
+from . import config, interpreter, reloading
 from .middleware import ReloadMiddleware
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def ini_script(ini: str, call: Mapping[str, Any] | None) -> reloading.Script:
     """The ini file as the script: a module standing for it, whose execution runs
     `loadapp` again as `call` did (by default: the file's `main`)."""
     name = "_reload_middleware_ini_" + hashlib.md5(ini.encode(), usedforsecurity=False).hexdigest()
-    if not reloading.reexecuting(ini):  # being executed now: leave it as it is
+    if not interpreter.current().reexecuting(ini):  # being executed now: leave it as it is
         load = dict(call) if call else {"uri": f"config:{ini}"}
         spec = importlib.machinery.ModuleSpec(name, _IniLoader(load), origin=ini)
         module = importlib.util.module_from_spec(spec)
