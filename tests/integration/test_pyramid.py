@@ -97,13 +97,13 @@ def test_pyramid_under_apache_daemon_mode(
     seen(server, site.view("two"))
     text, pid = page(server)
     assert text == "Hello two" and pid not in before
-    server.wait_for_log("hello/views.py (1 file) changed: hook")
+    server.wait_for_log("hello/views.py (1 file) changed: restart-by-hook")
 
     before = warm(server, 2, "Hello two")
     seen(server, site.greeting("Hi"))
     text, pid = page(server)
     assert text == "Hi two" and pid not in before
-    server.wait_for_log("development.ini (1 file) changed: hook")
+    server.wait_for_log("development.ini (1 file) changed: restart-by-hook")
 
     before = warm(server, 2, "Hi two")
     seen(server, site.write("hello/views.py", "def home(request:\n"))
