@@ -9,11 +9,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from apache import Apache, ApacheSite, free_port, prepare_run_dir, wait_for
+from apache import (
+    DEFAULT_VENV,
+    Apache,
+    ApacheSite,
+    apache_available,
+    free_port,
+    module_location,
+    prepare_run_dir,
+    wait_for,
+)
 from procs import get, running
-from support import PROBE, seen
+from support import PROBE, require, seen
 
 pytestmark = pytest.mark.integration
+# Debian's packaged mod_wsgi (libapache2-mod-wsgi-py3, 4.9.4 on Debian 12).
+DEBIAN_MOD_WSGI = Path("/usr/lib/apache2/modules/mod_wsgi.so")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pyramid"
 # The example's view, with the word the tests change and the pid that serves it.
@@ -167,3 +178,33 @@ def test_pyramid_under_pserve(pyramid_site: PyramidSite) -> None:
     output = printed[0]
     assert "hello/views.py (1 file) changed: reload" in output
     assert "development.ini (1 file) changed: reload" in output
+
+
+class DebianApache(Apache):
+    """The same server with Debian's packaged mod_wsgi instead of the one built by pip."""
+
+    def config(self) -> str:
+        return super().config().replace(str(module_location(self.venv)), str(DEBIAN_MOD_WSGI))
+
+
+def test_pyramid_under_debian_s_mod_wsgi(pyramid_site: PyramidSite) -> None:
+    """Debian's mod_wsgi 4.9.4, daemon mode preloaded: the hook restarts the daemon and
+    the next request gets the edit; mod_wsgi logs its older restart line."""
+    require(apache_available(DEFAULT_VENV))
+    require(None if DEBIAN_MOD_WSGI.exists() else "apt-get install libapache2-mod-wsgi-py3")
+    site = pyramid_site
+    probe = site.root / "probe" / "probe.wsgi"
+    server = DebianApache(
+        DEFAULT_VENV, prepare_run_dir(), script=site.script, python_path=site.root,
+        processes=1,
+        aliases=f"WSGIScriptAlias /probe {probe} process-group=site application-group=%{{GLOBAL}}",
+    )
+    with server:
+        (pid,) = warm(server, 1, "Hello one")
+        seen(server, site.view("two"), count=1)
+        text, new = page(server)
+        assert text == "Hello two" and new != pid
+        log = server.wait_for_log("hello/views.py (1 file) changed: restart-by-hook")
+        assert "mod_wsgi/4." in log
+        server.wait_for_log(f"mod_wsgi (pid={pid}): Force restart of process 'site'.")
+    shutil.rmtree(server.run_dir, ignore_errors=True)
