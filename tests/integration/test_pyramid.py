@@ -180,6 +180,20 @@ def test_pyramid_under_pserve(pyramid_site: PyramidSite) -> None:
     assert "development.ini (1 file) changed: reload" in output
 
 
+def test_pyramid_under_the_serve_command(pyramid_site: PyramidSite) -> None:
+    """`reload-middleware serve examples/pyramid/app.wsgi`: the filter's middleware is
+    used as it is, and edits are reloaded in the same process."""
+    site, port = pyramid_site, free_port()
+    argv = [sys.executable, "-m", "reload_middleware", "serve", "app.wsgi", "--port", str(port)]
+    with running(argv, site.root, port) as printed:
+        status, body = get(port)
+        pid = body.rpartition(" ")[2]
+        assert (status, body) == (200, f"Hello one {pid}")
+        site.view("two")
+        wait_for(lambda: get(port) == (200, f"Hello two {pid}"), 10, "the view edit")
+    assert "hello/views.py (1 file) changed: reload" in printed[0]
+
+
 class DebianApache(Apache):
     """The same server with Debian's packaged mod_wsgi instead of the one built by pip."""
 
