@@ -104,6 +104,9 @@ name, path = sys.argv[1], sys.argv[2]
 try:
     if name:
         importlib.import_module(name)
+    elif path.endswith(".ini"):  # a PasteDeploy file is the script: load its main app
+        from paste.deploy import loadapp
+        loadapp("config:" + path)
     else:
         runpy.run_path(path, run_name="__reload_middleware_preflight__")
 except BaseException as exc:
