@@ -47,6 +47,8 @@ class Settings:
     interval: float = 1.0
     control: str | None = None
     secret: str | None = None
+    # Also watch the template directories of frameworks that cache templates (templates.py).
+    templates: str = "auto"
 
 
 def _flag(text: str) -> bool:
@@ -117,6 +119,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "interval": _seconds(0.01, MAX_INTERVAL),
     "control": _url_path,
     "secret": _text,
+    "templates": _choice("auto", "off"),
 }
 LISTS = frozenset({"watch", "exclude"})
 

@@ -15,13 +15,14 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 
-from . import imports, logs, modules, paths, watcher
+from . import imports, logs, modules, paths, templates, watcher
 from .bounds import TICK_NS
 from .changes import Changes, Stat
 from .config import Settings
 from .interpreter import Interpreter
 from .loading import Load
 from .reloading import Script
+from .strays import Strays
 
 
 class Files:
@@ -52,9 +53,25 @@ class Files:
         self._scanned_at = loaded_since  # modules seen next were loaded after it
         self._registered: watcher.Registration | None = None  # the latest registration
         self.registered_at = self._built_at = time.time_ns()
+        self.templates = templates.Found()  # template directories, set by the middleware
+        self.strays = Strays()  # saved .py files no module was loaded from (strays.py)
 
     def is_module(self, path: str) -> bool:
         return bool(self._files.get(path))
+
+    @property
+    def library(self) -> tuple[str, ...]:
+        """The roots of installed code (stdlib, site-packages)."""
+        return self._library
+
+    def names(self, files: Iterable[str]) -> list[str]:
+        """The importable module names these tracked files were loaded under."""
+        found = {self._files.get(f, "") for f in files}
+        return sorted(n for n in found if n and not n.startswith(("_mod_wsgi_", "__")))
+
+    def report_strays(self) -> None:
+        """Log the saved project files that no module was loaded from and do not compile."""
+        self.strays.report(self._files)
 
     @property
     def registration(self) -> watcher.Registration:
@@ -185,6 +202,7 @@ class Files:
             return ()
         tracked = self._place.tracked
         given = [os.path.join(self._base, p) for p in [*self._settings.watch, *tracked]]
+        given += self.templates.dirs  # absolute already
         links = {link for p in given for link in paths.symlinks(p)}
         return paths.resolve(given, self._base) + tuple(sorted(links))
 
@@ -204,7 +222,7 @@ class Files:
             self._changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
             paths.merge_roots(roots), polling=self._settings.observer == "polling",
-            ignored=self._ignored,
+            ignored=self._ignored, strays=self.strays,
         )
 
     def _register(self, *, loaded: bool = True) -> None:

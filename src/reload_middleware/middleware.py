@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -20,6 +21,7 @@ from . import (
     bounds,
     config,
     control,
+    frameworks,
     interpreter,
     logs,
     pages,
@@ -27,6 +29,7 @@ from . import (
     reloading,
     servers,
     strategies,
+    templates,
 )
 from .changes import Taken
 from .tracking import Tracking
@@ -152,15 +155,20 @@ class ReloadMiddleware:
         self._configured = True
         self._server = servers.detect(environ)
         settings = config.overlay(self._settings, environ, config.environ_key, logs.error)
-        if settings != self._settings:
+        # Looked for again: Django's app registry may be ready only now (README, "Templates").
+        found = self._templates(settings).dirs != self._tracking.files.templates.dirs
+        if settings != self._settings or found:
             self._settings = settings
             if settings.enabled:
                 self._start_tracking()
         if not settings.enabled:
             self._tracking.release()
             self._tracking.lower()
+        elif self._action() == "reload" and (caveat := frameworks.caveat(sys.modules)):
+            logs.info("%s", caveat)
 
     def _start_tracking(self) -> None:
+        self._tracking.files.templates = self._templates(self._settings)
         self._tracking.update(self._settings)
         self._serve = self._guarded(self._app)
         self._tracking.place.middlewares.add(self)
@@ -175,6 +183,7 @@ class ReloadMiddleware:
         if self._restart is not None:
             return
         self._tracking.start(self._server, self._settings)
+        self._tracking.files.report_strays()  # before a request imports them (Django's views)
         action = self._action_here(environ, first)
         if action is None:
             return
@@ -206,10 +215,12 @@ class ReloadMiddleware:
     def _reload(self, taken: Taken) -> None:
         """Run the script again here and serve its app, or keep the old one."""
         place = self._tracking.place
+        frameworks.reset(sys.modules)  # what framework modules cached of the project
         outcome = reloading.reload(self._script, self._tracking.project, place, live=self)
         if isinstance(outcome, reloading.Failed):
             self._fail(outcome.failure, taken)
             return
+        frameworks.reset(sys.modules)  # and what the old app read meanwhile
         old, self._app = self._app, bodies.counted(outcome.app)
         self._serve = self._guarded(self._app)
         self._tracking.rebaseline(outcome.started, taken.states, kept=outcome.kept)
@@ -261,7 +272,12 @@ class ReloadMiddleware:
             "files": files, "directories": directories, "pending": sorted(self.pending),
             "last_action": self._last_action, "ignored": self._tracking.ignored,
             "last_error": self._failure[0].summary if self._failure else None,
+            "templates": list(self._tracking.files.templates.dirs),
         }
+
+    def _templates(self, settings: config.Settings) -> templates.Found:
+        """The template directories to watch (README, "Templates")."""
+        return templates.watched(settings.templates, self.app, self._tracking.files.library)
 
 
 def track(*paths: str) -> None:

@@ -198,10 +198,13 @@ class Tracking:
         # and files created in a watch directory since it was registered
         created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self.files.registered_at)
+        self.files.strays.sweep(registration.roots, registration.exclude, self._loaded_since)
         files, dirs = self.counts()
         logs.info(
-            "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories",
+            "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories"
+            ", templates %s",
             settings.mode, server, "+".join(self.place.watcher.backends) or "none", files, dirs,
+            self.files.templates.describe(),
         )
 
     def _note_action(self, taken: Taken) -> None:

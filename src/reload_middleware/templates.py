@@ -1,0 +1,301 @@
+"""Which template directories need watching? Read from the frameworks the app has loaded.
+
+A framework that re-reads a template when its file changes (Jinja2's `auto_reload`,
+Mako's `filesystem_checks`, Pyramid's `reload_templates`) needs nothing from us. One
+that caches compiled templates (Django's cached loader, Flask with debug off) serves
+an edited template stale until the process restarts: its directories are watched like
+`watch=` paths (README, "Templates").
+
+Everything here reads objects that already exist, found in a `sys.modules`-like
+mapping and in the wrapped app: it never imports a framework the app did not import,
+and never builds what the app did not build (Django's `engines.all()` would import and
+instantiate every configured backend; Flask's `jinja_env` is read only once built).
+
+>>> found = find({}, app=None)
+>>> found.dirs, found.notes
+((), ())
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import paths
+
+Modules = Mapping[str, Any]
+CACHED_LOADER = "django.template.loaders.cached.Loader"
+_UNWRAP = ("app", "application", "wsgi_app", "__self__", "__wrapped__")  # common WSGI wrappers
+
+
+@dataclass(frozen=True)
+class Found:
+    """Directories to watch, and one note per framework saying what was decided and why."""
+
+    dirs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """For the start log line: the directories, or why there are none.
+
+        >>> Found(("/srv/app/templates",), ("flask app 'app': cached",)).describe()
+        '/srv/app/templates'
+        >>> Found((), ("jinja2: auto_reload on",)).describe()
+        'none (jinja2: auto_reload on)'
+        """
+        if self.dirs:
+            return ", ".join(self.dirs)
+        return f"none ({'; '.join(self.notes)})" if self.notes else "none"
+
+
+def watched(option: str, app: object, library: Iterable[str]) -> Found:
+    """What the `templates` option asks for in this process: `find()` over `sys.modules`,
+    leaving out the `library` roots (site-packages), or nothing when it is "off"."""
+    if option == "off":
+        return Found((), ("templates off",))
+    roots = tuple(library)
+    return find(sys.modules, app, library=lambda path: paths.under(path, roots))
+
+
+def find(
+    modules: Modules,
+    app: object,
+    *,
+    library: Callable[[str], bool] = lambda path: False,
+    isdir: Callable[[str], bool] = os.path.isdir,
+) -> Found:
+    """The template directories of every loaded framework that caches templates.
+
+    `modules`: `sys.modules` or a stand-in; `app`: the wrapped WSGI app (a Flask or
+    Pyramid app is found through it and its usual wrappers); `library(path)`: True for
+    installed code (site-packages), whose templates are left out.
+    """
+    dirs: dict[str, None] = {}
+    notes: list[str] = []
+    apps = list(_unwrapped(app))
+    # Module-level objects are looked for in project modules only (a few, not thousands).
+    project = {
+        name: m for name, m in list(modules.items())
+        if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)
+    }
+    for finder in (_django, _flask, _jinja2, _mako, _pyramid):
+        for found, note in finder(modules, project, apps, isdir):
+            notes.append(note)
+            for d in found:
+                real = os.path.realpath(d)
+                if isdir(real) and not library(real):
+                    dirs.setdefault(real, None)
+    return Found(tuple(dirs), tuple(notes))
+
+
+Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework object
+
+
+def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
+    """The app and what it wraps, through the attributes middlewares commonly use."""
+    seen: set[int] = set()
+    todo = [(app, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        yield obj
+        if level < depth:
+            todo += [(getattr(obj, a, None), level + 1) for a in _UNWRAP]
+
+
+def _project_globals(modules: Modules, cls: type) -> Iterator[Any]:
+    """Instances of `cls` at module level of the loaded modules (each once)."""
+    seen: set[int] = set()
+    for module in list(modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for value in list(namespace.values()):
+            if isinstance(value, cls) and id(value) not in seen:
+                seen.add(id(value))
+                yield value
+
+
+def _django(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    conf, template = modules.get("django.conf"), modules.get("django.template")
+    if conf is None or not getattr(conf.settings, "configured", False):
+        return  # settings not read yet: reading them now would configure Django
+    registry = modules.get("django.apps")
+    built = getattr(getattr(template, "engines", None), "_engines", None)
+    if built:  # the engines the app built, as they are
+        for alias, backend in list(built.items()):
+            yield _django_backend(alias, backend)
+        return
+    for spec in getattr(conf.settings, "TEMPLATES", None) or []:
+        yield _django_setting(spec, conf.settings, registry, isdir)
+
+
+def _django_backend(alias: str, backend: Any) -> tuple[list[str], str]:
+    engine = getattr(backend, "engine", None)
+    env = getattr(backend, "env", None)
+    if engine is not None:  # DjangoTemplates
+        if not _cached(engine.loaders):
+            return [], f"django engine {alias!r}: no cached loader, reads templates itself"
+        return list(_safe_dirs(backend)), f"django engine {alias!r}: cached loader"
+    if env is not None:  # the Jinja2 backend
+        if getattr(env, "auto_reload", False):
+            return [], f"django engine {alias!r}: jinja2 auto_reload on"
+        return list(_safe_dirs(backend)), f"django engine {alias!r}: jinja2 auto_reload off"
+    return [], f"django engine {alias!r}: unknown backend, not watched"
+
+
+def _safe_dirs(backend: Any) -> list[str]:
+    try:
+        return [os.fspath(d) for d in backend.template_dirs]
+    except Exception:  # the app registry not ready yet: the first request looks again
+        return [os.fspath(d) for d in backend.dirs]
+
+
+def _django_setting(
+    spec: Mapping[str, Any], settings: Any, registry: Any, isdir: Callable[[str], bool]
+) -> tuple[list[str], str]:
+    backend = str(spec.get("BACKEND", ""))
+    name = spec.get("NAME", backend.rsplit(".", 2)[-2] if "." in backend else backend)
+    options = spec.get("OPTIONS") or {}
+    if backend.endswith("jinja2.Jinja2"):
+        if options.get("auto_reload", getattr(settings, "DEBUG", False)):
+            return [], f"django engine {name!r}: jinja2 auto_reload on"
+        subdir, why = "jinja2", "jinja2 auto_reload off"
+    elif backend.endswith("django.DjangoTemplates"):
+        # Since Django 4.1 the cached loader wraps the default loaders, DEBUG or not.
+        if "loaders" in options and not _cached(options["loaders"]):
+            return [], f"django engine {name!r}: no cached loader, reads templates itself"
+        subdir, why = "templates", "cached loader"
+    else:
+        return [], f"django engine {name!r}: unknown backend, not watched"
+    dirs = [os.fspath(d) for d in spec.get("DIRS") or []]
+    if spec.get("APP_DIRS"):
+        dirs += [d for d in _app_dirs(registry, subdir) if isdir(d)]
+    return dirs, f"django engine {name!r}: {why}"
+
+
+def _app_dirs(registry: Any, subdir: str) -> list[str]:
+    apps = getattr(registry, "apps", None)
+    if apps is None or not getattr(apps, "apps_ready", False):
+        return []  # the first request looks again, once the registry is ready
+    return [os.path.join(c.path, subdir) for c in apps.get_app_configs() if c.path]
+
+
+def _cached(loaders: Iterable[Any]) -> bool:
+    """Whether a Django `loaders` list goes through the cached loader.
+
+    >>> _cached([("django.template.loaders.cached.Loader", ["x.Loader"])])
+    True
+    >>> _cached(["django.template.loaders.filesystem.Loader"])
+    False
+    """
+    for loader in loaders or []:
+        name = loader[0] if isinstance(loader, list | tuple) else loader
+        if name == CACHED_LOADER:
+            return True
+    return False
+
+
+def _flask(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    flask = modules.get("flask")
+    cls = getattr(flask, "Flask", None)
+    if not isinstance(cls, type):
+        return
+    found: list[Any] = [a for a in apps if isinstance(a, cls)]
+    found += [a for a in _project_globals(project, cls) if all(a is not f for f in found)]
+    if not found:
+        yield [], "flask: no Flask app found (neither wrapped nor at module level)"
+    for app in found:
+        env = app.__dict__.get("jinja_env")  # built on the first render only
+        if env is not None:
+            reload = env.auto_reload
+        else:
+            reload = app.jinja_options.get("auto_reload", app.config["TEMPLATES_AUTO_RELOAD"])
+            reload = app.debug if reload is None else reload
+        if reload:
+            yield [], f"flask app {app.name!r}: auto_reload on"
+            continue
+        dirs = []
+        for scaffold in [app, *app.iter_blueprints()]:
+            if scaffold.template_folder is not None:
+                dirs.append(os.path.join(scaffold.root_path, scaffold.template_folder))
+        if env is not None:
+            dirs += _loader_dirs(env.loader)
+        yield dirs, f"flask app {app.name!r}: auto_reload off"
+
+
+def _jinja2(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    jinja2 = modules.get("jinja2")
+    cls = getattr(jinja2, "Environment", None)
+    if not isinstance(cls, type):
+        return
+    for env in _project_globals(project, cls):
+        if type(env).__module__.startswith("flask"):
+            continue  # a Flask app's own: decided with its app
+        if env.auto_reload:
+            yield [], "jinja2 environment: auto_reload on"
+        else:
+            yield _loader_dirs(env.loader), "jinja2 environment: auto_reload off"
+
+
+def _loader_dirs(loader: Any, depth: int = 4) -> list[str]:
+    """The directories a Jinja2 loader reads, through choice and prefix loaders."""
+    if loader is None or depth == 0:
+        return []
+    dirs = [os.fspath(p) for p in getattr(loader, "searchpath", None) or []]
+    root = getattr(loader, "_template_root", None)  # PackageLoader
+    if isinstance(root, str):
+        dirs.append(root)
+    inner = list(getattr(loader, "loaders", None) or [])
+    mapping = getattr(loader, "mapping", None)
+    if isinstance(mapping, dict):
+        inner += [v for v in mapping.values() if hasattr(v, "get_source")]
+    for sub in inner:
+        dirs += _loader_dirs(sub, depth - 1)
+    return dirs
+
+
+def _mako(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    lookup = modules.get("mako.lookup")
+    cls = getattr(lookup, "TemplateLookup", None)
+    if not isinstance(cls, type):
+        return
+    for found in _project_globals(project, cls):
+        if getattr(found, "filesystem_checks", True):
+            yield [], "mako lookup: filesystem_checks on"
+        else:
+            yield list(found.directories), "mako lookup: filesystem_checks off"
+
+
+def _pyramid(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    router = modules.get("pyramid.router")
+    cls = getattr(router, "Router", None)
+    if not isinstance(cls, type):
+        return
+    routers: list[Any] = [a for a in apps if isinstance(a, cls)]
+    for app in routers:
+        settings = getattr(app.registry, "settings", None) or {}
+        value = settings.get("pyramid.reload_templates", settings.get("reload_templates"))
+        if str(value).strip().lower() in ("true", "yes", "on", "1", "t", "y"):
+            yield [], "pyramid: reload_templates on"
+            continue
+        # Renderers name templates as assets of the app's packages (`pkg:templates/x`).
+        dirs = [os.path.join(os.path.dirname(m.__file__), "templates")
+                for m in project.values()
+                if getattr(m, "__path__", None) and getattr(m, "__file__", None)]
+        yield [d for d in dirs if isdir(d)], "pyramid: reload_templates off"
