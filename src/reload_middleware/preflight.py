@@ -109,6 +109,8 @@ try:
         loadapp("config:" + path)
     else:
         runpy.run_path(path, run_name="__reload_middleware_preflight__")
+    for more in sys.argv[3:]:  # changed modules the app imports later (Django's views)
+        importlib.import_module(more)
 except BaseException as exc:
     from dataclasses import asdict
     from reload_middleware.preflight import from_exception
@@ -130,13 +132,15 @@ def import_app(
     path: str,
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
     timeout: float = 60.0,
+    also: Iterable[str] = (),
 ) -> Failure | None:
-    """Import the application in a separate process with this interpreter and sys.path."""
+    """Import the application in a separate process with this interpreter and sys.path,
+    then the modules named in `also` (changed ones the app may import only on a request)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         done = run(
-            [python_executable(), "-c", _CHILD, module, path],
+            [python_executable(), "-c", _CHILD, module, path, *also],
             env=env, capture_output=True, text=True, timeout=timeout, check=False,
             cwd=os.getcwd(),
         )
