@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace as NS
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -223,3 +223,28 @@ def test_a_django_reset_reads_templates_and_settings_anew(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onehello", "onehello", "twosalut"]
+
+
+class Lazy:
+    """Built by any look at its class or attributes (as Django's LazyObject is)."""
+
+    built: ClassVar[list[str]] = []
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        Lazy.built.append("__class__")
+        return Flask
+
+    def __getattr__(self, name: str) -> Any:
+        Lazy.built.append(name)
+        raise AttributeError(name)
+
+
+def test_lazy_objects_are_not_built_by_looking() -> None:
+    """A lazy object wrapped or at module level is neither built nor taken for an app;
+    a bound method of the app leads to it."""
+    found = templates.find({"flask": NS(Flask=Flask), **project(lazy=Lazy())},
+                           app=NS(app=Lazy(), wsgi_app=app_flask.iter_blueprints),
+                           isdir=lambda p: p in DIRS)
+    assert Lazy.built == []
+    assert set(found.dirs) == {f"{ROOT}/templates", f"{ROOT}/polls/templates"}

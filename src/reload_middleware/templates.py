@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +96,11 @@ Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework 
 
 
 def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
-    """The app and what it wraps, through the attributes middlewares commonly use."""
+    """The app and what it wraps, through the attributes middlewares commonly use.
+
+    Read from the instance's own namespace (and a bound method's `__self__`), never
+    through a property or `__getattr__`: a lazy object would be built by looking.
+    """
     seen: set[int] = set()
     todo = [(app, 0)]
     while todo:
@@ -105,7 +110,23 @@ def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
         seen.add(id(obj))
         yield obj
         if level < depth:
-            todo += [(getattr(obj, a, None), level + 1) for a in _UNWRAP]
+            namespace = _namespace(obj)
+            if type(obj) is types.MethodType:
+                namespace = {**namespace, "__self__": obj.__self__}
+            todo += [(namespace.get(a), level + 1) for a in _UNWRAP]
+
+
+def _is(value: object, cls: type) -> bool:
+    """isinstance() by the real type: a lazy object's `__class__` would build it."""
+    return issubclass(type(value), cls)
+
+
+def _namespace(obj: object) -> dict[str, Any]:
+    try:
+        found = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _project_globals(modules: Modules, cls: type) -> Iterator[Any]:
@@ -116,7 +137,7 @@ def _project_globals(modules: Modules, cls: type) -> Iterator[Any]:
         if not isinstance(namespace, dict):
             continue
         for value in list(namespace.values()):
-            if isinstance(value, cls) and id(value) not in seen:
+            if _is(value, cls) and id(value) not in seen:
                 seen.add(id(value))
                 yield value
 
@@ -210,7 +231,7 @@ def _flask(
     cls = getattr(flask, "Flask", None)
     if not isinstance(cls, type):
         return
-    found: list[Any] = [a for a in apps if isinstance(a, cls)]
+    found: list[Any] = [a for a in apps if _is(a, cls)]
     found += [a for a in _project_globals(project, cls) if all(a is not f for f in found)]
     if not found:
         yield [], "flask: no Flask app found (neither wrapped nor at module level)"
@@ -287,7 +308,7 @@ def _pyramid(
     cls = getattr(router, "Router", None)
     if not isinstance(cls, type):
         return
-    routers: list[Any] = [a for a in apps if isinstance(a, cls)]
+    routers: list[Any] = [a for a in apps if _is(a, cls)]
     for app in routers:
         settings = getattr(app.registry, "settings", None) or {}
         value = settings.get("pyramid.reload_templates", settings.get("reload_templates"))
