@@ -197,7 +197,8 @@ class ReloadMiddleware:
             return
         self._failure = None
         kind = servers.preflight_for(action, self._settings.preflight)
-        failure = preflight.check(kind, taken.paths, self._script)
+        failure = preflight.check(kind, taken.paths, self._script,
+                                  self._tracking.files.names(taken.paths))
         if failure is not None:
             self._fail(failure, taken)
             return

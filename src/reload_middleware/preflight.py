@@ -158,12 +158,15 @@ def import_app(
         return Failure(path, None, "preflight import failed", done.stderr[-4000:])
 
 
-def check(kind: str, changed: Iterable[str], script: Script | None) -> Failure | None:
+def check(kind: str, changed: Iterable[str], script: Script | None,
+          modules: Iterable[str] = ()) -> Failure | None:
     """What `kind` of preflight ("compile", "import" or "off", see
-    `servers.preflight_for`) finds wrong with the changed files and the script."""
+    `servers.preflight_for`) finds wrong with the changed files and the script; an
+    import also imports the changed `modules` after the app (Django's views load later)."""
     if kind == "off":
         return None
     failure = compile_files({*changed, *([script.path] if script else [])})
     if failure is None and kind == "import" and script is not None:
-        failure = import_app(script.name if script.importable else "", script.given)
+        failure = import_app(script.name if script.importable else "", script.given,
+                             also=modules)
     return failure
