@@ -29,7 +29,6 @@ from . import (
     reloading,
     servers,
     strategies,
-    templates,
 )
 from .changes import Taken
 from .tracking import Tracking
@@ -156,8 +155,7 @@ class ReloadMiddleware:
         self._server = servers.detect(environ)
         settings = config.overlay(self._settings, environ, config.environ_key, logs.error)
         # Looked for again: Django's app registry may be ready only now (README, "Templates").
-        found = self._templates(settings).dirs != self._tracking.files.templates.dirs
-        if settings != self._settings or found:
+        if settings != self._settings or self._tracking.templates_moved(settings, self.app):
             self._settings = settings
             if settings.enabled:
                 self._start_tracking()
@@ -168,8 +166,7 @@ class ReloadMiddleware:
             logs.info("%s", caveat)
 
     def _start_tracking(self) -> None:
-        self._tracking.files.templates = self._templates(self._settings)
-        self._tracking.update(self._settings)
+        self._tracking.update(self._settings, self.app)
         self._serve = self._guarded(self._app)
         self._tracking.place.middlewares.add(self)
         reloading.offer_hook(self._script, self.reload_required)
@@ -183,7 +180,6 @@ class ReloadMiddleware:
         if self._restart is not None:
             return
         self._tracking.start(self._server, self._settings)
-        self._tracking.files.report_strays()  # before a request imports them (Django's views)
         action = self._action_here(environ, first)
         if action is None:
             return
@@ -198,7 +194,7 @@ class ReloadMiddleware:
         self._failure = None
         kind = servers.preflight_for(action, self._settings.preflight)
         failure = preflight.check(kind, taken.paths, self._script,
-                                  self._tracking.files.names(taken.paths))
+                                  self._tracking.module_names(taken.paths))
         if failure is not None:
             self._fail(failure, taken)
             return
@@ -273,12 +269,8 @@ class ReloadMiddleware:
             "files": files, "directories": directories, "pending": sorted(self.pending),
             "last_action": self._last_action, "ignored": self._tracking.ignored,
             "last_error": self._failure[0].summary if self._failure else None,
-            "templates": list(self._tracking.files.templates.dirs),
+            "templates": self._tracking.template_dirs,
         }
-
-    def _templates(self, settings: config.Settings) -> templates.Found:
-        """The template directories to watch (README, "Templates")."""
-        return templates.watched(settings.templates, self.app, self._tracking.files.library)
 
 
 def track(*paths: str) -> None:

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 
-from . import bounds, bursts, control, imports, logs, paths, statedir
+from . import bounds, bursts, control, imports, logs, paths, statedir, templates
 from .changes import Changes, Stat, Taken
 from .config import Settings
 from .files import Files
@@ -122,14 +122,34 @@ class Tracking:
         if not restarting:
             self.changes.finish(taken, acted=True)
 
-    def update(self, settings: Settings) -> None:
-        """Track what `settings` ask for (and the modules loaded now); baseline new files.
-        The first call installs the interpreter's hooks (reloading is on)."""
+    def update(self, settings: Settings, app: object = None) -> None:
+        """Track what `settings` ask for (the modules loaded now, the template directories
+        of the frameworks serving `app`); baseline new files. The first call installs the
+        interpreter's hooks (reloading is on)."""
+        self.files.templates = self._templates(settings, app)
         if not self.stand_in and self._imports is None:
             self.place.install()
             self._imports = self.place.imports.subscribe(self._key, self.changes.poke)
         self._settings = settings
         self.files.update(settings, self.stamp)
+
+    def templates_moved(self, settings: Settings, app: object) -> bool:
+        """Whether the template directories to watch are others now (Django's app
+        registry may be ready only at the first request)."""
+        return self._templates(settings, app).dirs != self.files.templates.dirs
+
+    @property
+    def template_dirs(self) -> list[str]:
+        return list(self.files.templates.dirs)
+
+    def module_names(self, files: Iterable[str]) -> list[str]:
+        """The importable names these tracked files were loaded under (the preflight
+        imports them too)."""
+        return self.files.names(files)
+
+    def _templates(self, settings: Settings, app: object) -> templates.Found:
+        """The template directories to watch (README, "Templates")."""
+        return templates.watched(settings.templates, app, self.files.library)
 
     def refresh(self) -> None:
         """Track the modules imported since the last look (cheap when there are none)."""
@@ -184,11 +204,16 @@ class Tracking:
         return len(self.changes.known), len(self.place.watcher.directories)
 
     def start(self, server: str, settings: Settings) -> None:
-        """Start watching in this process (lazily, and again after a fork); heal it after."""
-        if self._started_in == self.place.forks:
-            if self.place.watcher.heal():
-                self.changes.sweep()  # what changed while nothing watched
-            return
+        """Start watching in this process (lazily, and again after a fork); heal it after.
+        Then log the saved project files that nothing imported and that do not compile,
+        before a request imports them (Django's views)."""
+        if self._started_in != self.place.forks:
+            self._begin(server, settings)
+        elif self.place.watcher.heal():
+            self.changes.sweep()  # what changed while nothing watched
+        self.files.report_strays()
+
+    def _begin(self, server: str, settings: Settings) -> None:
         self._started_in = self.place.forks
         self.place.watcher.interval = settings.interval
         registration = self.files.registration
