@@ -262,14 +262,11 @@ class ReloadMiddleware:
 
     def _status(self) -> dict[str, Any]:
         """The control endpoint's GET: what this process watches and did (no secrets)."""
-        files, directories = self._tracking.counts()
         return {
             "pid": os.getpid(), "mode": self._settings.mode, "server": self._server,
-            "action": self._action(), "backend": self._tracking.backends,
-            "files": files, "directories": directories, "pending": sorted(self.pending),
-            "last_action": self._last_action, "ignored": self._tracking.ignored,
+            "action": self._action(), **self._tracking.report(),
+            "last_action": self._last_action,
             "last_error": self._failure[0].summary if self._failure else None,
-            "templates": self._tracking.template_dirs,
         }
 
 

@@ -77,11 +77,6 @@ class Tracking:
         """Real paths recorded by the watcher and not acted on yet."""
         return self.changes.pending
 
-    @property
-    def ignored(self) -> list[str]:
-        """Files the storm guard ignores for now: the app itself seems to write them."""
-        return sorted(self.storms.ignored)
-
     def poke(self) -> None:
         self.changes.poke()
 
@@ -138,10 +133,6 @@ class Tracking:
         registry may be ready only at the first request)."""
         return self._templates(settings, app).dirs != self.files.templates.dirs
 
-    @property
-    def template_dirs(self) -> list[str]:
-        return list(self.files.templates.dirs)
-
     def module_names(self, files: Iterable[str]) -> list[str]:
         """The importable names these tracked files were loaded under (the preflight
         imports them too)."""
@@ -195,13 +186,15 @@ class Tracking:
             logs.error("control POST reloads this process only: %s", exc)
         self.changes.invalidate([FORCED])  # no baseline matches: it counts as a change
 
-    @property
-    def backends(self) -> list[str]:
-        return self.place.watcher.backends
-
-    def counts(self) -> tuple[int, int]:
-        """(files, directories) watched."""
-        return len(self.changes.known), len(self.place.watcher.directories)
+    def report(self) -> dict[str, object]:
+        """For the control endpoint's status: what is watched, how, and what is pending
+        or ignored for now (the app itself seems to write those files)."""
+        return {
+            "backend": self.place.watcher.backends, "files": len(self.changes.known),
+            "directories": len(self.place.watcher.directories),
+            "pending": sorted(self.changes.pending), "ignored": sorted(self.storms.ignored),
+            "templates": list(self.files.templates.dirs),
+        }
 
     def start(self, server: str, settings: Settings) -> None:
         """Start watching in this process (lazily, and again after a fork); heal it after.
@@ -224,7 +217,7 @@ class Tracking:
         created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self.files.registered_at)
         self.files.strays.sweep(registration.roots, registration.exclude, self._loaded_since)
-        files, dirs = self.counts()
+        files, dirs = len(self.changes.known), len(self.place.watcher.directories)
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories"
             ", templates %s",
