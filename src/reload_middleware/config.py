@@ -47,6 +47,8 @@ class Settings:
     interval: float = 1.0
     control: str | None = None
     secret: str | None = None
+    # Development only: HTML pages get a script that reloads them after a change.
+    live: bool = False
 
 
 def _flag(text: str) -> bool:
@@ -117,6 +119,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "interval": _seconds(0.01, MAX_INTERVAL),
     "control": _url_path,
     "secret": _text,
+    "live": _flag,
 }
 LISTS = frozenset({"watch", "exclude"})
 

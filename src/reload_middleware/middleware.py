@@ -19,6 +19,7 @@ from . import (
     bursts,
     config,
     control,
+    live,
     logs,
     pages,
     preflight,
@@ -71,6 +72,7 @@ class ReloadMiddleware:
         self._inert = self._script is not None and reloading.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, inert=self._inert)
         self._changes = self._tracking.changes
+        self._beacon = live.Beacon(self._changes, self._tracking.storms.ignored)  # live reload
         self._lock = threading.Lock()
         self._configured = False
         self._hook_called = False
@@ -135,7 +137,8 @@ class ReloadMiddleware:
         with self._lock:
             if not self._configured:
                 self._configure(environ)
-            self._look(environ)
+            if not (self._settings.live and live.reserved(environ)):  # live: never acts
+                self._look(environ)
         if self._restart is not None:
             return self._leaving(environ, start_response)
         if self._failure is not None and self._settings.debug:
@@ -205,6 +208,8 @@ class ReloadMiddleware:
         reloading.drop_stale_bytecode(taken.paths)
         self._acting = taken
         self._restart = strategies.STRATEGIES[action]().act(self)
+        if self._restart is not None:
+            self._beacon.release()  # waiting events requests must not delay the restart
         if self._failure is None:
             self._tracking.noted(taken)
             if self._restart is None:
@@ -308,6 +313,8 @@ class ReloadMiddleware:
         self._leaving = self._guarded(self._answer_restart)
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
+        if self._settings.live and self._settings.enabled:  # live reload (README)
+            app = live.Front(app, self._beacon)
         if not (self._settings.control and self._settings.secret):
             return app
         return control.Control(
