@@ -79,3 +79,4 @@ bench: $(BIN)/.installed apache-venv
 	$(BIN)/python benchmarks/save_to_new_code.py
 	$(BIN)/python benchmarks/import_overhead.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py

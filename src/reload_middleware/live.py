@@ -16,6 +16,7 @@ reload is the request that restarts or reloads: nothing here acts on a change.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -100,7 +101,11 @@ class Beacon:
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._waiting = 0
-        self.script = script()
+
+    @functools.cached_property
+    def script(self) -> bytes:
+        """The client, read once, when first asked for (never while live is off)."""
+        return script()
 
     def version(self) -> int:
         """The code version: loaded files, and recorded changes confirm would accept."""
