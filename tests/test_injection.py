@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import call
+from reload_middleware.bodies import ClosingBody
 from reload_middleware.injection import Injecting, eligible, html, in_memory, insert
 
 if TYPE_CHECKING:
@@ -166,3 +167,18 @@ def test_a_read_iterator_is_closed() -> None:
 
     response = call(injecting(app_of(Body, [*HTML, ("Content-Length", "35")])))
     assert TAG in response.body and closed == [True]
+
+
+def test_our_own_closing_wrapper_is_looked_through() -> None:
+    """A list inside the middleware's closing wrapper is in memory; the wrapper's close()
+    still runs when the server closes the response (a restart fires only after it)."""
+    after: list[str] = []
+
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", HTML)
+        return ClosingBody([PAGE], lambda: after.append("closed"))
+
+    response = call(injecting(wrapped), close=False)
+    assert TAG in response.body and after == []
+    response.close()
+    assert after == ["closed"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import threading
 import types
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_a_short_poll_reports_a_change_without_acting_on_it(
     proj = project(HTML_SCRIPT, live=True)
     app = proj.application
     version = version_in(call(app))
-    assert events(app, version, threaded=False) == {"version": version, "wait": 500}
+    assert events(app, version, threaded=False) == {"version": version, "wait": live.SHORT_POLL_MS}
     proj.save_views("TEXT = 'new'\n")
     until(lambda: events(app, version, threaded=False)["version"] > version)
     assert app.pending, "the events request acted on the change"
@@ -154,3 +155,18 @@ def test_the_reserved_path_answers_get_only(project: MakeProject) -> None:
     assert call(app, path="/__reload_middleware__/other").status.startswith("404")
     response = call(app, path=EVENTS, extra={"QUERY_STRING": "v=x"})
     assert not any(h.lower().startswith("access-control") for h in response.headers)
+
+
+def test_a_mod_wsgi_shutdown_releases_waiting_requests(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mod_wsgi stopping the process for its own reasons answers the waiting requests."""
+    told: list[Any] = []
+    monkeypatch.setattr(live, "_SUBSCRIBED", [])
+    monkeypatch.setitem(sys.modules, "mod_wsgi",
+                        types.SimpleNamespace(subscribe_shutdown=told.append))
+    app = project(HTML_SCRIPT, live=True).application
+    assert len(told) == 1
+    told[0]("process_stopping", shutdown_reason="shutdown_signal")
+    answer = events(app, 10**18, threaded=True)
+    assert answer["wait"] == live.AFTER_RESTART_MS

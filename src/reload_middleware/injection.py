@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .bodies import ClosingBody
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -159,29 +161,38 @@ class _Held:
         self._returned = True
         if self._head is None:
             return body  # passed through already, or starts during iteration
+        # Our own wrapper (an app with close(), a restart due after the response) is
+        # looked through; its close() is kept for the server to call.
+        inner = body.wrapped if isinstance(body, ClosingBody) else body
         wrapper = environ.get("wsgi.file_wrapper")
-        if (isinstance(wrapper, type) and isinstance(body, wrapper)) or not in_memory(
-            body, self._head[1]
+        if (isinstance(wrapper, type) and isinstance(inner, wrapper)) or not in_memory(
+            inner, self._head[1]
         ):
             self._release()
             return body
-        whole = isinstance(body, list | tuple)
-        page = b"".join(body) if whole else _read(body)
+        try:
+            page = b"".join(inner)
+        except BaseException:
+            _close(body)
+            raise
         new = insert(page, tag(environ))
         status, headers, exc_info = self._head
         self._head = None
         if new is None:
             self._server(status, headers, exc_info)
-            return body if whole else [page]
+            if isinstance(inner, list | tuple):
+                return body  # the very same object
+            return ClosingBody([page], _closer(body))
         self._server(status, with_length(headers, len(new)), exc_info)
-        return [new]
+        return ClosingBody([new], _closer(body))
 
 
-def _read(body: Iterable[bytes]) -> bytes:
-    """The whole body, closed as WSGI requires."""
-    try:
-        return b"".join(body)
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+def _closer(body: Iterable[bytes]) -> Callable[[], None]:
+    """What the server's close() of a replaced body must still do: close the app's."""
+    return lambda: _close(body)
+
+
+def _close(body: Iterable[bytes]) -> None:
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()

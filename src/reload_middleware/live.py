@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 PREFIX = "/__reload_middleware__/"
 TICK = 0.1  # seconds between two looks of a waiting events request
 LIFE = 20.0  # seconds an events request waits at most (proxies cut idle ones at 30-60 s)
-SHORT_POLL_MS = 500  # where a waiting request would hold the only worker
+SHORT_POLL_MS = 200  # where a waiting request would hold the only worker: cheap answers
 BUSY_MS = 2000  # beyond the cap of waiting requests
 AFTER_RESTART_MS = 300  # a process on its way out: ask the next one a moment later
 
@@ -88,6 +89,26 @@ def script() -> bytes:
     return resources.files(__package__).joinpath("live.js").read_bytes()
 
 
+_BEACONS: weakref.WeakSet[Beacon] = weakref.WeakSet()
+_SUBSCRIBED: list[object] = []  # the server module we asked to tell us of a shutdown
+
+
+def _stopping(*args: object, **kwargs: object) -> None:
+    """mod_wsgi's shutdown: answer the waiting requests before it waits for them."""
+    for beacon in list(_BEACONS):
+        beacon.release()
+
+
+def _subscribe(modules: Mapping[str, object] = sys.modules) -> None:
+    """Ask mod_wsgi, once per process, to say when it stops this process for any reason
+    (Apache stopping, `maximum-requests`, its own script reloading)."""
+    mod_wsgi = modules.get("mod_wsgi")
+    subscribe = getattr(mod_wsgi, "subscribe_shutdown", None)
+    if subscribe is not None and mod_wsgi not in _SUBSCRIBED:
+        _SUBSCRIBED.append(mod_wsgi)
+        subscribe(_stopping)
+
+
 class Beacon:
     """What the events endpoint of one middleware knows: its changes and restarts.
 
@@ -101,6 +122,8 @@ class Beacon:
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._waiting = 0
+        _BEACONS.add(self)
+        _subscribe()
 
     @functools.cached_property
     def script(self) -> bytes:

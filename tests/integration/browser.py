@@ -49,8 +49,9 @@ def app(environ, start_response):
         headers = [("Content-Security-Policy", "default-src 'self'; script-src 'self'")]
     elif path == "/plain":
         page, kind = b"ok", "text/plain"
-    start_response("200 OK", [("Content-Type", kind), ("Content-Length", str(len(page))),
-                              *headers])
+    if kind != "text/html; charset=utf-8" or headers:
+        headers.append(("Content-Length", str(len(page))))
+    start_response("200 OK", [("Content-Type", kind), *headers])  # pages: no length given
     return [page]
 
 
@@ -69,7 +70,8 @@ application = ReloadMiddleware(app, live=True, settle=0.02, watch=["templates"])
 if os.path.exists(LOG):
     application = Counting(application)
 """
-PAGE = "<!doctype html><html><body><p id=version>VERSION</p><p id=template>{}</p></body></html>"
+PAGE = ("<!doctype html><html><body><p id=version>VERSION</p><p id=template>{}</p>"
+        "<form><input id=field name=field value=''></form></body></html>")
 
 
 def write_app(root: Path, write: Callable[[str, str], object], *, count: bool) -> None:
