@@ -65,6 +65,12 @@
   var me = document.currentScript;
   var src = new URL(me.src);
   var version = Number(src.searchParams.get("v")) || 0;
+  // A reload for version N that brought older code (a failed preflight keeps the old
+  // code): this tab has seen N already, so only a later change reloads it again.
+  try {
+    version = Math.max(version, Number(sessionStorage.getItem(NAME)) || 0);
+    sessionStorage.removeItem(NAME);
+  } catch (error) { /* storage refused: the worker remembers instead */ }
   var events = new URL("events", src).href;
 
   function unsaved() {
@@ -94,13 +100,15 @@
     var s = bar.style;
     s.position = "fixed"; s.left = "0"; s.right = "0"; s.bottom = "0"; s.zIndex = "2147483647";
     s.padding = "8px"; s.font = "14px sans-serif"; s.background = "#ffd"; s.border = "1px solid #aa8";
-    bar.addEventListener("click", function () { location.reload(); });
+    bar.addEventListener("click", function () { location.reload(); }); // asks anew after
     document.body.appendChild(bar);
   }
 
   function newer(v) {
     if (v <= version) return;
-    if (unsaved()) offer(); else location.reload();
+    if (unsaved()) { offer(); return; }
+    try { sessionStorage.setItem(NAME, String(v)); } catch (error) { /* see above */ }
+    location.reload();
   }
 
   if (window.SharedWorker) {

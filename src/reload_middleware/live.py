@@ -191,6 +191,11 @@ def reserved(environ: WSGIEnvironment) -> bool:
     return str(environ.get("PATH_INFO", "")).startswith(PREFIX)
 
 
+def front(app: WSGIApplication, beacon: Beacon, on: bool) -> WSGIApplication:
+    """`app` behind `Front` when live reload is `on`, else `app` itself."""
+    return Front(app, beacon) if on else app
+
+
 class Front:
     """`app` with live reload: the reserved path answered here, pages given the tag.
 

@@ -142,7 +142,10 @@ class ReloadMiddleware:
         if self._restart is not None:
             return self._leaving(environ, start_response)
         if self._failure is not None and self._settings.debug:
-            return pages.failure(self._failure[0], start_response)
+            failed = self._failure[0]  # live reload: the page reloads itself once fixed
+            page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
+                              self._settings.live)
+            return page(environ, start_response)
         return self._app(environ, start_response)
 
     def _judge_load(self, environ: WSGIEnvironment | None) -> None:
@@ -313,8 +316,7 @@ class ReloadMiddleware:
         self._leaving = self._guarded(self._answer_restart)
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
-        if self._settings.live and self._settings.enabled:  # live reload (README)
-            app = live.Front(app, self._beacon)
+        app = live.front(app, self._beacon, self._settings.live and self._settings.enabled)
         if not (self._settings.control and self._settings.secret):
             return app
         return control.Control(

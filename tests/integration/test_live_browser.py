@@ -190,3 +190,20 @@ def test_a_tab_with_unsaved_input_asks_before_reloading(
         assert driver.find_element(By.ID, "field").get_attribute("value") == "typed"
         driver.find_element(By.ID, "reload-middleware-live").click()
         shows(driver, "version", "2", 5, "the new code after the click")
+
+
+def test_a_broken_edit_shows_its_error_and_the_fix_shows_by_itself(
+    driver: WebDriver, on_process: Server
+) -> None:
+    """Under `serve` (debug pages on): a save that does not compile puts the error page in
+    the open tab, and it stays there, not reloading over and over, until the fix replaces
+    it with the new code."""
+    with on_process("serve") as (url, root), tabs(driver, url + "/", 1):
+        shows(driver, "version", "1", 5, "the page")
+        edit(root, "webapp/views.py", "VERSION = (\n")
+        wait_for(lambda: "could not be loaded" in driver.page_source, 5, "the error page")
+        loaded = driver.execute_script("return performance.timeOrigin")
+        holds(lambda: driver.execute_script("return performance.timeOrigin") == loaded, 1,
+              "the error page left alone while nothing changes")
+        edit(root, "webapp/views.py", "VERSION = '3'\n")
+        shows(driver, "version", "3", 2, "the fix in the page")
