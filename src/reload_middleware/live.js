@@ -49,6 +49,7 @@
       port.onmessage = function (message) {
         if (message.data.bye) { ports.delete(port); return; }
         ports.set(port, message.data.version);
+        port.postMessage({ ready: true });
         if (events === null) {
           events = message.data.events;
           poll(events, function () { return Math.min.apply(null, Array.from(ports.values())); },
@@ -111,20 +112,14 @@
     location.reload();
   }
 
-  if (window.SharedWorker) {
-    try {
-      var worker = new SharedWorker(new URL("live.js", src).href, { name: NAME });
-      worker.port.onmessage = function (message) { newer(message.data.version); };
-      worker.port.start();
-      worker.port.postMessage({ version: version, events: events });
-      window.addEventListener("pagehide", function () { worker.port.postMessage({ bye: true }); });
+  // No SharedWorker, or one refused (a content policy): the tab that holds a Web Lock
+  // asks the server, and tells the others through a BroadcastChannel; each tab tells the
+  // others its version when it opens. Without either, each tab asks on its own.
+  function elect() {
+    if (!(navigator.locks && window.BroadcastChannel)) {
+      poll(events, function () { return version; }, newer);
       return;
-    } catch (error) { /* refused (a content policy): share through a lock instead */ }
-  }
-
-  // No SharedWorker: the tab holding a Web Lock asks the server, and tells the others
-  // through a BroadcastChannel; each tab tells the others its version when it opens.
-  if (navigator.locks && window.BroadcastChannel) {
+    }
     var channel = new BroadcastChannel(NAME);
     var versions = new Map(); // other tabs -> their versions
     var tab = Math.random().toString(36).slice(2);
@@ -137,11 +132,29 @@
     channel.postMessage({ hello: tab, version: version });
     window.addEventListener("pagehide", function () { channel.postMessage({ bye: tab }); });
     navigator.locks.request(NAME, function () {
-      poll(events, function () { return Math.min.apply(null, [version].concat(Array.from(versions.values()))); },
+      poll(events,
+           function () { return Math.min.apply(null, [version].concat(Array.from(versions.values()))); },
            function (v) { channel.postMessage({ newer: v }); newer(v); });
       return new Promise(function () {}); // held while this tab lives
     });
-    return;
   }
-  poll(events, function () { return version; }, newer); // each tab on its own
+
+  if (!window.SharedWorker) { elect(); return; }
+  try {
+    var worker = new SharedWorker(new URL("live.js", src).href, { name: NAME });
+    // A worker the page's policy blocks may fail without a word: no answer, no worker.
+    var fallen = false;
+    var fall = function () { if (!fallen) { fallen = true; elect(); } };
+    var silent = setTimeout(fall, 2000);
+    worker.onerror = fall;
+    worker.port.onmessage = function (message) {
+      if (message.data.ready) { clearTimeout(silent); return; }
+      newer(message.data.version);
+    };
+    worker.port.start();
+    worker.port.postMessage({ version: version, events: events });
+    window.addEventListener("pagehide", function () { worker.port.postMessage({ bye: true }); });
+  } catch (error) {
+    elect();
+  }
 })();

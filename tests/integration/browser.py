@@ -25,8 +25,9 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 # The test app: pages from a template read on every request (templates/page.html, in a
 # watch path), a JSON and a gzip-encoded page that must pass untouched, a page with a
-# strict Content-Security-Policy, and plain text. `events.log` gets the query of every
-# events request as it starts, from a wrapper outside the middleware.
+# strict Content-Security-Policy, one that forbids workers, and plain text. `events.log`
+# gets the query of every events request as it starts, from a wrapper outside the
+# middleware.
 APP = """\
 import gzip, json, os
 from webapp import views
@@ -47,6 +48,8 @@ def app(environ, start_response):
         page, headers = gzip.compress(page, mtime=0), [("Content-Encoding", "gzip")]
     elif path == "/csp":
         headers = [("Content-Security-Policy", "default-src 'self'; script-src 'self'")]
+    elif path == "/no-worker":  # no SharedWorker allowed: the tabs elect one to ask
+        headers = [("Content-Security-Policy", "worker-src 'none'")]
     elif path == "/plain":
         page, kind = b"ok", "text/plain"
     if kind != "text/html; charset=utf-8" or headers:

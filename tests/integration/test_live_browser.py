@@ -110,10 +110,14 @@ def test_open_page_shows_an_edit_by_itself(
         shows(driver, "template", "B", 2, "the template edit in the open page")
 
 
-def test_tabs_share_one_events_connection(driver: WebDriver, on_apache: Server) -> None:
+@pytest.mark.parametrize("page", ["/", "/no-worker"], ids=["shared-worker", "elected-tab"])
+def test_tabs_share_one_events_connection(
+    page: str, driver: WebDriver, on_apache: Server
+) -> None:
     """Two tabs of one browser both reload after an edit, and until then the server saw
-    the events requests of one client only (Apache daemon mode, 2 processes)."""
-    with on_apache(count=True, processes=2) as (url, root), tabs(driver, url + "/", 2) as open_:
+    the events requests of one client only (Apache daemon mode, 2 processes): through a
+    SharedWorker, or where workers are forbidden, through one tab elected by a lock."""
+    with on_apache(count=True, processes=2) as (url, root), tabs(driver, url + page, 2) as open_:
         wait_for(lambda: len(clients(root)) >= 1, 5, "the first events request")
         holds(lambda: len(set(clients(root))) == 1, 1, "one client asking for both tabs")
         edit(root, "webapp/views.py", "VERSION = '2'\n")
