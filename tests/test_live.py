@@ -170,3 +170,11 @@ def test_a_mod_wsgi_shutdown_releases_waiting_requests(
     told[0]("process_stopping", shutdown_reason="shutdown_signal")
     answer = events(app, 10**18, threaded=True)
     assert answer["wait"] == live.AFTER_RESTART_MS
+
+
+def test_live_from_the_environ_key(project: MakeProject) -> None:
+    """`SetEnv reload_middleware.live on` turns it on from the first request."""
+    app = project(HTML_SCRIPT).application
+    response = call(app, extra={"reload_middleware.live": "on"})
+    assert version_in(response) > 0
+    assert call(app, path=EVENTS, extra={"QUERY_STRING": "v=0"}).status.startswith("200")
