@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The Apache tests need an interpreter that Apache's user (www-data) can read, and
-# mod_wsgi built against it: Debian's python3 in a world-readable venv.
+# mod_wsgi built against it: Debian's python3 in a world-readable venv. The frameworks
+# the framework tests serve are installed on every run (a no-op once they are there).
 APACHE_PYTHON ?= /usr/bin/python3
 APACHE_VENV ?= /tmp/reload-middleware-apache-venv
 PORT ?= 8000
@@ -28,6 +29,8 @@ apache-venv:
 	    $(APACHE_PYTHON) -m venv $(APACHE_VENV); \
 	    $(APACHE_VENV)/bin/python -m pip install -q --upgrade pip; \
 	    $(APACHE_VENV)/bin/python -m pip install -q mod_wsgi 'watchdog>=7,<8' 'webob>=1.8,<2'; }; \
+	  $(APACHE_VENV)/bin/python -m pip install -q 'pyramid>=2,<3' 'pastedeploy>=3,<4' \
+	    'django>=4.2' 'flask>=3' 'jinja2>=3'; \
 	  $(APACHE_VENV)/bin/python -m pip install -q --force-reinstall --no-deps . ; \
 	else echo "apache-venv: no apxs or $(APACHE_PYTHON): the Apache tests will be skipped"; fi
 
@@ -79,4 +82,5 @@ bench: $(BIN)/.installed apache-venv
 	$(BIN)/python benchmarks/save_to_new_code.py
 	$(BIN)/python benchmarks/import_overhead.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/framework_examples.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py

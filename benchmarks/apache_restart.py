@@ -1,11 +1,13 @@
 """Save-to-new-code under real Apache/mod_wsgi daemon mode, and what the watcher costs.
 
-    python benchmarks/apache_restart.py [--runs 10]
+    python benchmarks/apache_restart.py [--runs 10] [--example pyramid]
 
 Prints the median and spread of "file written -> first response with the new code"
 (requests sent back to back, no redirect following) with the hook, and the threads and
 inotify instances/watches of one daemon process serving the example app with
-reloading enabled versus `SetEnv reload_middleware.enabled off`, side by side.
+reloading enabled versus `SetEnv reload_middleware.enabled off`, side by side. With
+`--example pyramid`, save to new code for examples/pyramid (PasteDeploy's pipeline
+with the filter; the view is saved) instead, and no resource table.
 Needs what the integration tests need (apache2, the Apache test venv).
 """
 
@@ -47,8 +49,29 @@ def wait_version(server: Apache, version: str, what: str) -> None:
     wait_for(lambda: f"version {version} from" in server.get("/").text, 10, what)
 
 
-def save_to_new_code(runs: int) -> list[float]:
-    site = copy_example()
+# examples/pyramid's view, answering "Hello N": N is the version the runs change.
+PYRAMID_VIEW = """\
+from pyramid.view import view_config
+
+
+@view_config(route_name="home", renderer="string")
+def home(request):
+    return "Hello {version}"
+"""
+
+
+def copy_pyramid() -> ApacheSite:
+    root = prepare_run_dir()
+    shutil.copytree(EXAMPLES / "pyramid", root, dirs_exist_ok=True)
+    site = ApacheSite(root)
+    site.write("hello/views.py", PYRAMID_VIEW.format(version=1))
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return site
+
+
+def save_to_new_code(runs: int, example: str = "demo") -> list[float]:
+    site = copy_pyramid() if example == "pyramid" else copy_example()
     server = Apache(
         DEFAULT_VENV, prepare_run_dir(), script=site.script, python_path=site.root, processes=1
     )
@@ -63,7 +86,10 @@ def save_to_new_code(runs: int) -> list[float]:
             # it, as a person would, not in step with the previous restart.
             threading.Event().wait(rng.uniform(0, 1))
             started = time.monotonic()
-            site.write("demo/version.py", f'VERSION = "{new}"\n')
+            if example == "pyramid":
+                site.write("hello/views.py", PYRAMID_VIEW.format(version=new))
+            else:
+                site.write("demo/version.py", f'VERSION = "{new}"\n')
             wait_version(server, new, "the new code")
             times.append(time.monotonic() - started)
         return times
@@ -95,15 +121,19 @@ def cost(enabled: bool) -> tuple[int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--example", choices=("demo", "pyramid"), default="demo")
     args = parser.parse_args()
     reason = apache_available(DEFAULT_VENV)
     if reason:
         raise SystemExit(f"cannot run: {reason}")
-    times = save_to_new_code(args.runs)
-    print(f"save to new code, mod_wsgi daemon mode with the hook, {args.runs} runs:")
+    times = save_to_new_code(args.runs, args.example)
+    print(f"save to new code ({args.example} example), mod_wsgi daemon mode with the hook,"
+          f" {args.runs} runs:")
     print(
         f"  median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s"
     )
+    if args.example != "demo":
+        return
     on, off = cost(True), cost(False)
     print("one daemon process (threads=15) serving the example app:")
     print(f"  {'':28}{'threads':>8}{'inotify':>9}{'watches':>9}")

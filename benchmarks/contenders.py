@@ -94,7 +94,7 @@ class Reload(Contender):
         environ: dict[str, Any] = {}
         setup_testing_defaults(environ)
         started = time.perf_counter()
-        changes = self.app._changes
+        changes = self.app._latch
         sweep = changes.sweep
 
         def watches_live() -> None:
@@ -116,12 +116,12 @@ class Reload(Contender):
         return bool(self.app.pending)
 
     def count(self) -> int:
-        return int(self.app._changes.seq)
+        return int(self.app._latch.seq)
 
     def clear(self) -> None:
         """What a request does once it acted: take the change, new baselines."""
-        taken = self.app._changes.take()
-        self.app._changes.finish(taken, acted=True)
+        taken = self.app._latch.take()
+        self.app._latch.finish(taken, acted=True)
 
     def floors(self) -> dict[str, float]:
         """The work arming cannot skip, timed alone: one lstat of every tracked file (the
@@ -130,9 +130,9 @@ class Reload(Contender):
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
-        from reload_middleware.watcher import COUNTED
+        from reload_middleware.observers import COUNTED
 
-        files = list(self.app._changes.known)
+        files = list(self.app._latch.known)
         started = time.perf_counter()
         for path in files:
             os.lstat(path)

@@ -52,7 +52,7 @@ def child(root: Path, repeats: int, number: int) -> None:
     ours = benchapp.application
     for _ in range(10):  # the first request starts the watcher; the latch then goes down
         ours(environ, start_response)
-        if not ours._changes.dirty:
+        if not ours._latch.dirty:
             break
     variants = {"bare": benchapp.hello, "no-op middleware": NoOp(benchapp.hello), "ours": ours}
     timers = {
@@ -61,13 +61,13 @@ def child(root: Path, repeats: int, number: int) -> None:
                                     "start_response": start_response})
         for name, app in variants.items()
     }
-    quiet_before = not ours._changes.dirty
+    quiet_before = not ours._latch.dirty
     samples: dict[str, list[float]] = {name: [] for name in timers}
     names = list(timers)
     for repeat in range(repeats):
         for name in names[repeat % 3:] + names[:repeat % 3]:  # no variant always first
             samples[name].append(timers[name].timeit(number) / number * 1e9)
-    print(json.dumps({"ns": samples, "quiet": quiet_before and not ours._changes.dirty}))
+    print(json.dumps({"ns": samples, "quiet": quiet_before and not ours._latch.dirty}))
 
 
 def main() -> None:

@@ -82,5 +82,7 @@ def kills(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     def kill(pid: int, signum: int) -> None:
         sent.append((pid, signum))
 
-    monkeypatch.setitem(strategies.STRATEGIES, "signal", lambda: strategies.Signal(kill=kill))
+    monkeypatch.setitem(
+        strategies.STRATEGIES, "restart-by-sigint", lambda: strategies.Interrupt(kill=kill)
+    )
     return sent

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import threading
 import time
 import types
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from reload_middleware import ReloadMiddleware, bounds, imports, middleware, tracking, watcher
+from reload_middleware import ReloadMiddleware, bounds, interpreter, watcher
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -61,20 +61,15 @@ application = ReloadMiddleware(app, **{options!r})
 def new_process(
     monkeypatch: pytest.MonkeyPatch, started: Callable[[], int] = time.time_ns
 ) -> watcher.Watcher:
-    """The package's process-wide state as a new process has it: a watcher of its own (not
-    started), no shared latches, no `track()` paths, no live middleware; `started()` is
-    when the process started (ns). Put back by `monkeypatch`; stopping the watcher is the
-    caller's part.
+    """The interpreter's shared state as a new process has it (a watcher of its own, not
+    started); `started()` is when the process started (ns). Put back by `monkeypatch`,
+    with `sys.meta_path`; stopping the watcher is the caller's part.
     """
-    fresh = watcher.Watcher()
-    monkeypatch.setattr(watcher, "_PROCESS_WATCHER", fresh)
-    monkeypatch.setattr(tracking, "_SHARED", {})
+    place = interpreter.Interpreter()
+    monkeypatch.setattr(interpreter, "_CURRENT", place)
     monkeypatch.setattr(bounds, "process_started_ns", started)
-    monkeypatch.setattr(tracking.Tracking, "extra", {})
-    monkeypatch.setattr(imports, "_RECORDER", imports.Recorder())
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the finder goes with it
-    monkeypatch.setattr(middleware, "_LIVE", weakref.WeakSet())
-    return fresh
+    return place.watcher
 
 
 def save(path: Path, text: str) -> None:
@@ -148,6 +143,16 @@ class Response:
         close = getattr(self.iterable, "close", None)
         if close is not None:
             close()
+
+
+SECRET = "s3cret-token-0123456789"
+CONTROL = {"control": "/__reload__", "secret": SECRET}  # the control endpoint's options
+
+
+def status(app: WSGIApplication) -> Any:
+    """The control endpoint's status report (the app was built with CONTROL)."""
+    body = call(app, "GET", CONTROL["control"], {"HTTP_AUTHORIZATION": f"Bearer {SECRET}"}).body
+    return json.loads(body)
 
 
 def call(

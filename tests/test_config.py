@@ -27,6 +27,7 @@ CHOICES = {
     "preflight": ("auto", "compile", "import", "off"),
     "retry": ("auto", "always", "never"),
     "observer": ("auto", "native", "polling"),
+    "templates": ("auto", "off"),
 }
 SECONDS = ("settle", "interval")
 TEXTS = ("trigger", "control", "secret")
@@ -556,6 +557,7 @@ DIFFERENT_VALUES = {
     "enabled": "off", "mode": "restart", "watch": "/etc", "exclude": "*.py", "modules": "off",
     "settle": "9", "preflight": "off", "trigger": "/tmp/x", "retry": "always", "debug": "on",
     "observer": "polling", "interval": "5", "control": "/__reload__", "secret": SECRET,
+    "templates": "off",
     "live": "on",
 }  # fmt: skip
 

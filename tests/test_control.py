@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from helpers import MakeProject, Until, call
-from reload_middleware import ReloadMiddleware, control, statedir
+from helpers import SECRET, MakeProject, Until, call
+from reload_middleware import ReloadMiddleware, control, interpreter, statedir
 
-SECRET = "s3cret-token-0123456789"
 
 def hello(environ: Any, start_response: Any) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
@@ -107,9 +106,9 @@ def test_post_touches_the_stamp_and_every_process_acts_next_request(
     call(endpoint)
     status, _, body = request(endpoint, "POST")
     assert status == "202 Accepted" and json.loads(body)["accepted"] is True
-    stamp = endpoint._tracking.stamp
-    assert stamp is not None
-    until(lambda: stamp in endpoint.pending)
+    until(lambda: bool(endpoint.pending))
+    (stamp,) = endpoint.pending
+    assert os.path.dirname(stamp) == statedir.default().path  # the private directory's
     assert call(endpoint).status == "200 OK"
     assert any("changed: reload" in r.getMessage() and stamp in r.getMessage()
                for r in caplog.records)
@@ -172,8 +171,8 @@ def test_the_endpoint_stays_in_front_while_a_restart_is_pending(
     call(app, extra=DAEMON)
     made.save_views("TEXT = 'new'\n")
     until(lambda: str(made.views) in app.pending)
-    call(app, "POST", "/", DAEMON)  # the restart is decided here
-    assert app._restart is not None
+    call(app, "POST", "/", DAEMON)  # the restart is decided here, and fired after it
+    assert kills
     status, _, body = request(app, "GET", **DAEMON)
     assert status == "200 OK" and json.loads(body)["pid"] == os.getpid()
     status, _, body = request(app, "POST", **DAEMON)
@@ -187,15 +186,13 @@ def test_control_posts_are_never_taken_for_a_restart_storm(
     """Many POSTs in a row, each answered at once: every one of them reloads."""
     caplog.set_level(logging.INFO, logger="reload_middleware")
     call(endpoint)
-    stamp = endpoint._tracking.stamp
-    assert stamp is not None
     for n in range(1, 10):
         assert request(endpoint, "POST")[0] == "202 Accepted"
-        until(lambda: stamp in endpoint.pending)
+        until(lambda: bool(endpoint.pending))
         assert call(endpoint).status == "200 OK"
         reloads = [r for r in caplog.records if "changed: reload" in r.getMessage()]
         assert len(reloads) == n, f"POST {n} reloaded nothing"
-    assert endpoint._tracking.storms.ignored == set()
+    assert json.loads(request(endpoint)[2])["ignored"] == []
 
 
 def test_without_a_state_directory_a_post_reloads_its_own_process(
@@ -208,7 +205,6 @@ def test_without_a_state_directory_a_post_reloads_its_own_process(
     monkeypatch.setattr(statedir, "candidates", lambda *_: [str(tmp_path / "planted")])
     app = project(control="/__reload__", secret=SECRET).application
     call(app)
-    assert app._tracking.stamp is None
     for n in range(1, 3):
         assert request(app, "POST")[0] == "202 Accepted"
         assert call(app).status == "200 OK"
@@ -241,10 +237,10 @@ def test_the_shared_temp_directory_is_never_watched(endpoint: ReloadMiddleware) 
     """The stamp's directory is the private one: events other users cause in the shared
     temp directory never make a process look at its files again."""
     call(endpoint)
-    stamp = endpoint._tracking.stamp
-    assert stamp is not None
-    watched = endpoint._tracking._watcher.directories
-    assert os.path.dirname(stamp) in watched
+    private = statedir.default().path
+    assert private is not None
+    watched = interpreter.current().watcher.directories
+    assert private in watched
     assert tempfile.gettempdir() not in watched
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import subprocess
@@ -67,7 +68,9 @@ def test_blocked(
     assert doctor.blocked(chain, uid, gids) == expected
 
 
-H, S, R, G, U = "hook", "signal", "reload", "gunicorn", "uwsgi"
+H, S, R, G, U = (
+    "restart-by-hook", "restart-by-sigint", "reload", "restart-by-sigterm", "restart-uwsgi"
+)
 ACTIONS = [
     # (id, mode, preflight, actions in SCENARIOS order, checks in that order)
     ("auto", "auto", "auto", [H, S, R, G, R, U, R],
@@ -112,7 +115,7 @@ ADVICE = [
     ("polled-roots-take-no-watches",
      limits(roots=[Root("/mnt/nfs/app", True, "polling", 0)], watches_in_use=8192), []),
     ("instances-all-taken", limits(instances_in_use=128), ["all 128 inotify instances"]),
-    ("venv-inside", limits(venvs=["/srv/app/.venv"]), ["a virtualenv inside the app"]),
+    ("venv-inside", limits(venvs=["/srv/app/.venv"]), ["a virtualenv inside a directory wa"]),
     ("unreadable-once-per-directory",
      limits(roots=[Root("/home/me/app", False, blocked="/home/me"),
                    Root("/home/me/app/pkg", True, blocked="/home/me")], server_user="www-data"),
@@ -260,7 +263,9 @@ def test_the_report_is_json_with_counts_and_examples() -> None:
                                 "backend": "native", "watches": 3, "blocked": None}
     assert "secret" not in data["settings"]
     assert [w["problem"].split(":")[0] for w in data["warnings"]] == [
-        "a virtualenv inside the app directory"]
+        "a virtualenv inside a directory watched recursively"]
+    assert "SetEnv values" in data["not_known_here"]["items"][0]
+    assert "watching for code changes" in data["not_known_here"]["told_by"]
 
 
 def test_render_shows_the_key_facts() -> None:
@@ -272,10 +277,20 @@ def test_render_shows_the_key_facts() -> None:
                  "/srv/app/webapp (recursive, native, inotify watches: 3)",
                  "stdlib: 4 modules it loaded, e.g. json, os",
                  "site-packages: 1 modules it loaded, e.g. webob",
-                 "warnings: 1", "! a virtualenv inside the app directory: /srv/app/.venv",
-                 "fix: move it out"):
+                 "warnings: 1",
+                 "! a virtualenv inside a directory watched recursively: /srv/app/.venv",
+                 "fix: move it out", "not known here (only the server's processes know):",
+                 "  - modules imported lazily", "the control endpoint's GET status"):
         assert fact in text
-    assert "mod_wsgi daemon, no hook           signal    import" in text
+    assert "mod_wsgi daemon, no hook           restart-by-sigint   import" in text
+
+
+def test_render_says_which_processes_it_could_not_count() -> None:
+    """mod_wsgi daemons hide /proc/PID/fd even from their own user: said, with the way out."""
+    text = doctor.render(sample_report(unreadable=2))
+    assert "not counted: 2 processes of uid 0 whose /proc/PID/fd cannot be read" in text
+    assert "run doctor as root to count them" in text
+    assert "not counted" not in doctor.render(sample_report())
 
 
 def test_render_without_a_script_and_without_proc() -> None:
@@ -321,16 +336,18 @@ application = ReloadMiddleware(app, watch=["templates"])
 """
 
 
-def make_project(base: Path, *, venv: bool = True) -> Path:
-    """app.wsgi, webapp/views.py and templates/, with a virtualenv in .venv/; the script."""
+def make_project(base: Path, *, venv: bool = True, venv_in: str = "") -> Path:
+    """app.wsgi, webapp/views.py and templates/, with a virtualenv in `venv_in`/.venv/;
+    the script."""
     root = base / "project"
     for name, text in (("app.wsgi", APP), ("webapp/__init__.py", ""),
                        ("webapp/views.py", "VERSION = '1'\n"), ("templates/base.html", "")):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     if venv:
-        (root / ".venv" / "lib").mkdir(parents=True)
-        (root / ".venv" / "pyvenv.cfg").write_text(f"home = {os.path.dirname(sys.executable)}\n")
+        (root / venv_in / ".venv" / "lib").mkdir(parents=True)
+        home = os.path.dirname(sys.executable)
+        (root / venv_in / ".venv" / "pyvenv.cfg").write_text(f"home = {home}\n")
     return (root / "app.wsgi").resolve()
 
 
@@ -343,49 +360,61 @@ def run_doctor(*args: str, cwd: Path, **variables: str) -> subprocess.CompletedP
                           check=False)
 
 
+def _hold_an_inotify_instance() -> int:
+    """An inotify descriptor of this process (-1 where there is no inotify)."""
+    init = getattr(ctypes.CDLL(None), "inotify_init1", None)
+    return -1 if init is None else int(init(os.O_CLOEXEC))
+
+
 def test_doctor_json_on_a_project(tmp_path: Path) -> None:
-    """A real run: what is tracked and watched, and the virtualenv in the app directory."""
+    """A real run: what is tracked and watched; a virtualenv beside the script is no
+    warning, as the script's directory is not watched recursively."""
     script = make_project(tmp_path)
-    done = run_doctor(str(script), "--json", cwd=tmp_path)
-    assert done.returncode == 1, done.stderr
+    held = _hold_an_inotify_instance()  # so at least this process counts as using one
+    try:
+        done = run_doctor(str(script), "--json", cwd=tmp_path)
+    finally:
+        if held >= 0:
+            os.close(held)
     assert "the script's own output" in done.stderr  # never mixed into the JSON
     data = json.loads(done.stdout)
+    assert done.returncode == (1 if data["warnings"] else 0), done.stderr
     root = script.parent
     assert data["script"] == str(script)
     assert data["watchdog"] and data["backend"]
-    assert data["tracked"]["count"] == 3
+    assert data["tracked"]["count"] == 4
     assert sorted(data["tracked"]["examples"]) == [
-        str(script), str(root / "webapp/__init__.py"), str(root / "webapp/views.py")]
+        str(script), str(root / "templates/base.html"), str(root / "webapp/__init__.py"),
+        str(root / "webapp/views.py")]
     roots = {r["path"]: (r["recursive"], r["watches"]) for r in data["roots"]}
     assert roots == {str(root): (False, 1), str(root / "webapp"): (True, 1),
                      str(root / "templates"): (True, 1)}
     assert "pluggy" in data["left_out"]["site-packages"]["examples"]
     assert "colorsys" in data["left_out"]["stdlib"]["examples"]
     assert "reload_middleware" not in json.dumps(data["left_out"])
-    assert [row["action"] for row in data["actions"]] == ["hook", "signal", "reload", "gunicorn",
-                                                          "reload", "uwsgi", "reload"]
-    venv = [w for w in data["warnings"] if w["problem"].startswith("a virtualenv")]
-    assert [w["fix"].rsplit(" ", 1)[1] for w in venv] == ["RELOAD_MIDDLEWARE_EXCLUDE=.venv"]
-    assert str(root / ".venv") in venv[0]["problem"]
+    assert [row["action"] for row in data["actions"]] == [H, S, R, G, R, U, R]
+    assert not [w for w in data["warnings"] if w["problem"].startswith("a virtualenv")]
     if data["max_watches"] is not None:  # Linux
         assert data["max_watches"] > 0 and data["max_instances"] > 0
         assert data["processes"] >= 1
 
 
 def test_doctor_human_output_on_a_project(tmp_path: Path) -> None:
-    script = make_project(tmp_path)
+    """A virtualenv inside a watched directory is a warning, with its fix."""
+    script = make_project(tmp_path, venv_in="templates")
     done = run_doctor(str(script), cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     text = done.stdout
+    venv = script.parent / "templates" / ".venv"
     for fact in ("watchdog   ", "native backend", "fs.inotify.max_user_watches",
                  "fs.inotify.max_user_instances", f"script     {script}",
-                 "tracked    3 files, e.g. app.wsgi, webapp/__init__.py, webapp/views.py",
+                 "tracked    5 files, e.g. app.wsgi, templates/.venv/pyvenv.cfg, ",
                  f"{script.parent / 'webapp'} (recursive, native, inotify watches: 1)",
                  "settings   mode auto, modules project, observer auto, watch templates",
                  "modules it loaded, e.g. ", "pluggy", "colorsys", "mod_wsgi daemon, no hook",
                  "gunicorn --preload",
-                 f"! a virtualenv inside the app directory: {script.parent / '.venv'}",
-                 "fix: move it out"):
+                 f"! a virtualenv inside a directory watched recursively: {venv}",
+                 "fix: move it out", "RELOAD_MIDDLEWARE_EXCLUDE=.venv"):
         assert fact in text, fact
 
 
@@ -411,3 +440,22 @@ def test_a_script_that_fails_to_import_is_a_warning(tmp_path: Path) -> None:
     done = run_doctor(str(tmp_path / "broken.wsgi"), cwd=tmp_path)
     assert done.returncode == 1
     assert "did not load: ModuleNotFoundError: No module named 'no_such_module_here'" in done.stdout
+
+
+SERVER = """\
+import logging, sys
+from reload_middleware import cli
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+cli.execute(sys.argv[1]).application.arm()
+"""
+
+
+def test_doctor_counts_the_files_the_server_logs(tmp_path: Path) -> None:
+    """The tracked count is the one a process logs when it starts watching."""
+    script = make_project(tmp_path)
+    data = json.loads(run_doctor(str(script), "--json", cwd=tmp_path).stdout)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    served = subprocess.run([sys.executable, "-c", SERVER, str(script)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert f"{data['tracked']['count']} files, " in served.stderr, served.stderr

@@ -19,7 +19,6 @@ from reload_middleware import imports
 def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[imports.Recorder]:
     """A recorder of its own, first on sys.meta_path, and tmp_path importable."""
     fresh = imports.Recorder()
-    monkeypatch.setattr(imports, "_RECORDER", fresh)
     monkeypatch.syspath_prepend(str(tmp_path))
     saved = set(sys.modules)
     yield fresh
@@ -35,9 +34,9 @@ def test_an_import_is_noted_before_the_module_runs(
     """The file, the module name and a moment before the read are noted, then the flag."""
     seen: list[dict[str, tuple[str, int]]] = []
     pokes: list[int] = []
-    inbox = imports.subscribe("script", poke=lambda: pokes.append(1))
+    inbox = recorder.subscribe("script", poke=lambda: pokes.append(1))
     module = tmp_path / "lazy_noted.py"
-    module.write_text("import reload_middleware.imports as i\nNOTED = dict(i._RECORDER"
+    module.write_text("import sys\nNOTED = dict(sys.meta_path[0]"
                       ".inboxes['script']._loaded)\n")
     before = time.time_ns()
     loaded = importlib.import_module("lazy_noted")
@@ -53,7 +52,7 @@ def test_a_failed_import_is_noted_so_its_fix_is_a_change(
     recorder: imports.Recorder, tmp_path: Path
 ) -> None:
     """A module that raises while it loads is in no one's sys.modules, but is noted."""
-    inbox = imports.subscribe("script", poke=lambda: None)
+    inbox = recorder.subscribe("script", poke=lambda: None)
     broken = tmp_path / "lazy_broken.py"
     broken.write_text("raise RuntimeError('not yet')\n")
     with pytest.raises(RuntimeError):
@@ -65,7 +64,7 @@ def test_modules_that_do_not_exist_and_builtins_are_not_noted(
     recorder: imports.Recorder,
 ) -> None:
     """Optional imports that fail to find anything, and modules with no file, note nothing."""
-    inbox = imports.subscribe("script", poke=lambda: None)
+    inbox = recorder.subscribe("script", poke=lambda: None)
     with pytest.raises(ImportError):
         importlib.import_module("no_such_module_anywhere_1234")
     sys.modules.pop("_string", None)
@@ -77,7 +76,7 @@ def test_the_spec_is_the_one_the_finders_behind_give(
     recorder: imports.Recorder, tmp_path: Path
 ) -> None:
     """The finder hands on the spec the path finder makes, so imports work as before."""
-    imports.subscribe("script", poke=lambda: None)
+    recorder.subscribe("script", poke=lambda: None)
     (tmp_path / "pkg_spec").mkdir()
     (tmp_path / "pkg_spec" / "__init__.py").write_text("from . import inner\n")
     (tmp_path / "pkg_spec" / "inner.py").write_text("X = 1\n")
@@ -89,8 +88,8 @@ def test_the_spec_is_the_one_the_finders_behind_give(
 
 def test_the_earliest_moment_is_kept_and_every_inbox_hears(recorder: imports.Recorder) -> None:
     """One file noted twice keeps its first moment; each script's inbox gets its own note."""
-    first = imports.subscribe("a", poke=lambda: None)
-    second = imports.subscribe("b", poke=lambda: None)
+    first = recorder.subscribe("a", poke=lambda: None)
+    second = recorder.subscribe("b", poke=lambda: None)
     first.note("/srv/app/views.py", "views", 5)
     first.note("/srv/app/views.py", "views", 9)
     assert first.drain() == {"/srv/app/views.py": ("views", 5)}
@@ -100,12 +99,12 @@ def test_the_earliest_moment_is_kept_and_every_inbox_hears(recorder: imports.Rec
 def test_the_finder_goes_with_the_last_inbox(recorder: imports.Recorder) -> None:
     """Installed by the first subscription, removed with the last: nothing at import time."""
     assert recorder not in sys.meta_path
-    imports.subscribe("a", poke=lambda: None)
-    imports.subscribe("b", poke=lambda: None)
+    recorder.subscribe("a", poke=lambda: None)
+    recorder.subscribe("b", poke=lambda: None)
     assert sys.meta_path[0] is recorder
-    imports.unsubscribe("a")
+    recorder.unsubscribe("a")
     assert recorder in sys.meta_path
-    imports.unsubscribe("b")
+    recorder.unsubscribe("b")
     assert recorder not in sys.meta_path
 
 
@@ -113,7 +112,7 @@ def test_imports_from_many_threads_are_all_noted(
     recorder: imports.Recorder, tmp_path: Path
 ) -> None:
     """Eight threads importing eight modules at once: every file is noted."""
-    inbox = imports.subscribe("script", poke=lambda: None)
+    inbox = recorder.subscribe("script", poke=lambda: None)
     for n in range(8):
         (tmp_path / f"lazy_thread_{n}.py").write_text(f"N = {n}\n")
     threads = [threading.Thread(target=importlib.import_module, args=(f"lazy_thread_{n}",))

@@ -85,7 +85,7 @@ def test_pages_get_the_tag_with_the_code_version(project: MakeProject) -> None:
     app = project(HTML_SCRIPT, live=True).application
     page = call(app)
     version = version_in(page)
-    assert version == live.newest(app._changes.baselines)
+    assert version == live.newest(app._latch.baselines)
     assert call(app, path="/__reload_middleware__/live.js").body == live.script()
     assert b"script" not in call(project(HTML_SCRIPT).application).body
 

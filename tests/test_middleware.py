@@ -12,7 +12,7 @@ import time
 import types
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -37,9 +37,9 @@ class CountingReload(strategies.Reload):
 
     acts: ClassVar[list[int]] = []
 
-    def act(self, actor: strategies.Actor) -> strategies.Restart | None:
+    def act(self, retry: str) -> strategies.Outcome:
         self.acts.append(threading.get_ident())
-        return super().act(actor)
+        return super().act(retry)
 
 
 @pytest.fixture
@@ -137,34 +137,29 @@ def test_enabled_off_stops_reloading(
 
     made.save_views("TEXT = 'new'\n")
     # Even an event from a watcher that some other app in the process started:
-    fresh_process._handler.dispatch(FileModifiedEvent(str(made.views)))
+    fresh_process.deliver(FileModifiedEvent(str(made.views)))
     assert call(made.application, extra=extra).body == b"old"
     assert reloads == []
     assert not fresh_process.started
     assert threading.active_count() == threads
 
 
-def test_enabled_off_costs_one_check_per_request_even_after_imports(
-    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_enabled_off_installs_nothing_even_after_imports(
+    project: MakeProject, tmp_path: Path
 ) -> None:
-    """A switched-off middleware stays one attribute check per request after the app imports."""
+    """A switched-off middleware adds no import finder and no thread, requests or not,
+    and serves the app as it is."""
+    finders, threads = list(sys.meta_path), threading.active_count()
     made = project(enabled=False)
     app = made.application
     assert call(app).body == b"old"
     (tmp_path / "late_import.py").write_text("")
     importlib.import_module("late_import")  # the app imports something on a request
-    assert call(app).body == b"old"
-    slow: list[int] = []
-    attend = ReloadMiddleware._attend
-
-    def counted(self: ReloadMiddleware, *args: Any) -> Iterable[bytes]:
-        slow.append(1)
-        return attend(self, *args)
-
-    monkeypatch.setattr(ReloadMiddleware, "_attend", counted)
     for _ in range(100):
-        call(app)
-    assert slow == []
+        assert call(app).body == b"old"
+    assert sys.meta_path == finders
+    assert threading.active_count() == threads
+    assert app.pending == frozenset()
 
 
 # --- acting once --------------------------------------------------------------------------
@@ -345,7 +340,7 @@ def test_with_a_trigger_file_only_touching_it_reloads(
     app = made.application
     assert call(app).body == b"old"
     made.save_views("TEXT = 'new'\n")
-    fresh_process._handler.dispatch(FileModifiedEvent(str(made.views)))
+    fresh_process.deliver(FileModifiedEvent(str(made.views)))
     assert app.pending == frozenset()
     assert call(app).body == b"old"
 
@@ -691,7 +686,9 @@ def test_a_gunicorn_worker_exits_gracefully_after_the_response(
     def kill(pid: int, signum: int) -> None:
         sent.append((pid, signum))
 
-    monkeypatch.setitem(strategies.STRATEGIES, "gunicorn", lambda: strategies.Gunicorn(kill=kill))
+    monkeypatch.setitem(
+        strategies.STRATEGIES, "restart-by-sigterm", lambda: strategies.Terminate(kill=kill)
+    )
     gunicorn = {"SERVER_SOFTWARE": "gunicorn/23.0.0"}
     made = project()
     assert call(made.application, extra=gunicorn).body == b"old"
@@ -722,7 +719,7 @@ def test_windows_apache_restarts_through_its_parent_after_the_response(
     fake_mod_wsgi(monkeypatch, "")
     monkeypatch.setattr(strategies, "WINDOWS", True)
     monkeypatch.setitem(
-        strategies.STRATEGIES, "apache-windows", lambda: strategies.ApacheWindows(load=load)
+        strategies.STRATEGIES, "restart-apache", lambda: strategies.ApacheWindows(load=load)
     )
     embedded = {"mod_wsgi.process_group": ""}
     made = project(mode="restart")

@@ -18,7 +18,7 @@ import pytest
 
 import helpers
 from helpers import DAY, MakeProject, Project, Until, call
-from reload_middleware import bounds, middleware, track, tracking
+from reload_middleware import bounds, interpreter, middleware, track
 
 SECOND = 10**9
 
@@ -340,9 +340,9 @@ def test_track_in_the_script_adds_its_paths_once_however_many_reloads(
             return call(made.application).body == f"v{n}".encode()
 
         until(shows)
-    assert list(tracking.Tracking.extra) == [os.path.abspath("settings.ini")]
+    assert list(interpreter.current().tracked) == [os.path.abspath("settings.ini")]
     track("settings.ini")
-    assert len(tracking.Tracking.extra) == 1
+    assert len(interpreter.current().tracked) == 1
 
 
 DAEMON = {"mod_wsgi.process_group": "site"}

@@ -45,7 +45,7 @@ def routed(registration: Registration, *events: FileSystemEvent) -> frozenset[st
     watcher = Watcher()
     watcher.register("/srv/app/app.wsgi", registration)
     for event in events:
-        watcher._handler.dispatch(event)
+        watcher.deliver(event)
     return registration.changes.pending
 
 
@@ -152,7 +152,7 @@ def test_each_registration_hears_only_its_own_files() -> None:
     watcher = Watcher()
     watcher.register("/srv/app/app.wsgi", blog)
     watcher.register("/srv/shop/shop.wsgi", shop)
-    watcher._handler.dispatch(FileModifiedEvent(VIEWS))
+    watcher.deliver(FileModifiedEvent(VIEWS))
     assert blog.changes.pending == {VIEWS}
     assert shop.changes.pending == frozenset()
 
@@ -163,7 +163,7 @@ def test_a_script_registered_again_replaces_its_registration() -> None:
     watcher = Watcher()
     watcher.register("/srv/app/app.wsgi", old)
     watcher.register("/srv/app/app.wsgi", new)
-    watcher._handler.dispatch(FileModifiedEvent(VIEWS))
+    watcher.deliver(FileModifiedEvent(VIEWS))
     assert old.changes.pending == frozenset()
     assert new.changes.pending == {VIEWS}
 

@@ -16,67 +16,15 @@ process loaded it.
 from __future__ import annotations
 
 import os
-import stat as stat_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import bounds, bursts
+from .stats import STALE, UNREADABLE, Observed, Stat, differs, observe, stat_of
 
-# (mtime_ns, size, inode, ctime_ns, (mode, uid, gid, links)); None: the file is absent.
-Stat = tuple[int, int, int, int, tuple[int, ...]] | None
-# The baseline of a file written after its module was loaded: it differs from any stat.
-STALE: Stat = (-2, -2, -2, -2, ())
-UNREADABLE: Stat = (-1, -1, -1, -1, ())
-
-
-def differs(before: Stat, after: Stat) -> bool:
-    """Whether `after` is a change from `before`.
-
-    The content's stat (mtime, size, inode) tells most changes. A content rewritten in
-    place with its old size and mtime put back (rsync --inplace, builds with fixed
-    times) moves only the ctime; so does a chmod, chown or new hard link, which change
-    no code: a ctime that moved counts unless the mode, owner or links moved with it.
-
-    >>> differs((5, 10, 7, 5, (0o644, 0, 0, 1)), (5, 10, 7, 9, (0o644, 0, 0, 1)))
-    True
-    >>> differs((5, 10, 7, 5, (0o644, 0, 0, 1)), (5, 10, 7, 9, (0o600, 0, 0, 1)))
-    False
-    """
-    if before is None or after is None:
-        return before is not after
-    return before[:3] != after[:3] or (before[3] != after[3] and before[4] == after[4])
-
-
-def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat:
-    """The part of a file's stat that tells a change, or None when it does not exist.
-
-    A symlink to a directory (a release symlink such as `current`) is known by where it
-    points: the target's inode, not its mtime, which moves whenever a file is added.
-    """
-    return _observe(path, stat)[0]
-
-
-Observed = dict[str, tuple[Stat, tuple[int, ...]]]  # path -> (state, (mtime, ctime))
-
-
-def _observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tuple[int, ...]]:
-    """`stat_of()`, and the file's mtime and ctime (ns; none for a directory link)."""
-    try:
-        st = stat(path)
-        if stat_module.S_ISLNK(st.st_mode):
-            st = os.stat(path)
-            if stat_module.S_ISDIR(st.st_mode):
-                return (0, 0, st.st_ino, 0, ()), ()
-    except (FileNotFoundError, NotADirectoryError):
-        return None, ()
-    except OSError:
-        return UNREADABLE, ()  # still a state, compared like any other
-    meta = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
-    state = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns, meta)
-    return state, (st.st_mtime_ns, st.st_ctime_ns)
-
+__all__ = ["STALE", "UNREADABLE", "Changes", "Observed", "Stat", "Taken", "differs", "stat_of"]
 
 @dataclass(frozen=True)
 class Taken:
@@ -145,7 +93,7 @@ class Changes:
         """
         with self._cond:
             todo = [p for p in paths if refresh or p not in self._baselines]
-        observed = {p: _observe(p, self._stat) for p in todo}
+        observed = {p: observe(p, self._stat) for p in todo}
         with self._cond:
             for path, (state, _) in observed.items():
                 if refresh:
@@ -217,6 +165,11 @@ class Changes:
             self._seq += 1
             self.dirty = True
 
+    def lower(self) -> None:
+        """Lower the flag for good (reloading switched off): nothing will look again."""
+        with self._cond:
+            self.dirty = False
+
     def settle(self, quiet: float, ignore: frozenset[str] | set[str] = frozenset()) -> bool:
         """Wait until no event came for `quiet` seconds, at most max(10 x quiet, 1 s).
 
@@ -257,7 +210,7 @@ class Changes:
                        if self._burst_events.get(p, 0) <= bursts.BUSY_PATH]
             known = [max(s[0], s[3]) for p, s in self._baselines.items()
                      if s is not None and s[0] > 0 and p not in ignore]
-        return known + [t for p in pending for t in _observe(p, self._stat)[1]]
+        return known + [t for p in pending for t in observe(p, self._stat)[1]]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

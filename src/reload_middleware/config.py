@@ -47,6 +47,8 @@ class Settings:
     interval: float = 1.0
     control: str | None = None
     secret: str | None = None
+    # Also watch the template directories of frameworks that cache templates (templates.py).
+    templates: str = "auto"
     # Development only: HTML pages get a script that reloads them after a change.
     live: bool = False
 
@@ -119,6 +121,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "interval": _seconds(0.01, MAX_INTERVAL),
     "control": _url_path,
     "secret": _text,
+    "templates": _choice("auto", "off"),
     "live": _flag,
 }
 LISTS = frozenset({"watch", "exclude"})

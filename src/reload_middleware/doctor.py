@@ -21,7 +21,7 @@ from typing import Any
 
 from . import config, paths, servers
 from ._version import __version__
-from .modules import is_library, module_file, project_modules
+from .modules import ProjectModules, is_library, module_file, project_modules
 
 # (label, server, hook active, middleware built before a fork): servers.choose's cases.
 SCENARIOS: tuple[tuple[str, servers.Server, bool, bool], ...] = (
@@ -34,15 +34,26 @@ SCENARIOS: tuple[tuple[str, servers.Server, bool, bool], ...] = (
     ("other (waitress, serve)", "other", False, False),
 )
 MEANING = {
-    "hook": "reload_required() is True: mod_wsgi restarts the daemon, the new one serves it",
-    "signal": "SIGINT to the daemon after a 307 (GET, HEAD) or the old code's answer",
+    "restart-by-hook": "reload_required() is True: mod_wsgi restarts the daemon, the new one "
+                       "serves it",
+    "restart-by-sigint": "SIGINT to the daemon after a 307 (GET, HEAD) or the old code's answer",
     "reload": "the script is executed again in the same process",
-    "gunicorn": "SIGTERM to the worker after a 307 or the answer; gunicorn starts a new one",
-    "uwsgi": "a 307 or the answer, then the worker exits: alone under --lazy-apps, "
-             "else with uwsgi.reload(), the instance's graceful reload",
-    "apache-windows": "Apache restarts through ap_signal_parent",
+    "restart-by-sigterm": "SIGTERM to the worker after a 307 or the answer; gunicorn starts "
+                          "a new one",
+    "restart-uwsgi": "a 307 or the answer, then the worker exits: alone under --lazy-apps, "
+                     "else with uwsgi.reload(), the instance's graceful reload",
+    "restart-apache": "Apache restarts through ap_signal_parent",
 }
 ENABLED = "RELOAD_MIDDLEWARE_ENABLED"
+# What only the server's processes know, and where they tell it.
+UNKNOWABLE = (
+    "SetEnv values: each process reads them on its first request",
+    "modules imported lazily (Django's views, for one): tracked from the first request "
+    "that imports them",
+    "template directories the frameworks find at run time",
+)
+TOLD_BY = ("the line each process logs when it starts watching ('watching for code changes:"
+           " ... N files, M directories') and the control endpoint's GET status")
 Chain = Sequence[tuple[str, int, int, int]]  # (path, mode, owner, group) from / down
 
 
@@ -68,6 +79,7 @@ class Facts:
     watches_in_use: int = 0
     instances_in_use: int = 0
     processes: int = 0  # readable processes of this uid, counted for the two above
+    unreadable: int = 0  # processes of this uid whose descriptors could not be read
     uid: int = 0
     server_user: str = "other users"
     script: str | None = None
@@ -93,6 +105,19 @@ def inotify_usage(fdinfos: Iterable[str]) -> tuple[int, int]:
     return len(texts), sum(text.count("inotify wd:") for text in texts)
 
 
+def status_uid(text: str) -> int | None:
+    r"""The real uid in a /proc/PID/status text (readable even where /proc/PID/fd is not).
+
+    >>> status_uid("Name:\tapache2\nUid:\t33\t33\t33\t33\n")
+    33
+    """
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            fields = line.split()
+            return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+    return None
+
+
 def blocked(chain: Chain, uid: int | None, gids: Iterable[int]) -> str | None:
     """The first directory of `chain` the user cannot pass (x) or, the last, read (r, x).
 
@@ -110,20 +135,36 @@ def blocked(chain: Chain, uid: int | None, gids: Iterable[int]) -> str | None:
 def tracked_files(
     modules: Mapping[str, ModuleType], script: str, settings: config.Settings, library: list[str]
 ) -> dict[str, str]:
-    """{file: module name or ""} that the middleware would track (as Tracking.update)."""
+    """{file: module name or ""} that the middleware would track (as Tracking.update):
+    the same classification of modules as the running middleware's."""
     if settings.trigger:
         return {paths.resolve([settings.trigger], os.path.dirname(script))[0]: ""}
     if settings.modules == "off":
         return {}
-    found = project_modules(modules, settings.modules, library)
+    if settings.modules == "project":
+        found = ProjectModules(library)(modules)
+    else:
+        found = project_modules(modules, settings.modules, library)
     return {script: "", **{path: name for name, path in found.items()}}
 
 
 def plan(files: Mapping[str, str], watch: Iterable[str]) -> dict[str, bool]:
-    """{directory: recursive}: the roots the middleware would schedule for these."""
-    roots = [paths.watch_root(p, n) if n else (os.path.dirname(p), False) for p, n in files.items()]
+    """{directory: recursive}: the roots the middleware would schedule for these (the
+    running middleware's `paths.module_roots()`, and a watch directory recursively)."""
+    roots = paths.module_roots(files)
     roots += [(os.path.dirname(p), False) if os.path.isfile(p) else (p, True) for p in watch]
     return paths.merge_roots(roots)
+
+
+def watched_venvs(venvs: Iterable[str], roots: Iterable[Root]) -> list[str]:
+    """The virtualenvs inside a directory watched recursively (the others cost nothing).
+
+    >>> watched_venvs(["/srv/app/.venv", "/srv/app/web/venv"], [Root("/srv/app", False),
+    ...                                                         Root("/srv/app/web", True)])
+    ['/srv/app/web/venv']
+    """
+    recursive = [root.path for root in roots if root.recursive]
+    return [venv for venv in venvs if paths.under(venv, recursive)]
 
 
 def left_out(
@@ -177,8 +218,8 @@ def advise(facts: Facts) -> list[Advice]:
             " in use: each new process would poll instead",
             "sysctl fs.inotify.max_user_instances=512 (and the same line in /etc/sysctl.d/)"))
     found += [Advice(
-        f"a virtualenv inside the app directory: {venv} (a watch over the app directory covers"
-        " every installed package, and `pip install` counts as a code change)",
+        f"a virtualenv inside a directory watched recursively: {venv} (each of its"
+        " directories takes an inotify watch, and `pip install` counts as a code change)",
         "move it out (for mod_wsgi: python-home=/srv/venv), or exclude it: "
         f"RELOAD_MIDDLEWARE_EXCLUDE={os.path.basename(venv)}") for venv in facts.venvs]
     stuck: dict[str, list[str]] = {}
@@ -207,6 +248,7 @@ def report(facts: Facts) -> dict[str, Any]:
     data["left_out"] = {kind: sample(names, True) for kind, names in facts.left_out.items()}
     data["actions"] = actions(facts.settings.mode, facts.settings.preflight)
     data["warnings"] = [dataclasses.asdict(advice) for advice in advise(facts)]
+    data["not_known_here"] = {"items": list(UNKNOWABLE), "told_by": TOLD_BY}
     data.update(version=__version__, python=sys.version.split()[0], executable=sys.executable)
     return data
 
@@ -224,6 +266,11 @@ def render(data: Mapping[str, Any]) -> str:
         f"           instances {of('instances_in_use')} in use of {of('max_instances')}"
         f" (fs.inotify.max_user_instances), uid {data['uid']} ({data['processes']} processes)",
     ]
+    if data["unreadable"]:
+        lines.append(
+            f"           not counted: {data['unreadable']} processes of uid {data['uid']} whose"
+            " /proc/PID/fd cannot be read (mod_wsgi daemons, for one, even by their own user):"
+            " run doctor as root to count them")
     if data["script"]:
         shown = {k: ", ".join(v) if isinstance(v, list | tuple) else v
                  for k, v in data["settings"].items()}
@@ -240,8 +287,12 @@ def render(data: Mapping[str, Any]) -> str:
             examples = ", e.g. " + ", ".join(names["examples"]) if names["examples"] else ""
             lines.append(f"{'' if n else 'left out':11}{kind}: {names['count']} modules it"
                          f" loaded{examples}")
-    lines += ["on a change:", f"  {'server':35}{'action':10}{'check':9}what happens"]
-    lines += [f"  {row['server']:35}{row['action']:10}{row['preflight']:9}{row['meaning']}"
+        unknown = data["not_known_here"]
+        lines += ["not known here (only the server's processes know):"]
+        lines += [f"  - {item}" for item in unknown["items"]]
+        lines += [f"  see {unknown['told_by']}"]
+    lines += ["on a change:", f"  {'server':35}{'action':20}{'check':9}what happens"]
+    lines += [f"  {row['server']:35}{row['action']:20}{row['preflight']:9}{row['meaning']}"
               for row in data["actions"]]
     lines.append(f"warnings: {len(data['warnings'])}" if data["warnings"] else "no warnings")
     for advice in data["warnings"]:

@@ -9,9 +9,13 @@ would, notes the file with the time, and hands the spec on unchanged. It is note
 before the file is read and before the flag is raised, so a request that sees the flag
 also sees the note; a failed import is noted as well, so saving the fix is a change.
 
-    >>> inbox = subscribe("/srv/app/app.wsgi", poke=lambda: None)    # doctest: +SKIP
-    >>> import json; inbox.drain()                                  # doctest: +SKIP
-    {'/usr/lib/python3.11/json/__init__.py': ('json', 1700000000000000000)}
+    >>> recorder = Recorder()
+    >>> inbox = recorder.subscribe("/srv/app/app.wsgi", poke=lambda: None)
+    >>> _ = sys.modules.pop("colorsys", None); import colorsys
+    >>> [name for name, at in inbox.drain().values()]
+    ['colorsys']
+    >>> recorder.unsubscribe("/srv/app/app.wsgi"); recorder in sys.meta_path
+    False
 """
 
 from __future__ import annotations
@@ -53,6 +57,26 @@ class Recorder(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self.inboxes: dict[str, Inbox] = {}
+        self._lock = threading.Lock()
+
+    def subscribe(self, key: str, poke: Callable[[], None]) -> Inbox:
+        """The inbox of `key` (a script executed again gets the same one); the finder
+        goes first on `sys.meta_path` with the first inbox."""
+        with self._lock:
+            if not any(f is self for f in sys.meta_path):
+                sys.meta_path.insert(0, self)
+            inbox = self.inboxes.get(key)
+            if inbox is None:
+                inbox = self.inboxes[key] = Inbox(poke)
+            inbox.poke = poke
+            return inbox
+
+    def unsubscribe(self, key: str) -> None:
+        """Stop noting files for `key`; the finder leaves with the last inbox."""
+        with self._lock:
+            self.inboxes.pop(key, None)
+            if not self.inboxes and self in sys.meta_path:
+                sys.meta_path.remove(self)
 
     def find_spec(
         self,
@@ -81,27 +105,3 @@ class Recorder(importlib.abc.MetaPathFinder):
                 if spec is not None:
                     return spec
         return None
-
-
-_RECORDER = Recorder()
-_LOCK = threading.Lock()
-
-
-def subscribe(key: str, poke: Callable[[], None]) -> Inbox:
-    """The inbox of `key` (a script executed again gets the same one); installs the finder."""
-    with _LOCK:
-        if not any(f is _RECORDER for f in sys.meta_path):
-            sys.meta_path.insert(0, _RECORDER)
-        inbox = _RECORDER.inboxes.get(key)
-        if inbox is None:
-            inbox = _RECORDER.inboxes[key] = Inbox(poke)
-        inbox.poke = poke
-        return inbox
-
-
-def unsubscribe(key: str) -> None:
-    """Stop noting files for `key`; the finder goes when no inbox is left."""
-    with _LOCK:
-        _RECORDER.inboxes.pop(key, None)
-        if not _RECORDER.inboxes and _RECORDER in sys.meta_path:
-            sys.meta_path.remove(_RECORDER)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .bodies import ClosingBody
+from .bodies import ClosingBody, sendable
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -164,10 +164,7 @@ class _Held:
         # Our own wrapper (an app with close(), a restart due after the response) is
         # looked through; its close() is kept for the server to call.
         inner = body.wrapped if isinstance(body, ClosingBody) else body
-        wrapper = environ.get("wsgi.file_wrapper")
-        if (isinstance(wrapper, type) and isinstance(inner, wrapper)) or not in_memory(
-            inner, self._head[1]
-        ):
+        if sendable(inner, environ) or not in_memory(inner, self._head[1]):
             self._release()
             return body
         try:

@@ -8,7 +8,7 @@ it reaches the middleware; until then those files are observed but not judged, a
 other requests wait for it (README, "The promise").
 
     load = Load(changes, script, started=bounds.process_started_ns())   # doctest: +SKIP
-    load.judge(bounds.request_start_ns(environ.get("mod_wsgi.request_start")))
+    load.judge_at(environ, lock, wait=1.0)      # on each request while it waits
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
 
 from . import bounds
 from .changes import Changes, Observed
@@ -64,6 +66,22 @@ class Load:
         if not any(bounds.later_than(p, times, self._started, state[1] if state else -1)
                    for p, (state, times) in self._unjudged.items()):
             self.judge(None)
+
+    def judge_at(self, environ: Mapping[str, Any] | None, lock: AbstractContextManager[Any],
+                 wait: float) -> None:
+        """On a request (`environ`) or in the hook (None): judge what the load read, by the
+        loading request's start when this is that request. Others wait for it, at most
+        `wait` s: they may reach the middleware, or the hook, before it does. Under
+        `lock`, the middleware's: judging moves baselines."""
+        loader = self.waiting_for
+        if loader is None:
+            return
+        mine = environ is not None and loader == threading.get_ident()
+        if not mine and self.judged.wait(wait):
+            return
+        with lock:
+            start = environ.get("mod_wsgi.request_start") if mine and environ else None
+            self.judge(bounds.request_start_ns(start))
 
     def judge(self, started: int | None) -> None:
         """Judge what the load read by its request's start (`None`: the request did not

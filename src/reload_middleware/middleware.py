@@ -1,24 +1,28 @@
 """ReloadMiddleware: when to act. Nothing happens without a request.
 
-The watcher thread only records changed paths and raises `Changes.dirty`. A request
-that finds the flag down goes straight to the app; one that finds it up settles,
-confirms, preflights and lets the strategy for this server act, once per change.
+The watcher thread only records changed paths and raises the flag of `Tracking`. A
+request that finds the flag down goes straight to the app; one that finds it up
+settles, confirms, preflights and acts, once per change: the strategy for this server
+says what is to happen (a restart, or a reload here) and the middleware carries it out.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import (
+    bodies,
     bounds,
-    bursts,
     config,
     control,
+    frameworks,
+    interpreter,
     live,
     logs,
     pages,
@@ -33,7 +37,6 @@ from .tracking import Tracking
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-_LIVE: weakref.WeakSet[ReloadMiddleware] = weakref.WeakSet()
 # How long a request waits for the one that loaded the script to reach the middleware
 # (it is past mod_wsgi's module lock already: microseconds, unless it never comes).
 LOAD_WAIT = 1.0
@@ -64,219 +67,187 @@ class ReloadMiddleware:
     ) -> None:
         settings = config.from_keywords({"watch": watch, **options})
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
-        self._inner = app
-        self._counted = reloading.counted(app)
-        self._app = self._counted  # what __call__ serves, see _front()
-        self._leaving: WSGIApplication = self._answer_restart  # once a restart is decided
         self._script = _script or reloading.find_script()
-        self._inert = self._script is not None and reloading.reexecuting(self._script.given)
-        self._tracking = Tracking(self._script, inert=self._inert)
-        self._changes = self._tracking.changes
-        self._beacon = live.Beacon(self._changes, self._tracking.storms.ignored)  # live reload
-        self._lock = threading.Lock()
+        place = interpreter.current()
+        stand_in = self._script is not None and place.reexecuting(self._script.given)
+        self._tracking = Tracking(self._script, place, stand_in=stand_in)
+        # The one flag every request reads: a plain attribute of the latch, no call.
+        self._latch = self._tracking.changes
+        self._beacon = live.Beacon(self._latch, self._tracking.storms.ignored)  # live reload
+        self._app = bodies.counted(app)  # what requests reach, counted when it can close
+        self._serve = self._app  # what __call__ serves now: see _guarded()
+        self._lock = threading.Lock()  # one request acts at a time
         self._configured = False
-        self._hook_called = False
-        self._restart: strategies.Restart | None = None
-        self._failure: tuple[preflight.Failure, int] | None = None
         self._server: servers.Server = servers.detect_from_modules()
-        self._last_action: dict[str, Any] | None = None
-        self._acting = Taken(frozenset(), 0)  # the change being acted on
+        self._hook_called = False
         self._handed_over = False  # the hook left a young process's first request to us
-        if self._inert:
-            self._changes.dirty = False  # a stand-in, unwrapped by the live instance
-            return
-        self._tracking.update(self._settings)
-        self._front()
-        _LIVE.add(self)
-        self._offer_hook()
+        self._restart: strategies.Restart | None = None
+        self._failure: tuple[preflight.Failure, int] | None = None  # and its Taken.events
+        self._last_action: dict[str, Any] | None = None
+        if stand_in or not self._settings.enabled:
+            return  # off until SetEnv turns it on at the first request; installs nothing
+        self._start_tracking()
 
     @property
     def pending(self) -> frozenset[str]:
         """Real paths recorded by the watcher and not acted on yet, in this process."""
-        return self._changes.pending
+        return self._tracking.pending
+
+    @property
+    def settings(self) -> config.Settings:
+        """The options in effect in this process (SetEnv values from the first request)."""
+        return self._settings
 
     @property
     def app(self) -> WSGIApplication:
         """The application being served now."""
-        return self._inner
-
-    @property
-    def retry(self) -> str:
-        return self._settings.retry
+        return bodies.inner(self._app)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._changes.dirty:
-            return self._attend(environ, start_response)
-        return self._app(environ, start_response)
+        if self._latch.dirty:
+            return self._on_change(environ, start_response)
+        return self._serve(environ, start_response)
 
     def reload_required(self, resource: str) -> bool:
         """mod_wsgi's hook: True restarts this daemon process, and the same request is
         served by the new one. Installed on the script module automatically; the
         explicit form is `reload_required = application.reload_required`.
+
+        It runs under mod_wsgi's module lock, so every request of this interpreter
+        waits for it, and knows no environ. So it does what must precede the request
+        and nothing else (README, "How it works"): wait for the settle time, stat the
+        pending files, compile them and, before a restart, import the app in a
+        subprocess, since a restart into code that cannot load leaves the site broken.
+        New modules come from the import finder and new files from the watcher; only
+        its first call in a process, which starts the watcher, lists the watch
+        directories, as the changes made before it must be found.
         """
         first, self._hook_called = not self._hook_called, True
         if self._restart is not None:
             return True
-        if not self._changes.dirty or not self._settings.enabled:
+        if not self._latch.dirty or not self._settings.enabled:
             return False
-        self._judge_load(None)
+        self._tracking.load.judge_at(None, self._lock, LOAD_WAIT)
         with self._lock:
-            self._look(first=first)
+            self._act(first=first)
             if not self._configured:
-                self._changes.poke()  # the first request still has to read its environ
+                self._tracking.poke()  # the first request still has to read its environ
         return self._restart is not None
 
     def arm(self) -> None:
         """Start watching now rather than on the first request (the `serve` command)."""
-        if self._settings.enabled and not self._inert:
+        if self._settings.enabled and not self._tracking.stand_in:
             with self._lock:
                 self._tracking.start(self._server, self._settings)
 
-    def _attend(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        self._judge_load(environ)
+    def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
+                   ) -> Iterable[bytes]:
+        self._tracking.load.judge_at(environ, self._lock, LOAD_WAIT)
         with self._lock:
             if not self._configured:
                 self._configure(environ)
             if not (self._settings.live and live.reserved(environ)):  # live: never acts
-                self._look(environ)
-        if self._restart is not None:
-            return self._leaving(environ, start_response)
-        if self._failure is not None and self._settings.debug:
+                self._act(environ)
+        if self._failure is not None and self._settings.debug and self._restart is None:
             failed = self._failure[0]  # live reload: the page reloads itself once fixed
             page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
                               self._settings.live)
             return page(environ, start_response)
-        return self._app(environ, start_response)
-
-    def _judge_load(self, environ: WSGIEnvironment | None) -> None:
-        """Judge what a script loaded by a request read, by that request's start.
-
-        Other requests wait for it (bounded): they may reach the middleware, or the
-        hook, before the request that loaded the script does.
-        """
-        load = self._tracking.load
-        loader = load.waiting_for
-        if loader is None:
-            return
-        mine = environ is not None and loader == threading.get_ident()
-        if not mine and load.judged.wait(LOAD_WAIT):
-            return
-        with self._lock:
-            start = environ.get("mod_wsgi.request_start") if mine and environ else None
-            load.judge(bounds.request_start_ns(start))
+        return self._serve(environ, start_response)
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""
         self._configured = True
         self._server = servers.detect(environ)
         settings = config.overlay(self._settings, environ, config.environ_key, logs.error)
-        if settings != self._settings:
+        # Looked for again: Django's app registry may be ready only now (README, "Templates").
+        if settings != self._settings or self._tracking.templates_moved(settings, self.app):
             self._settings = settings
-            self._tracking.update(settings)
-            self._front()
+            if settings.enabled:
+                self._start_tracking()
         if not settings.enabled:
             self._tracking.release()
-            self._changes.dirty = False
+            self._tracking.lower()
+        elif self._action() == "reload" and (caveat := frameworks.caveat(sys.modules)):
+            logs.info("%s", caveat)
 
-    def _look(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
+    def _start_tracking(self) -> None:
+        self._tracking.update(self._settings, self.app)
+        self._serve = self._guarded(self._app)
+        self._tracking.place.middlewares.add(self)
+        reloading.offer_hook(self._script, self.reload_required)
+
+    def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
         (`environ`: on the request path; else in mod_wsgi's hook, `first`: its first call)."""
         if not self._settings.enabled:
-            self._changes.dirty = False  # off for good: whatever raised the flag
+            self._tracking.lower()  # off for good: whatever raised the flag
             return
         if self._restart is not None:
             return
         self._tracking.start(self._server, self._settings)
-        action = self._here(self._action(), environ, first)
+        action = self._action_here(environ, first)
         if action is None:
             return
-        if self._failure is not None and self._failure[1] == self._changes.events:
+        if self._failure is not None and not self._tracking.changed_since(self._failure[1]):
             return  # nothing changed since the last failed attempt (imports do not count)
-        if not self._settled():
+        if not self._tracking.settled(self._settings.settle):
             return
-        self._tracking.start(self._server, self._settings)  # a root replaced while settling
-        seq = self._changes.seq  # before looking for new modules: any later one keeps the flag
-        self._tracking.refresh()
-        taken = self._changes.take(ignore=self._tracking.storms.ignored, since=seq)
+        taken = self._tracking.confirm(self._server, self._settings)
         if not taken.paths:
-            self._changes.finish(taken, acted=False)
+            self._tracking.finish(taken)
             return
         self._failure = None
-        failure = self._preflight(taken, action)
+        kind = servers.preflight_for(action, self._settings.preflight)
+        failure = preflight.check(kind, taken.paths, self._script,
+                                  self._tracking.module_names(taken.paths))
         if failure is not None:
             self._fail(failure, taken)
             return
         logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
         self._last_action = {"action": action, "time": time.time(), "files": sorted(taken.paths)}
         reloading.drop_stale_bytecode(taken.paths)
-        self._acting = taken
-        self._restart = strategies.STRATEGIES[action]().act(self)
-        if self._restart is not None:
+        outcome = strategies.STRATEGIES[action]().act(self._settings.retry)
+        if outcome == strategies.IN_PROCESS:
+            self._reload(taken)
+        elif isinstance(outcome, strategies.Restart):
+            self._tracking.acted(taken, restarting=True)
+            self._restart = outcome
             self._beacon.release()  # waiting events requests must not delay the restart
-        if self._failure is None:
-            self._tracking.noted(taken)
-            if self._restart is None:
-                self._changes.finish(taken, acted=True)
+            self._serve = self._guarded(functools.partial(outcome.answer, self._app))
 
-    def _here(
-        self, action: servers.Action, environ: WSGIEnvironment | None, first: bool
-    ) -> servers.Action | None:
-        """The action to take at this place, or None: the hook (no `environ`) acts for
-        itself, requests for everything else.
+    def _reload(self, taken: Taken) -> None:
+        """Run the script again here and serve its app, or keep the old one."""
+        place = self._tracking.place
+        frameworks.reset(sys.modules)  # what framework modules cached of the project
+        outcome = reloading.reload(self._script, self._tracking.project, place, live=self)
+        if isinstance(outcome, reloading.Failed):
+            self._fail(outcome.failure, taken)
+            return
+        frameworks.reset(sys.modules)  # and what the old app read meanwhile
+        old, self._app = self._app, bodies.counted(outcome.app)
+        self._serve = self._guarded(self._app)
+        self._tracking.rebaseline(outcome.started, taken.states, kept=outcome.kept)
+        self._tracking.acted(taken, restarting=False)
+        logs.info("reloaded in %.0f ms", (time.time_ns() - outcome.started) / 1e6)
+        if outcome.app is not bodies.inner(old):
+            bodies.retire(old)  # not when the script handed back the same app object
 
-        mod_wsgi hands the request a restart was for to the new process: restarting for
-        it again and again ends in mod_wsgi's 503 after five. So a young daemon's first
-        hook call leaves the decision to that request, which knows when it started.
-        """
-        if environ is None:
-            if action != "hook":
-                return None
-            if first and self._tracking.young:
-                self._handed_over = True
-                return None
-            return action
-        if action != "hook":
-            return action
-        if not self._handed_over:
-            return None
-        self._handed_over = False
-        # Older than this process's code: answered by it. Newer: restart after answering.
-        return None if self._before_this_process(environ) else "signal"
-
-    def _settled(self) -> bool:
-        """Whether changes have stopped coming (settle); the log says when a storm holds."""
-        holding = self._changes.holding
-        if self._changes.settle(self._settings.settle, self._tracking.storms.ignored):
-            return True
-        if not holding:
-            logs.info("changes keep coming: the current code serves until they stop "
-                      "(%g s at most)", bursts.HOLD)
-        return False
-
-    def _before_this_process(self, environ: WSGIEnvironment) -> bool:
-        """Whether the request started before this process did (mod_wsgi's clock)."""
-        started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
-        return started is not None and started < self._tracking.started
+    def _action_here(self, environ: WSGIEnvironment | None, first: bool
+                     ) -> servers.Action | None:
+        """The action to take at this place (servers.acting_here), or None."""
+        older = False
+        if environ is not None:  # did the request start before this process (mod_wsgi)?
+            started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
+            older = started is not None and started < self._tracking.started
+        action, self._handed_over = servers.acting_here(
+            self._action(), hook=environ is None, first=first, young=self._tracking.young,
+            handed_over=self._handed_over, older=older)
+        return action
 
     def _action(self) -> servers.Action:
-        return servers.choose(
-            self._server,
-            mode=self._settings.mode,
-            hook_active=self._hook_called,
-            forked=self._tracking.forked,
-            windows=strategies.WINDOWS,
-        )
-
-    def _preflight(self, taken: Taken, action: servers.Action) -> preflight.Failure | None:
-        kind = servers.preflight_for(action, self._settings.preflight)
-        if kind == "off":
-            return None
-        script = {self._script.path} if self._script else set()
-        failure = preflight.compile_files(taken.paths | script)
-        if failure is None and kind == "import" and self._script is not None:
-            name = self._script.name if self._script.importable else ""
-            failure = preflight.import_app(name, self._script.given)
-        return failure
+        return servers.choose(self._server, mode=self._settings.mode, windows=strategies.WINDOWS,
+                              hook_active=self._hook_called, forked=self._tracking.forked)
 
     def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
         """Keep the old code; the change stays pending until the next change retries it."""
@@ -284,38 +255,11 @@ class ReloadMiddleware:
                    failure.summary, logs.Lines(failure.traceback.rstrip()))
         self._tracking.add(failure.files)
         self._failure = (failure, taken.events)
-        self._changes.finish(taken, acted=False, keep_flag=self._settings.debug)
-
-    def reload(self) -> bool:
-        """Re-execute the script in this process and serve its application (strategy hook)."""
-        if self._script is None:
-            self._fail(preflight.Failure("?", None, "no script module to re-execute", ""),
-                       self._acting)
-            return False
-        started = time.time_ns()
-        previous, old = self._inner, self._counted
-        try:
-            module, busy = reloading.reexecute(self._script, self._tracking.project)
-            self._inner = self._adopt(module)
-        except Exception as exc:
-            self._fail(preflight.from_exception(exc, self._script.path), self._acting)
-            return False
-        self._counted = reloading.counted(self._inner)
-        self._front()
-        self._tracking.rebaseline(started, self._acting.states, kept=busy)
-        logs.info("reloaded in %.0f ms", (time.time_ns() - started) / 1e6)
-        if self._inner is not previous:
-            reloading.retire(old)  # not when the script handed back the same app object
-        return True
-
-    def _front(self) -> None:
-        """What __call__ serves: the app, behind the control endpoint when that is on;
-        and once a restart is decided, its answer behind the same endpoint (the token
-        must never reach the app, and a status request is no request to retry)."""
-        self._app = self._guarded(self._counted)
-        self._leaving = self._guarded(self._answer_restart)
+        self._tracking.finish(taken, keep_flag=self._settings.debug)
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
+        """`app` behind the control endpoint when that is on: the token must never reach
+        the app, and a status request is no request to retry."""
         app = live.front(app, self._beacon, self._settings.live and self._settings.enabled)
         if not (self._settings.control and self._settings.secret):
             return app
@@ -324,12 +268,6 @@ class ReloadMiddleware:
             status=self._status, force=self._tracking.force,
         )
 
-    def _answer_restart(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        assert self._restart is not None  # only served once a restart is decided
-        return self._restart.answer(self, environ, start_response)
-
     def _status(self) -> dict[str, Any]:
         """The control endpoint's GET: what this process watches and did (no secrets)."""
         files, directories = self._tracking.counts()
@@ -337,38 +275,20 @@ class ReloadMiddleware:
             "pid": os.getpid(), "mode": self._settings.mode, "server": self._server,
             "action": self._action(), "backend": self._tracking.backends,
             "files": files, "directories": directories, "pending": sorted(self.pending),
-            "last_action": self._last_action,
+            "last_action": self._last_action, "ignored": self._tracking.ignored,
             "last_error": self._failure[0].summary if self._failure else None,
+            "templates": self._tracking.template_dirs,
         }
-
-    def _adopt(self, module: Any) -> WSGIApplication:
-        """The new module's application, unwrapped; the module is pointed back at us."""
-        app = getattr(module, "application", None)
-        if app is None:
-            raise LookupError("the script defines no 'application'")
-        if isinstance(app, ReloadMiddleware):
-            if getattr(module, "reload_required", None) == app.reload_required:
-                module.reload_required = self.reload_required
-            module.application = self
-            app = app.app
-        return app
-
-    def _offer_hook(self) -> None:
-        """Give a mod_wsgi script module our hook unless it defines its own."""
-        if self._script is None or not self._script.name.startswith("_mod_wsgi_"):
-            return
-        module = reloading.module_globals(self._script.name)
-        if module is not None:
-            module.setdefault("reload_required", self.reload_required)
 
 
 def track(*paths: str) -> None:
-    """Track more files or directories in every middleware of this process.
+    """Track more files or directories in every middleware of this interpreter.
 
     The old recipe's `monitor.track(path)`, line for line::
 
         reload_middleware.track("/srv/myproject/settings.ini")
     """
-    if Tracking.track_everywhere(paths):  # a script executed again adds nothing twice
-        for middleware in list(_LIVE):
+    place = interpreter.current()
+    if place.track([os.path.abspath(p) for p in paths]):  # a script run again adds nothing
+        for middleware in list(place.middlewares):
             middleware._tracking.watch_more()

@@ -16,9 +16,13 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import logs, paths
 from .modules import library_roots
+
+if TYPE_CHECKING:
+    from .reloading import Script
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,13 @@ name, path = sys.argv[1], sys.argv[2]
 try:
     if name:
         importlib.import_module(name)
+    elif path.endswith(".ini"):  # a PasteDeploy file is the script: load its main app
+        from paste.deploy import loadapp
+        loadapp("config:" + path)
     else:
         runpy.run_path(path, run_name="__reload_middleware_preflight__")
+    for more in sys.argv[3:]:  # changed modules the app imports later (Django's views)
+        importlib.import_module(more)
 except BaseException as exc:
     from dataclasses import asdict
     from reload_middleware.preflight import from_exception
@@ -123,13 +132,15 @@ def import_app(
     path: str,
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
     timeout: float = 60.0,
+    also: Iterable[str] = (),
 ) -> Failure | None:
-    """Import the application in a separate process with this interpreter and sys.path."""
+    """Import the application in a separate process with this interpreter and sys.path,
+    then the modules named in `also` (changed ones the app may import only on a request)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     try:
         done = run(
-            [python_executable(), "-c", _CHILD, module, path],
+            [python_executable(), "-c", _CHILD, module, path, *also],
             env=env, capture_output=True, text=True, timeout=timeout, check=False,
             cwd=os.getcwd(),
         )
@@ -145,3 +156,17 @@ def import_app(
         )
     except (ValueError, LookupError, TypeError):
         return Failure(path, None, "preflight import failed", done.stderr[-4000:])
+
+
+def check(kind: str, changed: Iterable[str], script: Script | None,
+          modules: Iterable[str] = ()) -> Failure | None:
+    """What `kind` of preflight ("compile", "import" or "off", see
+    `servers.preflight_for`) finds wrong with the changed files and the script; an
+    import also imports the changed `modules` after the app (Django's views load later)."""
+    if kind == "off":
+        return None
+    failure = compile_files({*changed, *([script.path] if script else [])})
+    if failure is None and kind == "import" and script is not None:
+        failure = import_app(script.name if script.importable else "", script.given,
+                             also=modules)
+    return failure

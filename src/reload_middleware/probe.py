@@ -18,7 +18,7 @@ import sysconfig
 from collections.abc import Callable
 from types import ModuleType
 
-from . import config, paths, watcher
+from . import config, interpreter, observers, paths
 from .doctor import (
     ENABLED,
     Chain,
@@ -28,24 +28,27 @@ from .doctor import (
     inotify_usage,
     left_out,
     plan,
+    status_uid,
     tracked_files,
+    watched_venvs,
 )
 from .modules import library_roots
-from .tracking import Tracking
 
 SKIPPED = (".git", "node_modules", "__pycache__")  # never searched for a virtualenv
 
 
 def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     """The facts of this machine, and of `script` executed by `load` with reloading off."""
-    facts = Facts(backend=watcher.native_backend(), uid=os.getuid())
+    facts = Facts(backend=observers.native_backend(), uid=os.getuid())
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         facts.watchdog = importlib.metadata.version("watchdog")
     limits = [_read(f"/proc/sys/fs/inotify/max_user_{n}").strip() for n in ("watches", "instances")]
     facts.max_watches, facts.max_instances = (int(n) if n.isdigit() else None for n in limits)
-    fdinfos, facts.processes = _inotify_fdinfos(facts.uid)
-    facts.instances_in_use, facts.watches_in_use = inotify_usage(fdinfos)
     uid, gids, facts.server_user = _server_user()
+    # The limits are per user: as root, count what the server's user holds.
+    facts.uid = facts.uid if uid is None else uid
+    fdinfos, facts.processes, facts.unreadable = _inotify_fdinfos(facts.uid)
+    facts.instances_in_use, facts.watches_in_use = inotify_usage(fdinfos)
     facts.settings = config.overlay(config.Settings(), os.environ, config.os_key,
                                     facts.refused.append)
     if script is None:
@@ -72,23 +75,34 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     if module is not None and app is None:
         facts.error = "it defines no 'application'"
     # What the script gave the middleware (keywords, with the OS variables over them).
-    if isinstance(settings := getattr(app, "_settings", None), config.Settings):
+    if isinstance(settings := getattr(app, "settings", None), config.Settings):
         facts.settings = settings
     library = list(library_roots())
-    files = tracked_files(loaded, path, facts.settings, library)
-    extra = () if facts.settings.trigger else (*facts.settings.watch, *Tracking.extra)
+    fresh = {n: m for n, m in loaded.items() if n not in before}  # not ours, nor the CLI's
+    files = tracked_files(fresh, path, facts.settings, library)
+    tracked = interpreter.current().tracked
+    extra = () if facts.settings.trigger else (*facts.settings.watch, *tracked)
+    watch = paths.resolve(extra, os.path.dirname(path))
     mounts = paths.parse_mounts(_read("/proc/self/mounts"))
-    for root, recursive in plan(files, paths.resolve(extra, os.path.dirname(path))).items():
+    for root, recursive in plan(files, watch).items():
         remote = paths.remote(paths.filesystem_of(root, mounts))
         polled = remote or facts.settings.observer == "polling"
         watches = 0 if polled else _directories(root) if recursive else 1
         facts.roots.append(Root(root, recursive, "polling" if polled else "native", watches,
                                 blocked(_chain(root), uid, gids)))
-    facts.tracked = sorted(files)
-    fresh = {n: m for n, m in loaded.items() if n not in before}  # not ours, nor the CLI's
+    facts.tracked = sorted(_known(files, watch, facts.settings))
     facts.left_out = left_out(fresh, _site_roots(), library)
-    facts.venvs = _venvs(os.path.dirname(path))
+    tops = [root.path for root in facts.roots if root.recursive]
+    facts.venvs = watched_venvs(sorted({v for top in tops for v in _venvs(top)}), facts.roots)
     return facts
+
+
+def _known(files: dict[str, str], watch: tuple[str, ...], settings: config.Settings) -> set[str]:
+    """Every file a process would count at start: the tracked files, the watch paths that
+    are files, and the files below the watch directories (as the server's start line)."""
+    dirs = [p for p in watch if os.path.isdir(p)]
+    below = paths.files_below(dirs, paths.DEFAULT_EXCLUDES + settings.exclude)
+    return {*files, *(p for p in watch if os.path.isfile(p)), *below}
 
 
 def _read(path: str) -> str:
@@ -99,19 +113,27 @@ def _read(path: str) -> str:
         return ""  # not Linux, or not ours to read
 
 
-def _inotify_fdinfos(uid: int) -> tuple[list[str], int]:
-    """fdinfo texts of the inotify descriptors of `uid`'s readable processes, and their count."""
-    texts, processes = [], 0
+def _inotify_fdinfos(uid: int) -> tuple[list[str], int, int]:
+    """fdinfo texts of the inotify descriptors of `uid`'s processes, how many processes
+    were read, and how many could not be (a process that changed its user, as a mod_wsgi
+    daemon does, is not dumpable: only root reads its /proc/PID/fd)."""
+    texts, processes, unreadable = [], 0, 0
     for pid in (p for p in (os.listdir("/proc") if os.path.isdir("/proc") else ()) if p.isdigit()):
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{pid}").st_uid == uid:
-                fds = os.listdir(f"/proc/{pid}/fd")
-                processes += 1
-                for fd in fds:
-                    with contextlib.suppress(OSError):
-                        if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
-                            texts.append(_read(f"/proc/{pid}/fdinfo/{fd}"))
-    return texts, processes
+        if status_uid(_read(f"/proc/{pid}/status")) != uid:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except PermissionError:
+            unreadable += 1
+            continue
+        except OSError:
+            continue  # gone meanwhile
+        processes += 1
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:inotify":
+                    texts.append(_read(f"/proc/{pid}/fdinfo/{fd}"))
+    return texts, processes, unreadable
 
 
 def _server_user() -> tuple[int | None, list[int], str]:

@@ -1,7 +1,9 @@
 """In-process reload: drop the project's modules, re-execute the script, take its app.
 
->>> script = find_script()  # doctest: +SKIP
->>> new_module, kept = reexecute(script, ProjectModules(library_roots()))  # doctest: +SKIP
+`reload()` returns what happened, `Reloaded` or `Failed`; the middleware swaps the app
+or keeps the old one::
+
+    outcome = reload(script, tracking.project, interpreter.current(), live=middleware)
 """
 
 from __future__ import annotations
@@ -12,23 +14,19 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-import threading
+import time
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .bodies import ClosingBody
+from .preflight import Failure, from_exception
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIApplication
 
-
-# Scripts being re-executed by us right now: a middleware built while its script is in
-# here is the stand-in of the live one and must not register anything.
-_REEXECUTING: set[str] = set()
-_LOCK = threading.Lock()
+    from .interpreter import Interpreter
 
 
 @dataclass(frozen=True)
@@ -69,27 +67,68 @@ def find_script(depth: int = 2) -> Script | None:
     return None
 
 
-def module_globals(name: str) -> dict[str, object] | None:
-    """The namespace of a module being executed or loaded (mod_wsgi adds it before)."""
-    module = sys.modules.get(name)
-    return vars(module) if module is not None else None
-
-
-def reexecuting(path: str) -> bool:
-    """True while `path` is being re-executed by `reexecute()`."""
-    with _LOCK:
-        return path in _REEXECUTING
+def offer_hook(script: Script | None, hook: Callable[[str], bool]) -> None:
+    """Give a mod_wsgi script module `hook` as its `reload_required`, unless it defines
+    its own (the module is in sys.modules while it executes)."""
+    if script is None or not script.name.startswith("_mod_wsgi_"):
+        return
+    module = sys.modules.get(script.name)
+    if module is not None:
+        vars(module).setdefault("reload_required", hook)
 
 
 @contextmanager
-def _marked(path: str) -> Iterator[None]:
-    with _LOCK:
-        _REEXECUTING.add(path)
+def _marked(place: Interpreter, path: str) -> Iterator[None]:
+    """While the script runs again, a middleware it builds is a stand-in (middleware.py)."""
+    place.mark(path, True)
     try:
         yield
     finally:
-        with _LOCK:
-            _REEXECUTING.discard(path)
+        place.mark(path, False)
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """The script ran again: its application, when the run began, and the modules kept
+    because another thread was importing them (they count as changed)."""
+
+    app: WSGIApplication
+    started: int
+    kept: set[str]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The script could not run again: the old application goes on serving."""
+
+    failure: Failure
+
+
+def reload(script: Script | None, project: Project, place: Interpreter, live: object
+           ) -> Reloaded | Failed:
+    """Execute `script` again and take its application, unwrapped from the middleware it
+    builds; the new module's `application` (and hook) then point back at `live`."""
+    if script is None:
+        return Failed(Failure("?", None, "no script module to re-execute", ""))
+    started = time.time_ns()
+    try:
+        module, kept = reexecute(script, project, place)
+        return Reloaded(_adopt(module, live), started, kept)
+    except Exception as exc:
+        return Failed(from_exception(exc, script.path))
+
+
+def _adopt(module: types.ModuleType, live: Any) -> WSGIApplication:
+    app = getattr(module, "application", None)
+    if app is None:
+        raise LookupError("the script defines no 'application'")
+    if isinstance(app, type(live)):  # the stand-in the script built
+        namespace = vars(module)
+        if namespace.get("reload_required") == app.reload_required:
+            namespace["reload_required"] = live.reload_required
+        namespace["application"] = live
+        app = app.app
+    return app  # type: ignore[no-any-return]
 
 
 Project = Callable[[Mapping[str, "types.ModuleType | None"]], Mapping[str, str]]
@@ -136,7 +175,8 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
                 os.remove(importlib.util.cache_from_source(path))
 
 
-def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[str]]:
+def reexecute(script: Script, project: Project, place: Interpreter
+              ) -> tuple[types.ModuleType, set[str]]:
     """Drop every project module and load the script afresh: (its new module, the names
     of the modules left in place because another thread was importing them).
 
@@ -153,7 +193,7 @@ def reexecute(script: Script, project: Project) -> tuple[types.ModuleType, set[s
     unlinked = _unlink(drop, saved)
     importlib.invalidate_caches()
     try:
-        with _marked(script.given):
+        with _marked(place, script.given):
             return _execute(script, old_script), busy
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
@@ -219,52 +259,3 @@ def _keep_server_marks(old: types.ModuleType | None, new: types.ModuleType, scri
     """
     if old is not None and "__mtime__" in vars(old):
         new.__mtime__ = os.stat(script.given).st_mtime_ns // 1000  # type: ignore[attr-defined]
-
-
-class Closing:
-    """An app with a `close()`, counted while it serves, so it is closed only when idle.
-
-    Apps without `close()` are never wrapped: the request path stays one call.
-    """
-
-    def __init__(self, app: WSGIApplication) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._busy = 0
-        self._retired = False
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        with self._lock:
-            self._busy += 1
-        try:
-            body = self.app(environ, start_response)
-        except BaseException:
-            self._done()
-            raise
-        return ClosingBody(body, self._done)
-
-    def retire(self) -> None:
-        """No new requests will come: close the app now if idle, else after the last one."""
-        with self._lock:
-            self._retired = True
-            idle = self._busy == 0
-        if idle:
-            self.app.close()  # type: ignore[attr-defined]
-
-    def _done(self) -> None:
-        with self._lock:
-            self._busy -= 1
-            last = self._retired and self._busy == 0
-        if last:
-            self.app.close()  # type: ignore[attr-defined]
-
-
-def counted(app: WSGIApplication) -> WSGIApplication:
-    """`app` itself, or a `Closing` around it when it has a close() to call later."""
-    return Closing(app) if callable(getattr(app, "close", None)) else app
-
-
-def retire(app: WSGIApplication) -> None:
-    """The app was replaced: close it once no request uses it (if it can be closed)."""
-    if isinstance(app, Closing):
-        app.retire()

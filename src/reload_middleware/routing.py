@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import paths
 from .changes import Changes
+from .strays import Strays
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Registration:
     roots: dict[str, bool] = field(default_factory=dict)
     polling: bool = False
     ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
+    strays: Strays | None = None  # Python files saved that no module was loaded from
 
     def route(self, path: str, is_directory: bool) -> None:
         """Record `path` (or, for a directory, the known files below it) if it is ours."""
@@ -42,6 +44,8 @@ class Registration:
             for d in self.dirs
         ):
             self.changes.record(path)
+        elif self.strays and not is_directory and self.strays.note(path, self.roots, self.exclude):
+            self.changes.poke()  # not a change: the next request compiles it (strays.py)
         if is_directory:
             for known in self.changes.known:
                 if paths.under(known, [path]) and known != path:

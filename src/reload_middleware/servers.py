@@ -3,7 +3,7 @@
 >>> detect({"mod_wsgi.process_group": "site"})
 'mod_wsgi-daemon'
 >>> choose("mod_wsgi-daemon", mode="auto", hook_active=True, forked=False, windows=False)
-'hook'
+'restart-by-hook'
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from types import ModuleType
 from typing import Any, Literal
 
 Server = Literal["mod_wsgi-daemon", "mod_wsgi-embedded", "gunicorn", "uwsgi", "other"]
-Action = Literal["hook", "signal", "reload", "gunicorn", "uwsgi", "apache-windows"]
+# What to do, as verbs: reload in this process, or restart it by one of four means.
+Action = Literal[
+    "reload", "restart-by-hook", "restart-by-sigint", "restart-by-sigterm",
+    "restart-uwsgi", "restart-apache",
+]
 
 
 def detect(environ: Mapping[str, Any]) -> Server:
@@ -51,14 +55,14 @@ def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, window
     if mode == "reload":
         return "reload"
     if server == "mod_wsgi-daemon":
-        return "hook" if hook_active else "signal"
+        return "restart-by-hook" if hook_active else "restart-by-sigint"
     if server == "mod_wsgi-embedded":
         # A signal to an Apache child does nothing or worse; Windows can restart Apache.
-        return "apache-windows" if windows and mode == "restart" else "reload"
+        return "restart-apache" if windows and mode == "restart" else "reload"
     if server == "gunicorn":
-        return "reload" if forked and mode == "auto" else "gunicorn"
+        return "reload" if forked and mode == "auto" else "restart-by-sigterm"
     if server == "uwsgi":
-        return "uwsgi"
+        return "restart-uwsgi"
     return "reload"
 
 
@@ -70,7 +74,7 @@ def preflight_for(action: Action, option: str) -> str:
     mod_wsgi daemon serves 500s even after the fix, as the half-imported modules stay in
     its sys.modules. An in-process reload keeps the old app when the import fails.
 
-    >>> preflight_for("hook", "auto"), preflight_for("reload", "auto")
+    >>> preflight_for("restart-by-hook", "auto"), preflight_for("reload", "auto")
     ('import', 'compile')
     """
     if option != "auto":
@@ -83,3 +87,36 @@ def wants_retry(retry: str, method: str) -> bool:
     if retry == "always":
         return True
     return retry == "auto" and method in ("GET", "HEAD")
+
+
+def acting_here(action: Action, *, hook: bool, first: bool, young: bool,
+                handed_over: bool, older: bool) -> tuple[Action | None, bool]:
+    """Where to act: (the action to take here or None, whether the decision is handed
+    over to the next request). `hook`: asked from mod_wsgi's hook, else from a request;
+    `first`: the hook's first call in this process; `young`: the process is less than
+    2 s old; `older`: the request started before this process did.
+
+    The hook acts for itself, requests for everything else. mod_wsgi hands the request
+    a restart was for to the new process: restarting for it again and again ends in
+    mod_wsgi's 503 after five. So a young daemon's first hook call leaves the decision
+    to that request, which knows when it started: older than this process's code, it
+    is answered by it; newer, the process restarts after answering.
+
+    >>> acting_here("restart-by-hook", hook=True, first=True, young=True,
+    ...             handed_over=False, older=False)
+    (None, True)
+    >>> acting_here("restart-by-hook", hook=False, first=False, young=True,
+    ...             handed_over=True, older=False)
+    ('restart-by-sigint', False)
+    """
+    if hook:
+        if action != "restart-by-hook":
+            return None, handed_over
+        if first and young:
+            return None, True
+        return action, handed_over
+    if action != "restart-by-hook":
+        return action, handed_over
+    if not handed_over:
+        return None, False
+    return (None if older else "restart-by-sigint"), False

@@ -1,12 +1,15 @@
 """What to do about a change: one class per action, one table, one method each.
 
 A strategy's `act()` runs on the request that found the change, under the action lock,
-after settle and preflight: it returns a `Restart` when this process is on its way out
-(every later request of the process gets `Restart.answer()`), or None when the
-request can go on to the (possibly new) application.
+after settle and preflight. It returns what is to happen and calls nothing back: a
+`Restart` when this process is on its way out (every later request of the process gets
+`Restart.answer()`), or `IN_PROCESS` when the middleware is to reload the app here
+(reloading.py).
 
->>> STRATEGIES["signal"]                                        # doctest: +ELLIPSIS
-<class '...Signal'>
+>>> STRATEGIES["restart-by-sigint"]                             # doctest: +ELLIPSIS
+<class '...Interrupt'>
+>>> Reload().act(retry="auto") is IN_PROCESS
+True
 """
 
 from __future__ import annotations
@@ -19,25 +22,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from . import pages, servers
-from .bodies import ClosingBody
+from . import bodies, pages, servers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-
-class Actor(Protocol):
-    """What strategies may use of the middleware."""
-
-    @property
-    def app(self) -> WSGIApplication: ...
-
-    @property
-    def retry(self) -> str: ...
-
-    def reload(self) -> bool: ...
+InProcess = Literal["in-process"]
+IN_PROCESS: Final[InProcess] = "in-process"
 
 
 class Restart:
@@ -50,13 +43,14 @@ class Restart:
         self._fired = False
 
     def answer(
-        self, actor: Actor, environ: WSGIEnvironment, start_response: StartResponse
+        self, app: WSGIApplication, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
+        """The retry page or `app`'s answer; the restart fires once it is delivered."""
         if servers.wants_retry(self._retry, environ.get("REQUEST_METHOD", "GET")):
             body = pages.retry(environ, start_response)
         else:
-            body = actor.app(environ, start_response)
-        return ClosingBody(body, self.fire)
+            body = app(environ, start_response)
+        return bodies.then(body, environ, self.fire)
 
     def fire(self) -> None:
         """Run the restart, once, after the first response is delivered."""
@@ -67,26 +61,28 @@ class Restart:
         self._fire()
 
 
+Outcome = Restart | InProcess
+
+
 class Strategy(Protocol):
-    def act(self, actor: Actor) -> Restart | None: ...
+    def act(self, retry: str) -> Outcome: ...
 
 
 class Reload:
     """In-process: the middleware re-executes the script and swaps the app."""
 
-    def act(self, actor: Actor) -> Restart | None:
-        actor.reload()
-        return None
+    def act(self, retry: str) -> Outcome:
+        return IN_PROCESS
 
 
 class Hook:
     """mod_wsgi daemon mode, from its hook: returning True makes mod_wsgi restart us."""
 
-    def act(self, actor: Actor) -> Restart | None:
+    def act(self, retry: str) -> Outcome:
         return Restart(lambda: None, "never")
 
 
-class Signal:
+class Interrupt:
     """Signal our own process after the response: SIGINT restarts a mod_wsgi daemon."""
 
     signum = signal.SIGINT
@@ -94,12 +90,12 @@ class Signal:
     def __init__(self, kill: Callable[[int, int], None] = os.kill) -> None:
         self._kill = kill
 
-    def act(self, actor: Actor) -> Restart | None:
+    def act(self, retry: str) -> Outcome:
         pid = os.getpid()
-        return Restart(lambda: self._kill(pid, self.signum), actor.retry)
+        return Restart(lambda: self._kill(pid, self.signum), retry)
 
 
-class Gunicorn(Signal):
+class Terminate(Interrupt):
     """SIGTERM: a gunicorn worker's graceful exit; the arbiter starts a fresh one."""
 
     signum = signal.SIGTERM
@@ -117,22 +113,21 @@ class Uwsgi:
     (`grace_them_all` in uWSGI's core/uwsgi.c), so several workers asking is one
     reload. Without a master nothing would start a new worker: it reloads in-process.
 
-        Uwsgi().act(middleware)                  # under uWSGI
-        Uwsgi(server=fake_uwsgi, kill=fake_kill).act(middleware)      # in a test
+        Uwsgi().act(retry="auto")                # under uWSGI
+        Uwsgi(server=fake_uwsgi, kill=fake_kill).act(retry="auto")    # in a test
     """
 
     def __init__(self, server: Any = None, kill: Callable[[int, int], None] = os.kill) -> None:
         self._server = server
         self._kill = kill
 
-    def act(self, actor: Actor) -> Restart | None:
+    def act(self, retry: str) -> Outcome:
         server = self._server if self._server is not None else importlib.import_module("uwsgi")
         if not server.masterpid():
-            actor.reload()
-            return None
+            return IN_PROCESS
         stop = functools.partial(self._kill, os.getpid(), signal.SIGHUP)
         if restarts_alone(getattr(server, "opt", {})):
-            return Restart(stop, actor.retry)
+            return Restart(stop, retry)
 
         def reload_instance() -> None:
             # The master first: by the time it reaps this worker it is reloading, and
@@ -140,7 +135,7 @@ class Uwsgi:
             server.reload()
             stop()
 
-        return Restart(reload_instance, actor.retry)
+        return Restart(reload_instance, retry)
 
 
 # Application code that runs outside the workers' own loading: modules the master
@@ -184,18 +179,18 @@ class ApacheWindows:
     def __init__(self, load: Callable[[str], Any] | None = None) -> None:
         self._load = load or (lambda name: ctypes.CDLL(name))
 
-    def act(self, actor: Actor) -> Restart | None:
+    def act(self, retry: str) -> Outcome:
         httpd = self._load("libhttpd.dll")
         return Restart(lambda: httpd.ap_signal_parent(self.RESTART), "never")
 
 
 STRATEGIES: dict[servers.Action, Callable[[], Strategy]] = {
     "reload": Reload,
-    "hook": Hook,
-    "signal": Signal,
-    "gunicorn": Gunicorn,
-    "uwsgi": Uwsgi,
-    "apache-windows": ApacheWindows,
+    "restart-by-hook": Hook,
+    "restart-by-sigint": Interrupt,
+    "restart-by-sigterm": Terminate,
+    "restart-uwsgi": Uwsgi,
+    "restart-apache": ApacheWindows,
 }
 
 WINDOWS = sys.platform == "win32"

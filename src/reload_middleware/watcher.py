@@ -1,6 +1,6 @@
-"""How do events arrive? The only module that imports watchdog.
+"""How do events arrive? Observers scheduled on the tracked roots, one set per interpreter.
 
-One `Watcher` per process (`process_watcher()`), shared by every middleware. Each
+One `Watcher` per interpreter (interpreter.py), shared by every middleware. Each
 middleware registers what it tracks under a key (its script), so a re-executed script
 replaces its old registration instead of adding to it. The observer threads only call
 `Changes.record()`; everything else happens on requests.
@@ -17,51 +17,21 @@ replaces its old registration instead of adding to it. The observer threads only
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, EventEmitter, ObservedWatch
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from . import logs, paths
+from . import logs, observers, paths
 from .routing import Registration as Registration
-
-# The events that can mean new code. Not opened/closed-without-write (every import
-# reads files, so each process would restart the others) and not directory-modified
-# (a directory's mtime changes whenever anything is created in it, temp files too).
-COUNTED: tuple[type[FileSystemEvent], ...] = (
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileAttribEvent,  # touch: how people force a restart
-    FileMovedEvent,  # atomic saves: the destination is the real file
-    FileDeletedEvent,
-    FileClosedEvent,  # close after write: the file is complete
-    DirCreatedEvent,  # git checkout recreating a directory
-    DirDeletedEvent,
-    DirMovedEvent,
-)
-
-LIMIT_ADVICE = {
-    errno.ENOSPC: "the inotify watch limit (raise it: sysctl fs.inotify.max_user_watches=524288)",
-    errno.EMFILE: "the inotify instance limit (raise it: sysctl fs.inotify.max_user_instances=512)",
-}
 
 Factory = Callable[[], BaseObserver]
 
@@ -79,7 +49,7 @@ class _Handler(FileSystemEventHandler):
         self._route = route
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        if type(event) not in COUNTED:
+        if type(event) not in observers.COUNTED:
             return
         for path in (event.src_path, event.dest_path):
             if path:
@@ -96,7 +66,7 @@ class Watcher:
             timeout=interval
         ),
         interval: float = 1.0,
-        mounts: Callable[[], str] = lambda: _read("/proc/self/mounts"),
+        mounts: Callable[[], str] = lambda: observers.read("/proc/self/mounts"),
     ) -> None:
         self._mounts = mounts
         self._native_factory = native
@@ -157,6 +127,10 @@ class Watcher:
             for registration in self._registrations.values():
                 registration.changes.poke()
 
+    def deliver(self, event: FileSystemEvent) -> None:
+        """Route `event` as an observer thread does: the seam tests feed events through."""
+        self._handler.dispatch(event)
+
     @property
     def backends(self) -> list[str]:
         """Names of the backends in use, e.g. ['native'] or ['native', 'polling']."""
@@ -174,7 +148,7 @@ class Watcher:
         with self._lost_lock:
             lost, self._lost = self._lost, set()
         with self._lock:
-            dead = [name for name, o in self._observers.items() if not _alive(o)]
+            dead = [name for name, o in self._observers.items() if not observers.alive(o)]
             if not (lost or dead) or not self.started:
                 return False
             if dead:
@@ -253,17 +227,17 @@ class Watcher:
         backend = requested
         try:
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=list(COUNTED)
+                self._handler, directory, recursive=recursive, event_filter=list(observers.COUNTED)
             )
         except OSError as exc:
             if backend == "polling":
                 logs.error("cannot watch %s: %s", directory, exc)
                 return
-            limit = LIMIT_ADVICE.get(exc.errno or 0, f"an error ({exc})")
+            limit = observers.LIMIT_ADVICE.get(exc.errno or 0, f"an error ({exc})")
             logs.error("native events unavailable for %s: %s; polling it instead", directory, limit)
             backend = "polling"
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=list(COUNTED)
+                self._handler, directory, recursive=recursive, event_filter=list(observers.COUNTED)
             )
         self._scheduled[directory] = _Scheduled(recursive, requested, backend, watch)
 
@@ -275,77 +249,7 @@ class Watcher:
             else:
                 observer = self._polling_factory(self.interval)
             observer.daemon = True  # a non-daemon thread makes every mod_wsgi restart wait 5 s
-            run = observer.run
-
-            def run_and_report(observer: BaseObserver = observer) -> None:
-                try:
-                    run()
-                finally:
-                    if not observer.stopped_event.is_set():
-                        self._died()
-
-            observer.run = run_and_report  # type: ignore[method-assign]
-            _report_emitter_deaths(observer, self._died)
+            observers.report_deaths(observer, self._died)
             observer.start()
             self._observers[backend] = observer
         return observer
-
-
-def _alive(observer: BaseObserver) -> bool:
-    """The observer thread and every emitter thread it started are running.
-
-    A polling observer's thread only dispatches: the emitter thread that takes the
-    snapshots can die on its own (an error in a snapshot) and nothing else would show it.
-    """
-    return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
-
-
-def _report_emitter_deaths(observer: BaseObserver, died: Callable[[], None]) -> None:
-    """Make each emitter the observer creates call `died` if its thread ends unasked."""
-    base = getattr(observer, "_emitter_class", None)  # absent in test doubles
-    if not isinstance(base, type) or not issubclass(base, EventEmitter):
-        return
-
-    class Reporting(base):  # type: ignore[valid-type,misc]
-        def run(self) -> None:
-            try:
-                super().run()
-            finally:
-                if not self.stopped_event.is_set():
-                    died()
-
-    observer._emitter_class = Reporting
-
-
-def native_backend() -> str:
-    """The observer class watchdog picks for native events here (InotifyObserver on Linux)."""
-    return str(getattr(Observer, "__name__", Observer))  # typed by watchdog as a protocol
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as source:
-            return os.fsdecode(source.read())  # mount points are bytes, in no set encoding
-    except OSError:
-        return ""  # no mount table (not Linux): native events everywhere
-
-
-_PROCESS_WATCHER: Watcher | None = None
-_PROCESS_LOCK = threading.Lock()
-
-
-def process_watcher() -> Watcher:
-    """The watcher of this process, made on first use."""
-    global _PROCESS_WATCHER
-    with _PROCESS_LOCK:
-        if _PROCESS_WATCHER is None:
-            _PROCESS_WATCHER = Watcher()
-        return _PROCESS_WATCHER
-
-
-def _after_fork_in_child() -> None:
-    if _PROCESS_WATCHER is not None:
-        _PROCESS_WATCHER.forget_threads()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -80,7 +80,7 @@ def test_import_error_never_takes_the_server_down(project: Path) -> None:
     assert "new code not loaded, old code still serving" in printed[0]
     assert "Worker failed to boot" not in printed[0]
     # Only the fix restarted the workers: one action line per worker, none for the error.
-    assert printed[0].count("changed: gunicorn") == 2
+    assert printed[0].count("changed: restart-by-sigterm") == 2
 
 
 def sent_at_least(count: list[int], wanted: int) -> bool:
@@ -139,4 +139,4 @@ def test_os_variables_configure_it(project: Path) -> None:
         (project / "data" / "settings.ini").write_text("a = 22\n")
         wait_for(lambda: not workers(port) & before, 20, "workers replaced after the edit")
     assert "option 'RELOAD_MIDDLEWARE_SETTLE' got 'soon'" in printed[0]
-    assert "settings.ini (1 file) changed: gunicorn" in printed[0]
+    assert "settings.ini (1 file) changed: restart-by-sigterm" in printed[0]

@@ -194,8 +194,8 @@ def test_a_change_is_served_by_a_new_daemon(
     assert all(browse(server.port)["version"] == "2" for _ in range(10))
     views = app.root / "webapp" / "views.py"
     log = server.log()
-    assert log.count("changed: signal (mod_wsgi-daemon)") == count, log
-    assert f"{views} (1 file) changed: signal (mod_wsgi-daemon)" in log
+    assert log.count("changed: restart-by-sigint (mod_wsgi-daemon)") == count, log
+    assert f"{views} (1 file) changed: restart-by-sigint (mod_wsgi-daemon)" in log
 
 
 def test_embedded_mode_reloads_in_process(
@@ -216,7 +216,7 @@ def test_embedded_mode_reloads_in_process(
     assert all(result["hops"] == 0 for result in served)
     assert all(browse(server.port)["version"] == "2" for _ in range(10))
     log = server.log()
-    assert "changed: reload (mod_wsgi-embedded)" in log and "changed: signal" not in log
+    assert "changed: reload (mod_wsgi-embedded)" in log and "changed: restart-by-sigint" not in log
 
 
 def test_a_broken_save_restarts_nothing(

@@ -66,7 +66,7 @@ def test_edit_is_served_after_one_reload(project: Path, mode: str) -> None:
         wait_for(lambda: version(port) == "2", 20, "the edit being served")
         assert all(version(port) == "2" for _ in range(20))
     log = printed[0]
-    assert 1 <= log.count("changed: uwsgi") <= 2  # each worker that got a request acts
+    assert 1 <= log.count("changed: restart-uwsgi") <= 2  # each worker that got a request acts
     if mode == "preforked":
         assert log.count(INSTANCE_RELOAD) == 1
     else:
@@ -85,7 +85,7 @@ def test_os_variables_configure_it(project: Path) -> None:
         assert all(version(port) == "1" for _ in range(10))  # edits alone do nothing
         (project / "reload.stamp").touch()
         wait_for(lambda: version(port) == "2", 20, "the touch reloading the instance")
-    assert 1 <= printed[0].count("changed: uwsgi") <= 2
+    assert 1 <= printed[0].count("changed: restart-uwsgi") <= 2
 
 
 def test_without_a_master_it_reloads_in_process(project: Path) -> None:
@@ -99,7 +99,7 @@ def test_without_a_master_it_reloads_in_process(project: Path) -> None:
         wait_for(lambda: version(port) == "2", 20, "the edit being served")
         status, body, hops = fetch(port)
         assert (status, json.loads(body)["pid"], hops) == (200, pid, 0)
-    assert "changed: uwsgi" in printed[0]
+    assert "changed: restart-uwsgi" in printed[0]
     assert "reloaded in" in printed[0]
 
 
@@ -194,7 +194,7 @@ def test_no_get_after_a_save_gets_old_code(project: Path, mode: str) -> None:
     old = stale(outcomes, saves)
     failed = [o for o in outcomes if o.error is not None]
     hops = Counter(o.hops for o in outcomes if o.version is not None)
-    actions = log.count("changed: uwsgi")
+    actions = log.count("changed: restart-uwsgi")
     print(f"\nuWSGI {mode}: {len(outcomes)} GETs, {len(old)} stale, {len(failed)} failed, "
           f"last save {'served' if served else 'NEVER served'}, "
           f"{sum(o.resets for o in outcomes)} resets retried, hops {dict(sorted(hops.items()))}; "

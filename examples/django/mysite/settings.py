@@ -1,0 +1,13 @@
+# A minimal project: no database, one app. DEBUG off, as on a server: Django's cached
+# template loader is on either way, so template directories are watched.
+DEBUG = False
+SECRET_KEY = "example-only-not-secret"
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "mysite.urls"
+INSTALLED_APPS = ["polls"]
+DATABASES: dict[str, dict[str, str]] = {}
+TEMPLATES = [
+    {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True},
+]
+USE_TZ = True
+GREETING = "hello"

@@ -1,0 +1,68 @@
+"""Template directories as the middleware watches them: a real Flask app, in process."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import DAY, MakeProject, Until, call, save
+from reload_middleware import ReloadMiddleware
+
+SECRET = "s3cret-token-0123456789"
+# Debug off: Flask keeps compiled templates, so the folder must be watched.
+FLASK = """\
+from flask import Flask, render_template
+from reload_middleware import ReloadMiddleware
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return render_template("page.html")
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Path:
+    path = tmp_path.resolve() / "templates" / "page.html"
+    path.parent.mkdir()
+    path.write_text("one")
+    old = time.time_ns() - DAY
+    os.utime(path, ns=(old, old))
+    return path
+
+
+def status(app: ReloadMiddleware) -> dict[str, object]:
+    response = call(app, path="/__reload__", extra={"HTTP_AUTHORIZATION": f"Bearer {SECRET}"})
+    report: dict[str, object] = json.loads(response.body)
+    return report
+
+
+def test_a_flask_template_edit_is_served_on_the_next_request(
+    project: MakeProject, page: Path, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No `watch=`: the app's template folder is found, named in the start line and the
+    status, and an edit is served on the next request (an in-process reload here)."""
+    app = project(FLASK, control="/__reload__", secret=SECRET).application
+    assert call(app).body == b"one"
+    assert status(app)["templates"] == [str(page.parent)]
+    assert f"templates {page.parent}" in caplog.text
+    save(page, "two")
+    until(lambda: call(app).body == b"two")
+
+
+def test_templates_off_watches_no_template_directory(
+    project: MakeProject, page: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = project(FLASK, control="/__reload__", secret=SECRET, templates="off").application
+    assert call(app).body == b"one"
+    assert status(app)["templates"] == []
+    assert "templates none (templates off)" in caplog.text
