@@ -44,7 +44,7 @@ dist: $(BIN)/.installed
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist . >/dev/null
 	$(BIN)/twine check --strict dist/*
-	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(0 if 'reload_middleware/py.typed' in names else 'py.typed missing from the wheel')"
+	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live.js') if 'reload_middleware/' + f not in names), 0))"
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m "not integration"
@@ -83,3 +83,4 @@ bench: $(BIN)/.installed apache-venv
 	$(BIN)/python benchmarks/import_overhead.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/framework_examples.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py

@@ -46,7 +46,7 @@ def copy_example() -> ApacheSite:
 
 
 def wait_version(server: Apache, version: str, what: str) -> None:
-    wait_for(lambda: server.get("/").text.split()[1] == version, 10, what)
+    wait_for(lambda: f"version {version} from" in server.get("/").text, 10, what)
 
 
 # examples/pyramid's view, answering "Hello N": N is the version the runs change.

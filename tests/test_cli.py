@@ -15,6 +15,7 @@ from reload_middleware import cli
 def _process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """`serve` sets up its process (a variable, sys.path, the script module): undo it."""
     monkeypatch.setenv("RELOAD_MIDDLEWARE_DEBUG", "on")
+    monkeypatch.setenv("RELOAD_MIDDLEWARE_LIVE", "on")
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     yield
@@ -52,3 +53,9 @@ def test_an_unknown_command_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         cli.main(["sreve", "app.wsgi"])
     assert exit_.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_serve_turns_live_reload_on_unless_told_not_to() -> None:
+    """`serve` reloads open pages by default; `--no-live` is the way out."""
+    assert cli.parser().parse_args(["serve", "app.wsgi"]).live is True
+    assert cli.parser().parse_args(["serve", "app.wsgi", "--no-live"]).live is False

@@ -20,7 +20,7 @@ SECRET = "s3cret-token-0123"  # 17 characters
 SHORT_SECRET = "fifteen-chars-x"  # 15 characters
 assert len(SECRET) >= config.MIN_SECRET > len(SHORT_SECRET)
 
-FLAGS = ("enabled", "debug")
+FLAGS = ("enabled", "debug", "live")
 CHOICES = {
     "mode": ("auto", "restart", "reload"),
     "modules": ("project", "all", "off"),
@@ -558,6 +558,7 @@ DIFFERENT_VALUES = {
     "settle": "9", "preflight": "off", "trigger": "/tmp/x", "retry": "always", "debug": "on",
     "observer": "polling", "interval": "5", "control": "/__reload__", "secret": SECRET,
     "templates": "off",
+    "live": "on",
 }  # fmt: skip
 
 

@@ -122,6 +122,9 @@ ADVICE = [
     ("import-error", limits(error="ImportError: no module named x"), ["/srv/app/app.wsgi did not"]),
     ("switched-off", limits(disabled_by="RELOAD_MIDDLEWARE_ENABLED=off"),
      ["reloading is switched off"]),
+    ("live-with-trigger", limits(settings=config.Settings(live=True, trigger="/srv/touch")),
+     ["live is on with a trigger set"]),
+    ("live-alone", limits(settings=config.Settings(live=True)), []),
     ("bad-variable", limits(refused=["reload_middleware: option 'RELOAD_MIDDLEWARE_SETTLE'"
                                      " got 'soon'; accepted: a number of seconds; ignored"]),
      ["reload_middleware: option 'RELOAD_MIDDLEWARE_SETTLE' got 'soon'"]),

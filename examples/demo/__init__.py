@@ -1,4 +1,4 @@
-"""The example application: edit VERSION in version.py and reload the page."""
+"""The example application: edit VERSION in version.py; the open page shows it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 
 
 def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    body = f"version {version.VERSION} from pid {os.getpid()}\n".encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    # A page with </body>: under `make demo` (live reload on) it updates itself on a save.
+    body = (
+        "<!doctype html><html><head><title>reload-middleware demo</title></head><body>"
+        f"<p>version {version.VERSION} from pid {os.getpid()}</p></body></html>\n"
+    ).encode()
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                              ("Content-Length", str(len(body)))])
     return [body]

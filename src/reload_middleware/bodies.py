@@ -36,6 +36,11 @@ class ClosingBody:
         self._body = body
         self._after = after
 
+    @property
+    def wrapped(self) -> Iterable[bytes]:
+        """The body as the app returned it (live reload looks at it)."""
+        return self._body
+
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
 

@@ -67,6 +67,12 @@ class Changes:
             return frozenset(self._pending)
 
     @property
+    def baselines(self) -> dict[str, Stat]:
+        """A copy of every baseline (live.py reads the code's version from it)."""
+        with self._cond:
+            return dict(self._baselines)
+
+    @property
     def known(self) -> frozenset[str]:
         """Every path with a baseline."""
         with self._cond:

@@ -1,6 +1,7 @@
 """`reload-middleware serve SCRIPT`: see it work with no server to set up.
 
-    $ reload-middleware serve examples/app.wsgi --port 8000
+    $ reload-middleware serve examples/app.wsgi --port 8000   # open pages reload themselves
+    $ reload-middleware serve examples/app.wsgi --no-live
     $ reload-middleware doctor examples/app.wsgi
 """
 
@@ -15,12 +16,16 @@ import os
 import socketserver
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import doctor, probe
 from .middleware import ReloadMiddleware
 from .reloading import Script
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -30,6 +35,16 @@ class _ThreadedServer(socketserver.ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+
+def threaded(app: WSGIApplication) -> WSGIApplication:
+    """`app` told the truth about this server: wsgiref says each request runs alone, but
+    `_ThreadedServer` gives each its own thread (live reload's events wait only there)."""
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ["wsgi.multithread"] = True
+        return app(environ, start_response)
+
+    return serve
 
 
 def execute(path: str) -> types.ModuleType:
@@ -70,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--watch", action="append", default=[], metavar="PATH",
                        help="another file or directory to watch (repeatable)")
+    serve.add_argument("--no-live", dest="live", action="store_false",
+                       help="do not reload open pages by themselves after a change")
     doctor = commands.add_parser(
         "doctor", help="tell why a change would or would not reload, without a server",
         description="Report the watchdog backend, inotify limits and use, what SCRIPT's "
@@ -89,12 +106,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(data, indent=2) if args.json else doctor.render(data))
         return 1 if data["warnings"] else 0
     os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")
+    if args.live:
+        os.environ.setdefault("RELOAD_MIDDLEWARE_LIVE", "on")
+    else:
+        os.environ["RELOAD_MIDDLEWARE_LIVE"] = "off"
     if args.watch:
         os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(
             [*filter(None, [os.environ.get("RELOAD_MIDDLEWARE_WATCH")]),
              *map(os.path.abspath, args.watch)])
     app = load(args.script)
-    with make_server(args.host, args.port, app, _ThreadedServer, _QuietHandler) as server:
+    with make_server(args.host, args.port, threaded(app), _ThreadedServer,
+                     _QuietHandler) as server:
         print(f"reload-middleware: serving {args.script} on http://{args.host}:{server.server_port}/",
               flush=True)
         app.arm()  # this process serves: say what it watches now, not at the first request

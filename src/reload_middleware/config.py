@@ -49,6 +49,8 @@ class Settings:
     secret: str | None = None
     # Also watch the template directories of frameworks that cache templates (templates.py).
     templates: str = "auto"
+    # Development only: HTML pages get a script that reloads them after a change.
+    live: bool = False
 
 
 def _flag(text: str) -> bool:
@@ -120,6 +122,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "control": _url_path,
     "secret": _text,
     "templates": _choice("auto", "off"),
+    "live": _flag,
 }
 LISTS = frozenset({"watch", "exclude"})
 

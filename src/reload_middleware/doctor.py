@@ -197,6 +197,11 @@ def advise(facts: Facts) -> list[Advice]:
              ] if facts.error else []
     found += [Advice(message, "set it to an accepted value, or unset it")
               for message in facts.refused]
+    if facts.settings.live and facts.settings.trigger:
+        found.append(Advice(
+            "live is on with a trigger set: live reload is for development, a trigger for "
+            "servers others use (its pages would load a script and keep a request open)",
+            "unset RELOAD_MIDDLEWARE_LIVE (or live=False) where the trigger is set"))
     if facts.disabled_by:
         found.append(Advice(f"reloading is switched off by {facts.disabled_by}",
                             f"unset {ENABLED} or set it to on"))

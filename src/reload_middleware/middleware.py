@@ -23,6 +23,7 @@ from . import (
     control,
     frameworks,
     interpreter,
+    live,
     logs,
     pages,
     preflight,
@@ -72,6 +73,7 @@ class ReloadMiddleware:
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
+        self._beacon = live.Beacon(self._latch, self._tracking.storms.ignored)  # live reload
         self._app = bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
@@ -144,9 +146,13 @@ class ReloadMiddleware:
         with self._lock:
             if not self._configured:
                 self._configure(environ)
-            self._act(environ)
+            if not (self._settings.live and live.reserved(environ)):  # live: never acts
+                self._act(environ)
         if self._failure is not None and self._settings.debug and self._restart is None:
-            return pages.failure(self._failure[0], start_response)
+            failed = self._failure[0]  # live reload: the page reloads itself once fixed
+            page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
+                              self._settings.live)
+            return page(environ, start_response)
         return self._serve(environ, start_response)
 
     def _configure(self, environ: WSGIEnvironment) -> None:
@@ -207,6 +213,7 @@ class ReloadMiddleware:
         elif isinstance(outcome, strategies.Restart):
             self._tracking.acted(taken, restarting=True)
             self._restart = outcome
+            self._beacon.release()  # waiting events requests must not delay the restart
             self._serve = self._guarded(functools.partial(outcome.answer, self._app))
 
     def _reload(self, taken: Taken) -> None:
@@ -253,6 +260,7 @@ class ReloadMiddleware:
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """`app` behind the control endpoint when that is on: the token must never reach
         the app, and a status request is no request to retry."""
+        app = live.front(app, self._beacon, self._settings.live and self._settings.enabled)
         if not (self._settings.control and self._settings.secret):
             return app
         return control.Control(

@@ -78,7 +78,7 @@ def failure(failure: Failure, start_response: StartResponse) -> Iterable[bytes]:
         "<h1>The new code could not be loaded</h1>"
         f"<p><code>{html.escape(failure.summary)}</code></p>"
         f"<pre>{html.escape(failure.traceback)}</pre>"
-        "<p>The previous code is still loaded; saving a fix retries.</p>"
+        "<p>The previous code is still loaded; saving a fix retries.</p></body>"
     ).encode("utf-8", "backslashreplace")  # a file name not in UTF-8 shows as \udcff
     start_response(
         "500 Internal Server Error",
