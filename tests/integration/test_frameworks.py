@@ -128,6 +128,24 @@ class Steps:
         wait_for(lambda: page(self.server).items() >= fixed.items(), 10, "the fix served")
 
 
+
+def errors_then_fixes(steps: Steps, site: ApacheSite, views: tuple[str, int],
+                      settings: tuple[str, int]) -> None:
+    """A syntax error, then an import-time error in the views (line `views[1]`), then a
+    NameError in the settings: each keeps the old code serving, logged with its file and
+    line, until its fix is served."""
+    (view_file, view_line), (settings_file, settings_line) = views, settings
+    steps.kept(view_file, ('VERSION = "2"', 'VERSION = "3"\ndef (', 'VERSION = "3"'),
+               f"{site.root}/{view_file}:{view_line}: SyntaxError", {"view": "2"},
+               {"view": "3"})
+    steps.kept(view_file, ('VERSION = "3"\n', BROKEN % 4, 'VERSION = "4"\n'),
+               f"{site.root}/{view_file}:{view_line}: NameError", {"view": "3"},
+               {"view": "4"})
+    steps.kept(settings_file, ('"salut"', "undefined_name", '"hola"'),
+               f"{site.root}/{settings_file}:{settings_line}: NameError",
+               {"greeting": "salut"}, {"greeting": "hola"})
+
+
 def test_django_daemon_mode_serves_views_templates_settings_and_keeps_broken_saves_out(
     example: Callable[[str], ApacheSite], apache: Callable[..., Apache]
 ) -> None:
@@ -144,14 +162,7 @@ def test_django_daemon_mode_serves_views_templates_settings_and_keeps_broken_sav
                  template="2", view="2")
     steps.served("mysite/settings.py", 'GREETING = "hello"', 'GREETING = "salut"',
                  greeting="salut")
-    views, settings = "polls/views.py", "mysite/settings.py"
-    steps.kept(views, ('VERSION = "2"', 'VERSION = "3"\ndef (', 'VERSION = "3"'),
-               f"{site.root}/{views}:7: SyntaxError", {"view": "2"}, {"view": "3"})
-    steps.kept(views, ('VERSION = "3"\n', BROKEN % 4, 'VERSION = "4"\n'),
-               f"{site.root}/{views}:7: NameError", {"view": "3"}, {"view": "4"})
-    steps.kept(settings, ('"salut"', "undefined_name", '"hola"'),
-               f"{site.root}/{settings}:13: NameError", {"greeting": "salut"},
-               {"greeting": "hola"})
+    errors_then_fixes(steps, site, ("polls/views.py", 7), ("mysite/settings.py", 13))
 
 
 def test_django_saved_views_not_imported_yet_are_logged_with_file_and_line(
@@ -241,13 +252,7 @@ def run_flask_steps(steps: Steps, site: ApacheSite) -> None:
                  template="2")
     steps.served("hello/templates/base.html", '"layout">1', '"layout">2', layout="2")
     steps.served(config, 'GREETING = "hello"', 'GREETING = "salut"', greeting="salut")
-    steps.kept(views, ('VERSION = "2"', 'VERSION = "3"\ndef (', 'VERSION = "3"'),
-               f"{site.root}/{views}:6: SyntaxError", {"view": "2"}, {"view": "3"})
-    steps.kept(views, ('VERSION = "3"\n', BROKEN % 4, 'VERSION = "4"\n'),
-               f"{site.root}/{views}:6: NameError", {"view": "3"}, {"view": "4"})
-    steps.kept(config, ('"salut"', "undefined_name", '"hola"'),
-               f"{site.root}/{config}:1: NameError", {"greeting": "salut"},
-               {"greeting": "hola"})
+    errors_then_fixes(steps, site, (views, 6), (config, 1))
 
 
 def test_django_embedded_mode_reloads_views_templates_and_settings_in_process(
