@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SCRIPT, MakeProject, Until, call
+from helpers import SCRIPT, MakeProject, Until, call, wait_until
 from reload_middleware import ReloadMiddleware, bounds, interpreter, modules
 from reload_middleware.reloading import Script
 from reload_middleware.watcher import Watcher
@@ -384,10 +384,10 @@ def _watch_without_instances(root: Path) -> str:
         for fd in held:
             os.close(fd)
     page.write_text("new, and longer")
-    deadline = time.monotonic() + 10
-    while str(page) not in middleware.pending and time.monotonic() < deadline:
-        time.sleep(0.01)  # the child has no fixtures: a plain poll with a deadline
-    interpreter.current().watcher.stop()
+    try:
+        wait_until(lambda: str(page) in middleware.pending, timeout=10)
+    finally:
+        interpreter.current().watcher.stop()
     return "\n".join([*messages, f"save seen: {str(page) in middleware.pending}"])
 
 
