@@ -7,6 +7,7 @@ import sys
 import time
 import types
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,28 +114,25 @@ def test_loadapp_builds_the_middleware_from_the_ini(paste: PasteProject) -> None
     assert body(app) == "hello old calm"
 
 
-def test_a_view_edit_reloads_through_loadapp(paste: PasteProject, until: Until) -> None:
-    """An edited module is served on the next request: the ini is loaded again."""
+SAVES = [  # (file of PasteProject, its new text, the page then)
+    ("views", lambda paste: "TEXT = 'new'\n", "hello new calm"),
+    ("ini", lambda paste: paste.ini_text(greeting="hi"), "hi old calm"),
+    ("motto", lambda paste: "bold\n", "hello old bold"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "page"), SAVES,
+                         ids=["a-view-edit", "the-ini-itself", "relative-watch-beside-the-ini"])
+def test_a_save_is_served_on_the_next_request(
+    paste: PasteProject, until: Until, name: str, text: Callable[[PasteProject], str], page: str
+) -> None:
+    """An edited module, a changed setting in the ini file (tracked itself) and a file
+    under `watch = data` (relative to the ini): each is served on the next request, the
+    ini loaded again by loadapp."""
     app = loadapp(f"config:{paste.ini}")
     assert body(app) == "hello old calm"
-    save(paste.views, "TEXT = 'new'\n")
-    until(lambda: body(app) == "hello new calm")
-
-
-def test_the_ini_file_itself_is_tracked(paste: PasteProject, until: Until) -> None:
-    """A changed setting in the ini is served on the next request."""
-    app = loadapp(f"config:{paste.ini}")
-    assert body(app) == "hello old calm"
-    save(paste.ini, paste.ini_text(greeting="hi"))
-    until(lambda: body(app) == "hi old calm")
-
-
-def test_relative_watch_is_relative_to_the_ini(paste: PasteProject, until: Until) -> None:
-    """`watch = data` watches the directory beside the ini file."""
-    app = loadapp(f"config:{paste.ini}")
-    assert body(app) == "hello old calm"
-    save(paste.motto, "bold\n")
-    until(lambda: body(app) == "hello old bold")
+    save(getattr(paste, name), text(paste))
+    until(lambda: body(app) == page)
 
 
 def test_a_named_app_is_loaded_again_by_its_name(paste: PasteProject, until: Until) -> None:

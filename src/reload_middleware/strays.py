@@ -73,6 +73,8 @@ class Strays:
         """From a request: compile what was noted (not `tracked` meanwhile); log each
         error once per saved state of its file. Returns the errors logged."""
         with self._lock:
+            if not self._noted:
+                return []  # the usual look: nothing to compile, no set of tracked files
             noted, self._noted = self._noted - set(tracked), set()
         logged = []
         for path in sorted(noted):
