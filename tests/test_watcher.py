@@ -17,6 +17,7 @@ from watchdog.events import (
     DirDeletedEvent,
     DirModifiedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileAttribEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
@@ -80,6 +81,8 @@ EVENTS = [
     ("dir-moved-dest", DirMovedEvent("/srv/app/myproject.new", PROJECT), True),
     ("dir-modified", DirModifiedEvent(PROJECT), False),
     ("dir-attrib", DirAttribEvent(PROJECT), False),
+    # Names no changed file: the safety net looks at every file instead (below).
+    ("events-lost", EventsLostEvent(PROJECT, is_directory=True), False),
 ]
 
 
@@ -101,6 +104,27 @@ def test_every_watchdog_event_type_is_in_the_table() -> None:
         and cls not in (FileSystemEvent, watchdog.events.FileSystemMovedEvent)
     }
     assert emitted == {type(event) for _, event, _ in EVENTS}
+
+
+def test_lost_events_make_the_next_request_look_at_every_file(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An overflow raises the flag with a doubt, and says so once however many watches
+    report it."""
+    registration = module_registration(VIEWS)
+    watcher = Watcher()
+    watcher.register("/srv/app/app.wsgi", registration)
+    registration.changes.finish(registration.changes.take(), acted=False)
+    with caplog.at_level(logging.INFO, logger="reload_middleware"):
+        watcher.deliver(EventsLostEvent(PROJECT, is_directory=True))
+        watcher.deliver(EventsLostEvent("/srv/app", is_directory=True))
+    assert registration.changes.dirty
+    assert registration.changes.doubted()
+    assert [r.getMessage().split("] ", 1)[1] for r in caplog.records
+            if "were lost" in r.getMessage()] == [
+        "file events were lost (the event queue of /srv/app/myproject overflowed): every "
+        "tracked file is looked at on the next request"
+    ]
 
 
 def test_a_bytes_path_is_recorded_as_text() -> None:

@@ -57,6 +57,7 @@ class Changes:
         self._burst: float | None = None  # when the events of a held burst began
         self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
         self.holding = False  # changes keep coming: actions wait for them to stop
+        self._doubt = False  # the events may have missed a change: look at every file
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -151,13 +152,35 @@ class Changes:
             self.dirty = True
             self._cond.notify_all()
 
-    def sweep(self) -> None:
-        """Record every known path that differs from its baseline (changes made unwatched)."""
+    def sweep(self) -> list[str]:
+        """Record every known path that differs from its baseline (changes made unwatched);
+        returns those that were not pending already."""
         with self._cond:
             baselines = dict(self._baselines)
-        for path, before in baselines.items():
-            if differs(before, stat_of(path, self._stat)):
-                self.record(path)
+            pending = set(self._pending)
+        found = [p for p, before in baselines.items() if differs(before, stat_of(p, self._stat))]
+        for path in found:
+            self.record(path)
+        return [p for p in found if p not in pending]
+
+    def doubt(self) -> None:
+        """The events may have missed a change (lost, or the safety net's period is up):
+        raise the flag, and the next request looks at every file (`doubted()`)."""
+        with self._cond:
+            self._doubt = True
+            self._seq += 1
+            self.dirty = True
+
+    @property
+    def doubting(self) -> bool:
+        """A doubt is raised and no request has looked yet."""
+        return self._doubt
+
+    def doubted(self) -> bool:
+        """Whether a doubt was raised since the last call."""
+        with self._cond:
+            doubt, self._doubt = self._doubt, False
+            return doubt
 
     def poke(self) -> None:
         """Raise the flag with no path: the next request looks (new imports, config)."""

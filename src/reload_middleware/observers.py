@@ -15,6 +15,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -40,6 +41,11 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirDeletedEvent,
     DirMovedEvent,
 )
+
+# What the observers are asked for: the counted events, and the report of events lost
+# (a watch scheduled with a filter is told of an overflow only if the filter lists it),
+# which starts the safety net (net.py).
+FILTER: list[type[FileSystemEvent]] = [*COUNTED, EventsLostEvent]
 
 LIMIT_ADVICE = {
     errno.ENOSPC: "the inotify watch limit (raise it: sysctl fs.inotify.max_user_watches=524288)",

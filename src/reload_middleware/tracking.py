@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 
-from . import bounds, bursts, control, imports, logs, paths, statedir, templates
+from . import bounds, bursts, control, imports, logs, net, paths, statedir, templates
 from .changes import Changes, Stat, Taken
 from .config import Settings
 from .files import Files
@@ -202,9 +202,23 @@ class Tracking:
         before a request imports them (Django's views)."""
         if self._started_in != self.place.forks:
             self._begin(server, settings)
-        elif self.place.watcher.heal():
-            self.changes.sweep()  # what changed while nothing watched
+        elif self.place.watcher.heal() | self.changes.doubted():
+            self._look()
         self.files.report_strays()
+
+    def _look(self) -> None:
+        """The safety net's look (net.py), and after healing a watch: every tracked file
+        against its baseline, and the files new in the watch directories. What the events
+        should have told long since is logged as missed."""
+        registration, known = self.files.registration, self.changes.known
+        created = [p for p in paths.files_below(registration.dirs, registration.exclude)
+                   if p not in known]
+        for path in created:
+            self.changes.record(path)  # no baseline: it appeared
+        missed = [p for p in self.changes.sweep() + created if net.missed(p)]
+        if missed:
+            logs.error("%s changed and no file event told of it (events lost or missed): "
+                       "found by the safety net", logs.describe(missed))
 
     def _begin(self, server: str, settings: Settings) -> None:
         self._started_in = self.place.forks

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from watchdog.events import (
+    EventsLostEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -30,7 +31,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from . import logs, observers, paths
+from . import logs, net, observers, paths
 from .routing import Registration as Registration
 
 Factory = Callable[[], BaseObserver]
@@ -45,10 +46,14 @@ class _Scheduled:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, route: Callable[[str, bool], None]) -> None:
+    def __init__(self, route: Callable[[str, bool], None], lost: Callable[[str], None]) -> None:
         self._route = route
+        self._lost = lost
 
     def dispatch(self, event: FileSystemEvent) -> None:
+        if type(event) is EventsLostEvent:
+            self._lost(os.fsdecode(event.src_path))
+            return
         if type(event) not in observers.COUNTED:
             return
         for path in (event.src_path, event.dest_path):
@@ -76,7 +81,8 @@ class Watcher:
         self._registrations: dict[str, Registration] = {}
         self._observers: dict[str, BaseObserver] = {}
         self._scheduled: dict[str, _Scheduled] = {}
-        self._handler = _Handler(self._route)
+        self._handler = _Handler(self._route, self._events_lost)
+        self.net = net.Net(self._doubt)
         self.started = False
         # Roots whose watch died with them (deleted, replaced by a git checkout or a deploy)
         # or that are about to exist. Its own lock: the observer thread adds to it.
@@ -107,6 +113,7 @@ class Watcher:
             if not self.started:
                 self.started = True
                 self._reschedule()
+                self.net.start()
 
     def stop(self) -> None:
         """Stop and join every observer thread."""
@@ -115,6 +122,7 @@ class Watcher:
             self._scheduled.clear()
             self._missing.clear()
             self.started = False
+        self.net.stop()
         for observer in observers:
             observer.stop()
             observer.join()
@@ -124,6 +132,7 @@ class Watcher:
         with self._lock:
             self._observers, self._scheduled, self.started = {}, {}, False
             self._missing.clear()
+            self.net.forget()
             for registration in self._registrations.values():
                 registration.changes.poke()
 
@@ -173,6 +182,18 @@ class Watcher:
             registration.route(path, is_directory)
             if is_directory and path in self._missing:
                 registration.changes.poke()  # a root appeared: the next request watches it
+
+    def _events_lost(self, where: str) -> None:
+        """The backend dropped events (a kernel queue overflow): the next request looks at
+        every tracked file, as the safety net does (net.py)."""
+        if not any(r.changes.doubting for r in list(self._registrations.values())):
+            logs.error("file events were lost (the event queue of %s overflowed): every "
+                       "tracked file is looked at on the next request", where)
+        self._doubt()
+
+    def _doubt(self) -> None:
+        for registration in list(self._registrations.values()):
+            registration.changes.doubt()
 
     def _died(self) -> None:
         """An observer thread ended on its own: the next request restarts it."""
@@ -227,7 +248,7 @@ class Watcher:
         backend = requested
         try:
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=list(observers.COUNTED)
+                self._handler, directory, recursive=recursive, event_filter=observers.FILTER
             )
         except OSError as exc:
             if backend == "polling":
@@ -237,7 +258,7 @@ class Watcher:
             logs.error("native events unavailable for %s: %s; polling it instead", directory, limit)
             backend = "polling"
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=list(observers.COUNTED)
+                self._handler, directory, recursive=recursive, event_filter=observers.FILTER
             )
         self._scheduled[directory] = _Scheduled(recursive, requested, backend, watch)
 
