@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import importlib
@@ -127,6 +128,38 @@ def test_git_checkout_of_a_branch_with_other_directories(
     until(lambda: str(sub / "deep.py") not in app.pending)
     (sub / "deep.py").write_text("X = 22\n")  # inside the recreated directory
     until(lambda: str(sub / "deep.py") in app.pending)
+
+
+LAZY_SCRIPT = """\
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    from {package} import lazy  # as Django imports views, on the request
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(lazy.VALUE).encode()]
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
+
+
+def test_a_lazy_module_deleted_before_its_first_look_then_recreated_is_served(
+    project: MakeProject, until: Until
+) -> None:
+    """Imported by one request, deleted before the next looked at it, then saved back:
+    the saved file is served (it used to be untracked for good, the old value served)."""
+    made = project(LAZY_SCRIPT)
+    lazy = made.views.parent / "lazy.py"
+    lazy.write_text("VALUE = 1\n")
+    app = made.application
+    assert call(app).body == b"1"
+    lazy.unlink()
+    with contextlib.suppress(ImportError):  # what that request gets is not the subject here
+        call(app)
+    lazy.write_text("VALUE = 2\n")
+    until(lambda: str(lazy) in app.pending)
+    assert call(app).body == b"2"
 
 
 def test_a_watch_path_created_later_is_seen(

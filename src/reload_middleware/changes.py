@@ -120,6 +120,11 @@ class Changes:
             stale = [p for p in stale if self._baselines.get(p) == observed[p][0]]
         self.invalidate(stale)
 
+    def absent(self, paths: Iterable[str]) -> list[str]:
+        """Those of `paths` whose baseline says they do not exist."""
+        with self._cond:
+            return [p for p in paths if p in self._baselines and self._baselines[p] is None]
+
     def invalidate(self, paths: Iterable[str]) -> None:
         """Count these paths as changed: what this process loaded of them is not known."""
         paths = list(paths)
