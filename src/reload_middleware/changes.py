@@ -57,7 +57,7 @@ class Changes:
         self._burst: float | None = None  # when the events of a held burst began
         self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
         self.holding = False  # changes keep coming: actions wait for them to stop
-        self._doubt = False  # the events may have missed a change: look at every file
+        self._doubt = ""  # the events may have missed a change: look at every file
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -168,23 +168,23 @@ class Changes:
             self.record(path)
         return [p for p in found if p not in pending]
 
-    def doubt(self) -> None:
-        """The events may have missed a change (lost, or the safety net's period is up):
-        raise the flag, and the next request looks at every file (`doubted()`)."""
+    def doubt(self, *, lost: bool = False) -> None:
+        """The events may have missed a change (the safety net's period is up), or did
+        (`lost`): raise the flag, and the next request looks at every file (`doubted()`)."""
         with self._cond:
-            self._doubt = True
+            self._doubt = "lost" if lost or self._doubt == "lost" else "period"
             self._seq += 1
             self.dirty = True
 
     @property
     def doubting(self) -> bool:
-        """A doubt is raised and no request has looked yet."""
-        return self._doubt
+        """Lost events were reported and no request has looked yet."""
+        return self._doubt == "lost"
 
-    def doubted(self) -> bool:
-        """Whether a doubt was raised since the last call."""
+    def doubted(self) -> str:
+        """Why a doubt was raised since the last call: "lost", "period", or ""."""
         with self._cond:
-            doubt, self._doubt = self._doubt, False
+            doubt, self._doubt = self._doubt, ""
             return doubt
 
     def poke(self) -> None:
@@ -236,9 +236,11 @@ class Changes:
         with self._cond:
             pending = [p for p in self._pending - ignore
                        if self._burst_events.get(p, 0) <= bursts.BUSY_PATH]
-            known = [max(s[0], s[3]) for p, s in self._baselines.items()
-                     if s is not None and s[0] > 0 and p not in ignore]
-        return known + [t for p in pending for t in observe(p, self._stat)[1]]
+            known = [t for p, s in self._baselines.items()
+                     if s is not None and s[0] > 0 and p not in ignore for t in (s[0], s[3])]
+        now = time.time_ns()  # a time ahead of it is no change going on (bounds.reached)
+        return [t for t in known if t <= now] + [
+            t for p in pending for t in bounds.reached(p, observe(p, self._stat)[1], now)]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

@@ -189,11 +189,11 @@ class Watcher:
         if not any(r.changes.doubting for r in list(self._registrations.values())):
             logs.error("file events were lost (the event queue of %s overflowed): every "
                        "tracked file is looked at on the next request", where)
-        self._doubt()
+        self._doubt(lost=True)
 
-    def _doubt(self) -> None:
+    def _doubt(self, *, lost: bool = False) -> None:
         for registration in list(self._registrations.values()):
-            registration.changes.doubt()
+            registration.changes.doubt(lost=lost)
 
     def _died(self) -> None:
         """An observer thread ended on its own: the next request restarts it."""

@@ -1,0 +1,75 @@
+"""The promise at its edges, with real observers: lost events, times ahead of the clock,
+writers that have not closed, chmods that change nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+from watchdog.events import EventsLostEvent
+
+from helpers import MakeProject, Until, call, save
+from reload_middleware.watcher import Watcher
+
+HOUR = 3600 * 10**9
+
+
+def said(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in r.getMessage() for r in caplog.records)
+
+
+def test_a_save_with_a_time_ahead_of_the_clock_is_one_change(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`touch -d '+1 hour'` after an edit: served on the next request, never held as a
+    storm, the skew said once; the next ordinary save is served on its next request."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    made.save_views("TEXT = 'ahead'\n")
+    ahead = time.time_ns() + HOUR
+    os.utime(made.views, ns=(ahead, ahead))
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"ahead"
+    made.save_views("TEXT = 'later'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"later"
+    assert said(caplog, "keep coming") == 0
+    assert said(caplog, f"{made.views} has a time 3600 s ahead of this machine's clock") == 1
+
+
+def test_lost_events_are_healed_on_the_next_request(
+    project: MakeProject, fresh_process: Watcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save whose events never came (an overflow dropped them) is found as soon as the
+    backend reports the loss, and the log names the file as missed."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    watcher = fresh_process
+    watcher.stop()  # the save's events are lost with the observer
+    save(made.views, "TEXT = 'unseen'\n")
+    old = time.time_ns() - 2 * 10**9  # older than any event still on its way
+    os.utime(made.views, ns=(old, old))
+    watcher.start()
+    assert not app.pending
+    watcher.deliver(EventsLostEvent(str(made.root), is_directory=True))
+    with caplog.at_level(logging.INFO, logger="reload_middleware"):
+        assert call(app).body == b"unseen"
+    assert said(caplog, f"{made.views} (1 file) changed and no file event told of it") == 1
+
+
+def test_a_change_no_event_told_of_is_served_within_the_nets_period(
+    project: MakeProject, fresh_process: Watcher, until: Until
+) -> None:
+    """With no report of a loss at all, the net's periodic look still finds the save."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    fresh_process.stop()  # no observer hears the save
+    save(made.views, "TEXT = 'unseen'\n")
+    fresh_process.net.period = 0.05
+    fresh_process.start()
+    until(lambda: call(app).body == b"unseen", timeout=5.0)
