@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import pytest
 from watchdog.events import EventsLostEvent
 
 from helpers import MakeProject, Until, call, save
+from reload_middleware import bursts
 from reload_middleware.watcher import Watcher
 
 HOUR = 3600 * 10**9
@@ -73,3 +75,47 @@ def test_a_change_no_event_told_of_is_served_within_the_nets_period(
     fresh_process.net.period = 0.05
     fresh_process.start()
     until(lambda: call(app).body == b"unseen", timeout=5.0)
+
+
+def test_a_file_still_being_written_is_taken_once_closed(
+    project: MakeProject, until: Until
+) -> None:
+    """Half written and held open (a slow copy, an upload): the request that finds it
+    waits for the close and is served the whole file, never the half."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    writer = open(made.views, "w")  # noqa: SIM115 (held open across the request)
+    writer.write("TEXT = ")  # does not compile yet
+    writer.flush()
+    until(lambda: str(made.views) in app.pending)
+
+    def finish() -> None:
+        writer.write("'whole'\n")
+        writer.close()
+
+    closer = threading.Timer(0.3, finish)
+    closer.start()
+    try:
+        assert call(app).body == b"whole"
+    finally:
+        closer.join()
+
+
+def test_a_writer_that_stays_open_is_taken_as_it_is_after_the_bound(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A writer that never closes (a log held open) holds an action CLOSE_WAIT at most;
+    the file is named once."""
+    monkeypatch.setattr(bursts, "CLOSE_WAIT", 0.2)
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    with open(made.views, "w") as writer:
+        writer.write("TEXT = 'open'\n")
+        writer.flush()
+        until(lambda: str(made.views) in app.pending)
+        with caplog.at_level(logging.INFO, logger="reload_middleware"):
+            assert call(app).body == b"open"
+    assert said(caplog, f"{made.views} was still open for writing 0.2 s after its first") == 1

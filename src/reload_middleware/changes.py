@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import bounds, bursts
+from . import bounds, bursts, logs
 from .stats import STALE, UNREADABLE, Observed, Stat, differs, observe, stat_of
 
 __all__ = ["STALE", "UNREADABLE", "Changes", "Observed", "Stat", "Taken", "differs", "stat_of"]
@@ -58,6 +58,8 @@ class Changes:
         self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
         self.holding = False  # changes keep coming: actions wait for them to stop
         self._doubt = ""  # the events may have missed a change: look at every file
+        self._writing: dict[str, float] = {}  # file open for writing -> its first write
+        self._told_open: set[str] = set()
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -140,14 +142,20 @@ class Changes:
             for path in paths:
                 self._baselines.pop(path, None)
 
-    def record(self, path: str) -> None:
-        """Called from the watcher thread: remember `path` and raise the flag."""
+    def record(self, path: str, writing: bool | None = None) -> None:
+        """Called from the watcher thread: remember `path` and raise the flag. `writing`:
+        the event leaves the file open for writing, or closed (None: not known)."""
         with self._cond:
             self._pending.add(path)
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
             now = self._clock()
+            if writing:
+                self._writing.setdefault(path, now)
+            elif writing is not None:
+                self._writing.pop(path, None)
+                self._told_open.discard(path)
             if now - self._last_any >= bursts.CALM:
                 self._burst_events = {}  # a pause ends a burst, requests or not
             self._last_any = now
@@ -217,9 +225,14 @@ class Changes:
                 self.holding = True
                 quiet = max(quiet, bursts.CALM)
             deadline = now + (0 if self.holding else max(10 * quiet, 1.0))
-            while (wait := min(self._last_event + quiet, deadline) - now) > 0:
-                self._cond.wait(wait)
-                now = self._clock()
+            while True:
+                while (wait := min(self._last_event + quiet, deadline) - now) > 0:
+                    self._cond.wait(wait)
+                    now = self._clock()
+                if now - self._last_event < quiet or not self._await_writers():
+                    break
+                now = self._clock()  # a writer closed: its last writes must settle too
+                deadline = now + max(10 * quiet, 1.0)
             if now - self._last_event >= quiet:
                 self.holding, self._burst, self._burst_events = False, None, {}
                 return True
@@ -229,6 +242,23 @@ class Changes:
                 return False
             self._burst = now  # acted on: the next hold starts from here
             return True
+
+    def _await_writers(self) -> bool:
+        """Under the lock: wait for the pending files open for writing to be closed, each
+        `CLOSE_WAIT` at most from its first write. True if one closed meanwhile; files
+        still open at their bound are said once and taken as they are."""
+        waited = False
+        while opened := {p: t for p, t in self._writing.items() if p in self._pending}:
+            wait = max(opened.values()) + bursts.CLOSE_WAIT - self._clock()
+            if wait <= 0:
+                for path in sorted(opened.keys() - self._told_open):
+                    logs.error("%s was still open for writing %g s after its first write: "
+                               "acting on it as it is", path, bursts.CLOSE_WAIT)
+                self._told_open.update(opened)
+                return False
+            self._cond.wait(wait)
+            waited = True
+        return waited
 
     def _change_times(self, ignore: frozenset[str] | set[str]) -> list[int]:
         """When the files changed (wall-clock ns): the pending files as they are now, and

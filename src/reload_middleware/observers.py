@@ -42,6 +42,25 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirMovedEvent,
 )
 
+# What an event says of a writer: a file written to (modified, or created by an open
+# for writing) is open until its close-after-write; one moved into place or deleted has
+# no writer left (None: the event says nothing of it). Only inotify reports closes.
+OPENS = (FileModifiedEvent, FileCreatedEvent)
+CLOSES = (FileClosedEvent, FileMovedEvent, FileDeletedEvent)
+
+
+def writing(event: FileSystemEvent) -> bool | None:
+    """Whether `event` leaves its file open for writing (True), closed (False), or says
+    nothing of it (None).
+
+    >>> writing(FileModifiedEvent("/srv/app/views.py")), writing(FileClosedEvent("/x"))
+    (True, False)
+    """
+    if isinstance(event, OPENS):
+        return True
+    return False if isinstance(event, CLOSES) else None
+
+
 # What the observers are asked for: the counted events, and the report of events lost
 # (a watch scheduled with a filter is told of an overflow only if the filter lists it),
 # which starts the safety net (net.py).
