@@ -119,3 +119,36 @@ def test_a_writer_that_stays_open_is_taken_as_it_is_after_the_bound(
         with caplog.at_level(logging.INFO, logger="reload_middleware"):
             assert call(app).body == b"open"
     assert said(caplog, f"{made.views} was still open for writing 0.2 s after its first") == 1
+
+
+def test_a_chmod_that_changes_nothing_is_no_change(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`chmod a+r` on a file already 0644 (a deploy script's habit) moves its ctime
+    alone, with an attribute event alone: nothing reloads."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    os.chmod(made.views, 0o644)
+    os.chmod(made.views, 0o644)
+    until(lambda: str(made.views) in app.pending)
+    with caplog.at_level(logging.INFO, logger="reload_middleware"):
+        assert call(app).body == b"old"
+    assert said(caplog, "changed:") == 0
+    assert not app.pending
+
+
+def test_a_rewrite_in_place_with_its_old_size_and_times_counts(
+    project: MakeProject, until: Until
+) -> None:
+    """rsync --inplace with the times kept: size and mtime as before, the ctime moved
+    and the content written: it counts."""
+    made = project()
+    app = made.application
+    assert call(app).body == b"old"
+    before = made.views.stat()
+    with open(made.views, "r+") as target:  # same length, in place
+        target.write("TEXT = 'new'\n")
+    os.utime(made.views, ns=(before.st_atime_ns, before.st_mtime_ns))
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"new"

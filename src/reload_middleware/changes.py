@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import bounds, bursts, logs
-from .stats import STALE, UNREADABLE, Observed, Stat, differs, observe, stat_of
+from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
 
 __all__ = ["STALE", "UNREADABLE", "Changes", "Observed", "Stat", "Taken", "differs", "stat_of"]
 
@@ -59,6 +59,7 @@ class Changes:
         self.holding = False  # changes keep coming: actions wait for them to stop
         self._doubt = ""  # the events may have missed a change: look at every file
         self._writing: dict[str, float] = {}  # file open for writing -> its first write
+        self._written: set[str] = set()  # pending paths whose content may have changed
         self._told_open: set[str] = set()
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
@@ -142,18 +143,21 @@ class Changes:
             for path in paths:
                 self._baselines.pop(path, None)
 
-    def record(self, path: str, writing: bool | None = None) -> None:
-        """Called from the watcher thread: remember `path` and raise the flag. `writing`:
-        the event leaves the file open for writing, or closed (None: not known)."""
+    def record(self, path: str, kind: str = "") -> None:
+        """Called from the watcher thread: remember `path` and raise the flag. `kind`:
+        what the event says of the file's content and writer (observers.kind: "write",
+        "written", "attrib", or "" for unknown)."""
         with self._cond:
             self._pending.add(path)
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
             now = self._clock()
-            if writing:
+            if kind != "attrib":
+                self._written.add(path)
+            if kind == "write":
                 self._writing.setdefault(path, now)
-            elif writing is not None:
+            elif kind == "written":
                 self._writing.pop(path, None)
                 self._told_open.discard(path)
             if now - self._last_any >= bursts.CALM:
@@ -166,15 +170,14 @@ class Changes:
             self._cond.notify_all()
 
     def sweep(self) -> list[str]:
-        """Record every known path that differs from its baseline (changes made unwatched);
-        returns those that were not pending already."""
-        with self._cond:
-            baselines = dict(self._baselines)
-            pending = set(self._pending)
+        """Record every known path not pending that differs from its baseline (changes
+        made unwatched, or whose events were lost); returns them."""
+        with self._cond:  # pending paths are confirmed by take(), with their events
+            baselines = {p: s for p, s in self._baselines.items() if p not in self._pending}
         found = [p for p, before in baselines.items() if differs(before, stat_of(p, self._stat))]
         for path in found:
             self.record(path)
-        return [p for p in found if p not in pending]
+        return found
 
     def doubt(self, *, lost: bool = False) -> None:
         """The events may have missed a change (the safety net's period is up), or did
@@ -289,7 +292,7 @@ class Changes:
         with self._cond:
             confirmed = frozenset(
                 p for p, s in states.items()
-                if p not in ignore and differs(self._baselines.get(p), s)
+                if p not in ignore and self._changed(p, self._baselines.get(p), s)
             )
             for path in candidates - confirmed:
                 if path in ignore or self._baselines.get(path) not in (None, STALE):
@@ -321,9 +324,18 @@ class Changes:
             if self._seq == taken.seq and not keep_flag:
                 self.dirty = False
 
+    def _changed(self, path: str, before: Stat, after: Stat) -> bool:
+        """Under the lock: `differs()`, where a ctime that moved alone counts only if an
+        event may have written the content (a chmod that changes nothing is reported as
+        an attribute event alone; a rewrite in place, by writes)."""
+        if metadata_only(before, after):
+            return path in self._written
+        return differs(before, after)
+
     def _drop(self, paths: Iterable[str], seq: int) -> None:
         """Under the lock: forget pending paths, except those recorded again after `seq`."""
         for path in paths:
             if self._recorded.get(path, 0) <= seq:
                 self._pending.discard(path)
                 self._recorded.pop(path, None)
+                self._written.discard(path)

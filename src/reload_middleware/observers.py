@@ -42,23 +42,33 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirMovedEvent,
 )
 
-# What an event says of a writer: a file written to (modified, or created by an open
-# for writing) is open until its close-after-write; one moved into place or deleted has
-# no writer left (None: the event says nothing of it). Only inotify reports closes.
-OPENS = (FileModifiedEvent, FileCreatedEvent)
-CLOSES = (FileClosedEvent, FileMovedEvent, FileDeletedEvent)
+# What an event says of its file's content (Changes.record):
+# - WRITE: written to, or created by an open for writing: open until its close-after-write;
+# - WRITTEN: closed after writing, moved into place or deleted: no writer left;
+# - ATTRIB: metadata alone (chmod, chown, a link, touch's times): the content is as it was,
+#   which is how a chmod that changes nothing is told from a rewrite in place (stats.py);
+# - UNKNOWN: the content may have changed, and nothing is known of a writer (a backend
+#   without close events, a directory's event, a look of the safety net).
+WRITE, WRITTEN, ATTRIB, UNKNOWN = "write", "written", "attrib", ""
 
 
-def writing(event: FileSystemEvent) -> bool | None:
-    """Whether `event` leaves its file open for writing (True), closed (False), or says
-    nothing of it (None).
+def kind(event: FileSystemEvent, *, closes: bool) -> str:
+    """What `event` says of its file (see above); `closes`: the backend reports closes
+    after writing (inotify), so a write without its close means a writer still at work.
 
-    >>> writing(FileModifiedEvent("/srv/app/views.py")), writing(FileClosedEvent("/x"))
-    (True, False)
+    >>> kind(FileModifiedEvent("/srv/app/views.py"), closes=True)
+    'write'
+    >>> kind(FileAttribEvent("/srv/app/views.py"), closes=False)
+    'attrib'
     """
-    if isinstance(event, OPENS):
-        return True
-    return False if isinstance(event, CLOSES) else None
+    if isinstance(event, FileAttribEvent):
+        return ATTRIB
+    if not closes or event.is_directory:
+        return UNKNOWN
+    if isinstance(event, FileModifiedEvent | FileCreatedEvent):
+        return WRITE
+    done = isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent)
+    return WRITTEN if done else UNKNOWN
 
 
 # What the observers are asked for: the counted events, and the report of events lost

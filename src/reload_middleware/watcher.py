@@ -46,10 +46,10 @@ class _Scheduled:
 
 
 class _Handler(FileSystemEventHandler):
-    """Routes counted events; `closes`: the backend reports closes after writing, so
-    an event can say whether its file is still open for writing (observers.writing)."""
+    """Routes counted events with what each says of its file (observers.kind); `closes`:
+    the backend reports closes after writing."""
 
-    def __init__(self, route: Callable[[str, bool, bool | None], None],
+    def __init__(self, route: Callable[[str, bool, str], None],
                  lost: Callable[[str], None], *, closes: bool) -> None:
         self._route = route
         self._lost = lost
@@ -61,10 +61,11 @@ class _Handler(FileSystemEventHandler):
             return
         if type(event) not in observers.COUNTED:
             return
-        writing = observers.writing(event) if self._closes and not event.is_directory else None
-        for path, open_ in ((event.src_path, writing), (event.dest_path, False)):
-            if path:
-                self._route(os.fsdecode(path), event.is_directory, open_)
+        self._route(os.fsdecode(event.src_path), event.is_directory,
+                    observers.kind(event, closes=self._closes))
+        if event.dest_path:  # moved into place: complete
+            self._route(os.fsdecode(event.dest_path), event.is_directory,
+                        observers.WRITTEN if self._closes else observers.UNKNOWN)
 
 
 class Watcher:
@@ -184,12 +185,12 @@ class Watcher:
             self._reschedule()
         return True
 
-    def _route(self, path: str, is_directory: bool, writing: bool | None = None) -> None:
+    def _route(self, path: str, is_directory: bool, kind: str = observers.UNKNOWN) -> None:
         if is_directory and (path in self._scheduled or path in self._missing):
             with self._lost_lock:
                 self._lost.add(path)
         for registration in list(self._registrations.values()):
-            registration.route(path, is_directory, writing)
+            registration.route(path, is_directory, kind)
             if is_directory and path in self._missing:
                 registration.changes.poke()  # a root appeared: the next request watches it
 
