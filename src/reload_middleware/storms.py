@@ -16,12 +16,15 @@ change counts as a *return* of the file only when all of this holds:
 3. for a file people edit (code, templates, markup, stylesheets, configuration, text,
    anything in a template directory: `edited()`), its content is the same as at the
    previous action, or that content with more appended. A person's edit changes the
-   text otherwise, so their saves never count, however often they come; an application
-   that writes such a file at every start writes it alike each time.
+   text otherwise, so their saves never count, however often they come (text typed at
+   the end of a file must also land in a window each time); an application that writes
+   such a file at every start writes it alike each time.
 
 `limit` returns in a row are a storm: the path is reported once per process and ignored
 until it has not changed for `quiet` seconds. What the actions and windows saw is kept
-in a record shared by the processes of a script that survives restarts (records.py).
+in a record shared by the processes of a script that survives restarts (records.py);
+each process reads it before it acts (`recall()`), so one restarted into a storm
+ignores the file at once instead of restarting again.
 Python modules are never counted, nor the control stamp and the trigger (tracking.py):
 an app does not rewrite its own code, and those are touched on purpose.
 
