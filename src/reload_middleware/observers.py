@@ -27,6 +27,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, EventEmitter
 
+from .changes import ATTRIB, UNKNOWN, WRITE, WRITTEN
+
 # The events that can mean new code. Not opened/closed-without-write (every import
 # reads files, so each process would restart the others) and not directory-modified
 # (a directory's mtime changes whenever anything is created in it, temp files too).
@@ -41,6 +43,26 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirDeletedEvent,
     DirMovedEvent,
 )
+
+def kind(event: FileSystemEvent, *, closes: bool) -> str:
+    """What `event` says of its file's content (changes.py: WRITE, WRITTEN, ATTRIB or
+    UNKNOWN); `closes`: the backend reports closes after writing (inotify), so a write
+    without its close means a writer still at work.
+
+    >>> kind(FileModifiedEvent("/srv/app/views.py"), closes=True)
+    'write'
+    >>> kind(FileAttribEvent("/srv/app/views.py"), closes=False)
+    'attrib'
+    """
+    if isinstance(event, FileAttribEvent):
+        return ATTRIB
+    if not closes or event.is_directory:
+        return UNKNOWN
+    if isinstance(event, FileModifiedEvent | FileCreatedEvent):
+        return WRITE
+    done = isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent)
+    return WRITTEN if done else UNKNOWN
+
 
 # What the observers are asked for: the counted events, and the report of events lost
 # (a watch scheduled with a filter is told of an overflow only if the filter lists it),
