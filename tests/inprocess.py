@@ -53,7 +53,7 @@ import pytest
 from watchdog.events import EventsLostEvent
 
 from helpers import DAY, call, new_process, save
-from reload_middleware import ReloadMiddleware, net
+from reload_middleware import ReloadMiddleware, bursts, net
 from reload_middleware.watcher import Watcher
 
 GRACE = 0.25  # seconds from a completed save to the requests that must have it
@@ -61,9 +61,9 @@ GRACE = 0.25  # seconds from a completed save to the requests that must have it
 # of lost events, and every net.PERIOD seconds whether or not one came (SPEC 4b): that
 # look, not the events, serves the save, within the net's period and a request.
 LOST_GRACE = net.PERIOD + GRACE
-# A writer that holds a file open is waited for this long at most (SPEC 4b): until then
-# the file is not settled, and no request may be served it half written.
-WRITER_BOUND = 2.0
+# A writer that holds a file open is waited for this long at most from its first write
+# (SPEC 4b): until then the file is not settled, and no request may get it half written.
+WRITER_BOUND = bursts.CLOSE_WAIT
 HOUR_NS = 3600 * 10**9
 QUIET_REQUESTS = 24  # requests after quiet, none of which may act
 STORM_CAP = 3  # saves per data file in one run, see plan()
@@ -1002,7 +1002,8 @@ class Run:
         if not holds:
             return []
         return [f"STORM HOLD: {len(holds)} holds, the first at {holds[0]:.3f}s, after a save "
-                f"dated an hour ahead at {first:.3f}s", *self.around(first - 0.6, holds[0])]
+                f"dated an hour ahead at {first:.3f}s (no step makes a storm: the hold is "
+                "for nothing)", *self.around(first - 0.6, holds[0])]
 
     def around(self, begin: float, end: float, indent: str = "    ") -> list[str]:
         """The schedule's steps and the middleware's log lines between two moments."""
