@@ -15,17 +15,12 @@ promise").
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from collections.abc import Callable
 
 # Seconds between two looks of the net. A change the events missed is served on the
 # first request after the next look: within PERIOD of the save while requests arrive.
 PERIOD = 5.0
-# A file whose change is older than this when a look finds it was missed by the events
-# (an event arrives within milliseconds of the write; a younger one may be on its way).
-MISSED_AFTER_NS = 1_000_000_000
 
 
 class Net:
@@ -60,12 +55,3 @@ class Net:
         while not self._stopping.wait(self.period):
             self._doubt()
 
-
-def missed(path: str, now: Callable[[], int] = time.time_ns) -> bool:
-    """Whether a change found by a look is older than any event still on its way (a
-    deleted file: yes, its deletion is not timed)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return True
-    return now() - max(st.st_mtime_ns, st.st_ctime_ns) >= MISSED_AFTER_NS

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from . import bounds, bursts, control, imports, logs, net, paths, statedir, templates
+from . import bounds, bursts, control, imports, logs, paths, statedir, templates
 from .changes import Changes, Stat, Taken
 from .config import Settings
 from .files import Files
@@ -212,18 +212,18 @@ class Tracking:
     def _look(self, *, lost: bool) -> None:
         """The safety net's look (net.py), after lost events or a healed watch: every
         tracked file against its baseline, and the files new in the watch directories.
-        What the events should have told is logged: all of it when they were `lost`,
-        else what they should have told long since."""
+        Whatever it finds, no event had told of: it is named in the log (a report of
+        lost events may come only after the look, as after a stopped process)."""
         registration = self.files.registration
         known = self.changes.known | self.changes.pending
         created = [p for p in paths.files_below(registration.dirs, registration.exclude)
                    if p not in known]
         for path in created:
             self.changes.record(path)  # no baseline: it appeared
-        missed = [p for p in self.changes.sweep() + created if lost or net.missed(p)]
-        if missed:
-            logs.error("%s changed and no file event told of it (%s): found by the safety "
-                       "net", logs.describe(missed), "events lost" if lost else "events missed")
+        if found := self.changes.sweep() + created:
+            logs.error("%s changed and no file event told of it (%s): found by the "
+                       "safety net", logs.describe(found),
+                       "events lost" if lost else "events lost, late or missed")
 
     def _begin(self, server: str, settings: Settings) -> None:
         self._started_in = self.place.forks
