@@ -1,0 +1,531 @@
+"""File edge cases as a user meets them, through real servers and real files.
+
+Events lost in an inotify overflow, a module deleted and then recreated, a save with a
+time ahead of the clock, a file still being written, and a chmod that changes nothing:
+each test does what the user did and checks what the user would see, the bodies served,
+the status codes and the log lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache import Apache, free_port, newest_change, wait_for
+from procs import GUNICORN_KINDS, fetch, get, up
+from support import Site, answer, holds, pids_answering, require, restarts, seen, warm
+
+pytestmark = pytest.mark.integration
+
+# The user's app: mymod.py holds VERSION, read on every request. Default options.
+APP = """\
+import json, os
+import mymod
+from reload_middleware import ReloadMiddleware
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "version": mymod.VERSION}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app)
+"""
+# A view that imports its helper only when called.
+LAZY_VIEW = """\
+import json, os
+
+def application(environ, start_response):
+    import lazyhelper
+    body = json.dumps({"pid": os.getpid(), "version": lazyhelper.VALUE}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+LAZY_APP = """\
+from lazyview import application as view
+from reload_middleware import ReloadMiddleware
+
+application = ReloadMiddleware(view)
+"""
+# In front of the app's middleware, never through it: /__pending__ answers the paths
+# this process has recorded and not acted on yet, so a test knows an event has arrived
+# before it sends the request that must act on it. Served by waitress when run.
+FRONT = """\
+import json, sys
+from app import application as app
+
+def application(environ, start_response):
+    if environ.get("PATH_INFO") != "/__pending__":
+        return app(environ, start_response)
+    body = json.dumps(sorted(app.pending)).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+if __name__ == "__main__":
+    import waitress
+    waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]), threads=4)
+"""
+
+
+def gunicorn(workers: int) -> Callable[[int], list[str]]:
+    """gunicorn with sync workers (no --preload): a change restarts the worker. A long
+    worker timeout: a worker stopped on purpose must not be replaced by the arbiter."""
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                "--no-control-socket", "--graceful-timeout", "5", "--timeout", "120",
+                *GUNICORN_KINDS["sync"], "front:application"]
+    return argv
+
+
+def waitress(port: int) -> list[str]:
+    """waitress, 4 threads, one process: a change is reloaded in-process."""
+    return [sys.executable, "front.py", str(port)]
+
+
+def serve(port: int) -> list[str]:
+    """The package's own command, on the app that does not wrap itself."""
+    return [sys.executable, "-m", "reload_middleware", "serve", "lazyview.py",
+            "--port", str(port)]
+
+
+SERVERS: dict[str, Callable[[int], list[str]]] = {
+    "gunicorn": gunicorn(1), "gunicorn-2": gunicorn(2), "waitress": waitress, "serve": serve,
+}
+
+
+def make_app(root: Path, *, lazy: bool = False) -> Path:
+    """The app in `root`: mymod.py with VERSION '1', or lazyhelper.py with VALUE 1."""
+    if lazy:
+        (root / "lazyhelper.py").write_text("VALUE = 1\n")
+        (root / "lazyview.py").write_text(LAZY_VIEW)
+        (root / "app.py").write_text(LAZY_APP)
+    else:
+        (root / "mymod.py").write_text("VERSION = '1'\n")
+        (root / "app.py").write_text(APP)
+    (root / "front.py").write_text(FRONT)
+    return root
+
+
+class Server:
+    """A server in a subprocess of its own session; its output readable while it runs."""
+
+    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # same-size saves within a second: no stale pyc
+        self.port = port
+        self._lines: list[bytes] = []
+        self._proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        # Read as it comes: a server that fills the pipe blocks on its next log line.
+        for line in iter(stdout.readline, b""):
+            self._lines.append(line)
+
+    @property
+    def output(self) -> str:
+        """Everything the server printed so far (its log)."""
+        return b"".join(list(self._lines)).decode(errors="replace")
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def wait_for_output(self, needle: str, timeout: float = 10) -> str:
+        """Wait until the output holds `needle`; return the output."""
+        try:
+            wait_for(lambda: needle in self.output, timeout, f"{needle!r} in the log")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log:\n{self.output[-4000:]}") from None
+        return self.output
+
+    def stop(self) -> None:
+        """SIGINT, then SIGKILL to the whole session (a stopped worker is continued first)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGCONT)
+        self._proc.send_signal(signal.SIGINT)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, signal.SIGKILL)  # workers left behind
+        self._reader.join(10)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+@contextlib.contextmanager
+def serving(name: str, cwd: Path) -> Iterator[Server]:
+    """SERVERS[name] serving the app in `cwd`, answering, until the block ends."""
+    # A file written within a clock tick of the process start counts as changed: the
+    # first request would act on it.
+    written = newest_change(cwd)
+    wait_for(lambda: time.time_ns() > written + 50_000_000, 1, "the app's files to age")
+    port = free_port()
+    server = Server(SERVERS[name](port), cwd, port)
+    try:
+        try:
+            wait_for(lambda: server.alive and up(port), 20, f"{name} answering")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log:\n{server.output[-4000:]}") from None
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request as the client saw it: when it was sent and answered (monotonic), the
+    final status (307s followed; 0 for a connection error) and the body."""
+
+    started: float
+    finished: float
+    status: int
+    body: str
+
+    @property
+    def version(self) -> str | None:
+        """The version served, or None for a body that is not the app's answer."""
+        try:
+            return str(json.loads(self.body)["version"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class Traffic:
+    """`clients` threads each sending GET / every `pause` s until the block ends."""
+
+    def __init__(self, port: int, clients: int = 1, pause: float = 0.2) -> None:
+        self._port, self._pause = port, pause
+        self._answers: list[Answer] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status, body, _ = fetch(self._port, timeout=30)
+            except OSError as exc:
+                status, body = 0, repr(exc)
+            self._answers.append(Answer(started, time.monotonic(), status, body))
+            self._stop.wait(self._pause)
+
+    @property
+    def answers(self) -> list[Answer]:
+        """The answers so far, in the order their requests were sent."""
+        return sorted(self._answers, key=lambda a: a.started)
+
+    def wait(self, predicate: Callable[[list[Answer]], bool], timeout: float, what: str,
+             since: float) -> None:
+        """Wait until `predicate(answers)` holds; the timeline in the failure message."""
+        try:
+            wait_for(lambda: predicate(self.answers), timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{timeline(self.answers, since)}") from None
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(40)
+
+
+def timeline(answers: list[Answer], since: float) -> str:
+    """The answers in runs of the same status and version, as lines: how many, when
+    their requests were sent and answered (s after `since`), status, what was served."""
+    runs: list[list[Answer]] = []
+    for a in answers:
+        if runs and shown(runs[-1][0]) == shown(a):
+            runs[-1].append(a)
+        else:
+            runs.append([a])
+    return "\n".join(
+        f"{len(run):4d} x sent {run[0].started - since:+6.2f}..{run[-1].started - since:+6.2f} s"
+        f", answered by {max(a.finished for a in run) - since:+6.2f} s: {shown(run[0])}"
+        for run in runs
+    )
+
+
+def shown(answer: Answer) -> str:
+    if answer.version is not None:
+        return f"{answer.status} version {answer.version!r}"
+    return f"{answer.status} {' '.join(answer.body.split())[:100]!r}"
+
+
+def version(port: int) -> str:
+    """The version one request is served (307s followed), asserting a 200."""
+    status, body, _ = fetch(port)
+    assert status == 200, body[-500:]
+    return str(json.loads(body)["version"])
+
+
+def recorded(port: int, path: Path) -> bool:
+    """Whether the process answering /__pending__ has recorded `path` (not acted yet)."""
+    status, body = get(port, "/__pending__")
+    assert status == 200, body
+    return os.path.realpath(path) in json.loads(body)
+
+
+def wait_recorded(port: int, path: Path) -> None:
+    wait_for(lambda: recorded(port, path), 10, f"the server recording {path.name}")
+
+
+def lines_with(output: str, *needles: str) -> list[str]:
+    return [line for line in output.splitlines() if all(n in line for n in needles)]
+
+
+def pid_of(line: str) -> int:
+    found = re.search(r"\[pid (\d+)\]", line)
+    assert found, line
+    return int(found.group(1))
+
+
+# 1. Events lost in an inotify overflow.
+
+
+def overflowing_writes() -> int:
+    """Write cycles that overflow an inotify queue: each gives a modify and a close-write
+    event, and the kernel queues `max_queued_events` per instance (16,384 by default)."""
+    try:
+        queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    except (OSError, ValueError):
+        require("no inotify here: nothing to overflow")
+        raise AssertionError("unreachable") from None
+    return max(20_000, queued + 1_000)
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "waitress"])
+def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
+    tmp_path: Path, name: str
+) -> None:
+    """The serving process stopped while 20,000 writes to a scratch file overflow its
+    inotify queue and mymod.py is saved: once it runs again, the new VERSION is served
+    within 10 s while requests arrive, and the log says that events were lost and then
+    that the safety net found mymod.py."""
+    writes = overflowing_writes()
+    make_app(tmp_path)
+    mymod, scratch = tmp_path / "mymod.py", tmp_path / "scratch.log"
+    with serving(name, tmp_path) as server:
+        status, body, _ = fetch(server.port)
+        assert status == 200, body
+        pid = int(json.loads(body)["pid"])  # the gunicorn worker, or waitress itself
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(writes):
+                with open(scratch, "w") as out:
+                    out.write("x")
+            mymod.write_text("VERSION = '2'\n")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        with Traffic(server.port, pause=0.2) as traffic:
+            traffic.wait(lambda answers: served_then(answers, "2", 3), 20,
+                         "the new VERSION served", resumed)
+        answers = traffic.answers
+        story = timeline(answers, resumed)
+        print(f"after the CONT:\n{story}")
+        first = next(a for a in answers if a.version == "2")
+        assert first.started - resumed <= 10
+        assert all(a.status == 200 for a in answers)
+        assert all(a.version == "2" for a in answers if a.started >= first.finished)
+        log = server.wait_for_output("found by the safety net")
+    lost = log.find(f"[pid {pid}] file events were lost")
+    found = [log.find(line) for line in lines_with(log, "found by the safety net", "mymod.py")]
+    assert lost >= 0 and found and min(found) > lost, log[-4000:]
+
+
+def served_then(answers: list[Answer], wanted: str, more: int) -> bool:
+    """`wanted` was served, and `more` answers came after the first such answer."""
+    firsts = [a.finished for a in answers if a.version == wanted]
+    return bool(firsts) and sum(a.started >= firsts[0] for a in answers) >= more
+
+
+# 2. Deleted, then recreated, with a request in between.
+
+
+@pytest.mark.parametrize("name", ["serve", "waitress"])
+def test_a_module_deleted_and_recreated_is_served(tmp_path: Path, name: str) -> None:
+    """lazyhelper.py (imported by the view when called) is removed, one request comes,
+    and it is written again with VALUE = 2: the request in between is answered by the
+    loaded code, never a 500; from 1 s after the save on, every answer is 2."""
+    make_app(tmp_path, lazy=True)
+    helper = tmp_path / "lazyhelper.py"
+    with serving(name, tmp_path) as server:
+        # The first request imports the helper, the next one tracks it.
+        assert [version(server.port) for _ in range(3)] == ["1", "1", "1"]
+        helper.unlink()
+        if name == "waitress":  # serve has no way in besides the middleware: it may race
+            wait_recorded(server.port, helper)
+        status, body, _ = fetch(server.port)
+        assert status == 200, body[-2000:]
+        assert json.loads(body)["version"] == 1, body
+        helper.write_text("VALUE = 2\n")
+        saved = time.monotonic()
+        with Traffic(server.port, pause=0.2) as traffic:
+            traffic.wait(lambda answers: sum(a.started >= saved + 1 for a in answers) >= 5, 20,
+                         "five answers from 1 s after the save on", saved)
+        answers = traffic.answers
+        story = timeline(answers, saved)
+        print(f"after the save:\n{story}")
+        assert all(a.status == 200 for a in answers)
+        assert all(a.version == "2" for a in answers if a.started >= saved + 1)
+        news = [a.finished for a in answers if a.version == "2"]
+        assert all(a.version == "2" for a in answers if a.started >= news[0])
+
+
+# 3. A save with a time ahead of the clock.
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "waitress"])
+def test_a_save_with_a_future_time_is_one_change(tmp_path: Path, name: str) -> None:
+    """mymod.py saved, then its time set an hour ahead (`touch -d '+1 hour'`): the next
+    request is served the new code, with no storm hold and one log line per process
+    about the time; the ordinary saves after it are served on the next request too."""
+    make_app(tmp_path)
+    mymod = tmp_path / "mymod.py"
+    with serving(name, tmp_path) as server:
+        assert version(server.port) == "1"
+        mymod.write_text("VERSION = '2'\n")
+        ahead = time.time() + 3600
+        os.utime(mymod, (ahead, ahead))
+        wait_recorded(server.port, mymod)
+        assert version(server.port) == "2", server.output[-3000:]
+        for new in ("3", "4"):
+            mymod.write_text(f"VERSION = {new!r}\n")
+            wait_recorded(server.port, mymod)
+            assert version(server.port) == new, server.output[-3000:]
+        log = server.output
+    assert "changes keep coming" not in log, log[-3000:]
+    told = lines_with(log, "has a time", "ahead of this machine's clock")
+    assert told and all("mymod.py" in line for line in told), log[-3000:]
+    assert len({pid_of(line) for line in told}) == len(told), told  # once per process
+
+
+# 4. A file still being written.
+
+
+def write_slowly(path: Path, text: str, *, empty_for: float = 0.0, open_for: float = 0.0
+                 ) -> tuple[float, float]:
+    """Open `path` for writing (truncated), write nothing for `empty_for` s, write `text`,
+    keep it open `open_for` s more, close: (opened, closed), monotonic. The waits are the
+    writer's own pace, the schedule under test."""
+    pace = threading.Event()
+    with open(path, "w") as out:
+        opened = time.monotonic()
+        pace.wait(empty_for)
+        out.write(text)
+        out.flush()
+        pace.wait(open_for)
+    return opened, time.monotonic()
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "gunicorn-2", "waitress"])
+def test_a_file_still_being_written_is_not_loaded_half_done(tmp_path: Path, name: str) -> None:
+    """mymod.py open for writing, truncated and empty for 0.8 s, then written and closed,
+    while three clients send requests: never a 500 or an empty answer; the old VERSION
+    until the close, the new one from 1 s after it on."""
+    make_app(tmp_path)
+    with serving(name, tmp_path) as server, Traffic(server.port, clients=3, pause=0.05) as traffic:
+        begun = time.monotonic()
+        traffic.wait(lambda answers: len(answers) >= 6, 20, "requests flowing", begun)
+        opened, closed = write_slowly(tmp_path / "mymod.py", "VERSION = '2'\n", empty_for=0.8)
+        traffic.wait(lambda answers: sum(a.started >= closed + 1 for a in answers) >= 6, 20,
+                     "six answers from 1 s after the close on", opened)
+    answers = traffic.answers
+    story = timeline(answers, opened)
+    print(f"after the open:\n{story}")
+    assert [a for a in answers if a.status != 200 or a.version not in ("1", "2")] == []
+    assert any(opened <= a.started <= closed for a in answers)  # the window was hit
+    assert all(a.version == "1" for a in answers if a.finished < closed)
+    assert all(a.version == "2" for a in answers if a.started >= closed + 1)
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "waitress"])
+def test_a_writer_that_stays_open_is_acted_on_after_the_bound(tmp_path: Path, name: str) -> None:
+    """mymod.py written but kept open 4 s: the wait for its close is bounded (2 s), so
+    the new VERSION is served before the close, and the log says the file was still
+    open for writing."""
+    make_app(tmp_path)
+    with serving(name, tmp_path) as server:
+        with Traffic(server.port, clients=2, pause=0.1) as traffic:
+            begun = time.monotonic()
+            traffic.wait(lambda answers: len(answers) >= 4, 20, "requests flowing", begun)
+            opened, closed = write_slowly(tmp_path / "mymod.py", "VERSION = '2'\n", open_for=4)
+            traffic.wait(lambda answers: served_then(answers, "2", 4), 20,
+                         "the new VERSION served", opened)
+        answers = traffic.answers
+        story = timeline(answers, opened)
+        print(f"after the open (closed at {closed - opened:+.2f} s):\n{story}")
+        log = server.wait_for_output("still open for writing")
+    assert all(a.status == 200 and a.version in ("1", "2") for a in answers)
+    assert any(a.version == "2" and a.finished < closed for a in answers)
+    assert lines_with(log, "still open for writing", "mymod.py"), log[-3000:]
+
+
+# 5. A chmod that changes nothing (Apache daemon mode, preloaded, 2 processes).
+
+CHMODS: dict[str, Callable[[Path], Any]] = {
+    "chmod-a+r": lambda path: subprocess.run(["chmod", "a+r", str(path)], check=True),
+    "os.chmod-same-mode": lambda path: os.chmod(path, stat.S_IMODE(path.stat().st_mode)),
+}
+
+
+@pytest.mark.parametrize("how", list(CHMODS))
+def test_a_chmod_that_changes_nothing_restarts_nothing(
+    site: Callable[..., Site], apache: Callable[..., Apache], how: str
+) -> None:
+    """A module already 0644 given its mode again: no daemon restarts and no change is
+    logged; a rewrite in place that puts back the size and mtime is still served by
+    the next request."""
+    app = site()
+    server = apache(app)
+    pids = warm(server)
+    assert all(answer(server)["version"] == "1" for _ in range(5))
+    views = app.root / "webapp" / "views.py"
+    assert stat.S_IMODE(views.stat().st_mode) == 0o644
+    CHMODS[how](views)
+
+    def unchanged() -> bool:
+        result = answer(server)
+        return result["version"] == "1" and result["pid"] in pids
+
+    try:
+        holds(unchanged, 2.0, "old code from the same processes after the chmod")
+    except AssertionError as exc:
+        told = [line for line in server.error_log().splitlines() if "restart" in line]
+        raise AssertionError(f"{exc}\n" + "\n".join(told)) from None
+    assert server.daemon_pids() == pids
+    assert restarts(server) == 0 and "changed:" not in server.error_log(), server.error_log()
+
+    before = views.stat()
+    with open(views, "r+") as target:
+        target.write("VERSION = '2'\n")  # the same length as the old text
+    os.utime(views, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (views.stat().st_size, views.stat().st_mtime_ns) == (before.st_size,
+                                                                before.st_mtime_ns)
+    seen(server, views)
+    assert answer(server)["version"] == "2"
+    assert not pids_answering(server, version="2") & pids
