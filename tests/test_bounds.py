@@ -46,7 +46,7 @@ def test_doubts_are_said_once_per_file(caplog: pytest.LogCaptureFixture) -> None
         later((NOW + SECOND,) * 2, "/srv/app/future.txt")
         later((BOUND // SECOND * SECOND,) * 2, "/srv/app/coarse.txt")
     messages = [r.getMessage() for r in caplog.records]
-    assert sum("/srv/app/future.txt has a time ahead" in m for m in messages) == 1
+    assert sum("/srv/app/future.txt has a time 1 s ahead" in m for m in messages) == 1
     assert sum("/srv/app/coarse.txt has whole-second file times" in m for m in messages) == 1
 
 

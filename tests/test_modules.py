@@ -79,7 +79,8 @@ def sample_modules(root: Path) -> dict[str, Any]:
 
 
 def test_project_modules_scope_project(tree: Path) -> None:
-    """With the default `modules=project` only the app's own files are tracked."""
+    """With the default `modules=project` only the app's own files are tracked, a module
+    whose file was deleted since its import too (its code is served, and comes back)."""
     found = project_modules(sample_modules(tree), "project", [str(tree / "lib")])
     project = tree / "project"
     assert found == {
@@ -87,6 +88,7 @@ def test_project_modules_scope_project(tree: Path) -> None:
         "myproject": str(project / "myproject" / "__init__.py"),
         "myproject.views": str(project / "myproject" / "views.py"),
         "legacy": str(project / "legacy.py"),
+        "deleted": str(project / "deleted.py"),
     }
 
 

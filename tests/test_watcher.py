@@ -33,6 +33,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from helpers import Until
+from reload_middleware import observers
 from reload_middleware.changes import Changes
 from reload_middleware.paths import DEFAULT_EXCLUDES
 from reload_middleware.watcher import Registration, Watcher
@@ -104,6 +105,29 @@ def test_every_watchdog_event_type_is_in_the_table() -> None:
         and cls not in (FileSystemEvent, watchdog.events.FileSystemMovedEvent)
     }
     assert emitted == {type(event) for _, event, _ in EVENTS}
+
+
+KINDS = [
+    # (id, event, what it says with close events (inotify), and without (polling))
+    ("modified", FileModifiedEvent(VIEWS), "write", ""),
+    ("created", FileCreatedEvent(VIEWS), "write", ""),
+    ("closed-after-write", FileClosedEvent(VIEWS), "written", ""),
+    ("moved", FileMovedEvent(VIEWS, f"{PROJECT}/old.py"), "written", ""),
+    ("deleted", FileDeletedEvent(VIEWS), "written", ""),
+    ("attrib", FileAttribEvent(VIEWS), "attrib", "attrib"),
+    ("dir-created", DirCreatedEvent(PROJECT), "", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "native", "polling"), [k[1:] for k in KINDS], ids=[k[0] for k in KINDS]
+)
+def test_what_an_event_says_of_its_file(event: FileSystemEvent, native: str, polling: str
+                                        ) -> None:
+    """A write leaves a writer at work until its close; an attribute event leaves the
+    content as it was; without close events nothing is known of writers."""
+    assert observers.kind(event, closes=True) == native
+    assert observers.kind(event, closes=False) == polling
 
 
 def test_lost_events_make_the_next_request_look_at_every_file(

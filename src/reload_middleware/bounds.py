@@ -48,18 +48,14 @@ def later_than(
     cp -p, tar) still sets it. Where the times cannot tell, the answer is the safe one
     and the log says so once, naming the file:
     - a time ahead of the clock (skew, a share) proves nothing and would act forever:
-      such a time is left out;
+      such a time is left out (`reached`);
     - whole-second times (a coarse filesystem clock) may hide a change made in the
       second of the read;
     - a `.py` file saved in the second before the read may have been loaded from a
       `.pyc` of the previous save (Python trusts a pyc whose whole-second mtime and
       size match the source).
     """
-    current = now()
-    valid = [t for t in times if t <= current]
-    if len(valid) < len(times):
-        _tell(path, "future", "%s has a time ahead of this machine's clock: its changes "
-              "are confirmed by size and inode until the clock passes it", path)
+    valid = reached(path, times, now())
     if not valid:
         return False
     latest = max(valid)
@@ -72,6 +68,18 @@ def later_than(
     return (
         path.endswith(".py") and latest + SECOND > bound and stale_bytecode(path, valid[0], size)
     )
+
+
+def reached(path: str, times: Sequence[int], now: int) -> list[int]:
+    """The file times the clock `now` has reached. One ahead of it (a skewed clock on a
+    share, a restored archive, `touch -d`) says nothing of when the file changed: it is
+    left out, and said once per file with the skew."""
+    valid = [t for t in times if t <= now]
+    if len(valid) < len(times):
+        _tell(path, "future", "%s has a time %.0f s ahead of this machine's clock: each "
+              "change to it counts once, told by its size, inode and times, never as a "
+              "change still going on", path, (max(times) - now) / SECOND)
+    return valid
 
 
 def stale_bytecode(path: str, mtime_ns: int, size: int) -> bool:

@@ -29,6 +29,10 @@ HOLD = 30.0
 STORM_CHANGES = 10
 STORM_SPAN = 1.5
 TOGETHER = 0.05
+# A file written to and not closed yet (a slow copy, an upload, a sync tool) is not
+# settled: actions wait for its close-after-write, this long at most from its first write,
+# then take it as it is. Only inotify reports closes; elsewhere quiet alone settles.
+CLOSE_WAIT = 2.0
 # A path with more events than this in one burst is written nonstop (a log, a database):
 # it no longer keeps the tree from being quiet. A save is a handful of events per file.
 BUSY_PATH = 10

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import bounds, bursts
-from .stats import STALE, UNREADABLE, Observed, Stat, differs, observe, stat_of
+from . import bounds, bursts, logs
+from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
 
 __all__ = ["STALE", "UNREADABLE", "Changes", "Observed", "Stat", "Taken", "differs", "stat_of"]
 
@@ -57,7 +57,10 @@ class Changes:
         self._burst: float | None = None  # when the events of a held burst began
         self._burst_events: dict[str, int] = {}  # path -> events since the tree was quiet
         self.holding = False  # changes keep coming: actions wait for them to stop
-        self._doubt = False  # the events may have missed a change: look at every file
+        self._doubt = ""  # the events may have missed a change: look at every file
+        self._writing: dict[str, float] = {}  # file open for writing -> its first write
+        self._written: set[str] = set()  # pending paths whose content may have changed
+        self._told_open: set[str] = set()
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -120,6 +123,11 @@ class Changes:
             stale = [p for p in stale if self._baselines.get(p) == observed[p][0]]
         self.invalidate(stale)
 
+    def absent(self, paths: Iterable[str]) -> list[str]:
+        """Those of `paths` whose baseline says they do not exist."""
+        with self._cond:
+            return [p for p in paths if p in self._baselines and self._baselines[p] is None]
+
     def invalidate(self, paths: Iterable[str]) -> None:
         """Count these paths as changed: what this process loaded of them is not known."""
         paths = list(paths)
@@ -135,14 +143,23 @@ class Changes:
             for path in paths:
                 self._baselines.pop(path, None)
 
-    def record(self, path: str) -> None:
-        """Called from the watcher thread: remember `path` and raise the flag."""
+    def record(self, path: str, kind: str = "") -> None:
+        """Called from the watcher thread: remember `path` and raise the flag. `kind`:
+        what the event says of the file's content and writer (observers.kind: "write",
+        "written", "attrib", or "" for unknown)."""
         with self._cond:
             self._pending.add(path)
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
             now = self._clock()
+            if kind != "attrib":
+                self._written.add(path)
+            if kind == "write":
+                self._writing.setdefault(path, now)
+            elif kind == "written":
+                self._writing.pop(path, None)
+                self._told_open.discard(path)
             if now - self._last_any >= bursts.CALM:
                 self._burst_events = {}  # a pause ends a burst, requests or not
             self._last_any = now
@@ -153,33 +170,32 @@ class Changes:
             self._cond.notify_all()
 
     def sweep(self) -> list[str]:
-        """Record every known path that differs from its baseline (changes made unwatched);
-        returns those that were not pending already."""
-        with self._cond:
-            baselines = dict(self._baselines)
-            pending = set(self._pending)
+        """Record every known path not pending that differs from its baseline (changes
+        made unwatched, or whose events were lost); returns them."""
+        with self._cond:  # pending paths are confirmed by take(), with their events
+            baselines = {p: s for p, s in self._baselines.items() if p not in self._pending}
         found = [p for p, before in baselines.items() if differs(before, stat_of(p, self._stat))]
         for path in found:
             self.record(path)
-        return [p for p in found if p not in pending]
+        return found
 
-    def doubt(self) -> None:
-        """The events may have missed a change (lost, or the safety net's period is up):
-        raise the flag, and the next request looks at every file (`doubted()`)."""
+    def doubt(self, *, lost: bool = False) -> None:
+        """The events may have missed a change (the safety net's period is up), or did
+        (`lost`): raise the flag, and the next request looks at every file (`doubted()`)."""
         with self._cond:
-            self._doubt = True
+            self._doubt = "lost" if lost or self._doubt == "lost" else "period"
             self._seq += 1
             self.dirty = True
 
     @property
     def doubting(self) -> bool:
-        """A doubt is raised and no request has looked yet."""
-        return self._doubt
+        """Lost events were reported and no request has looked yet."""
+        return self._doubt == "lost"
 
-    def doubted(self) -> bool:
-        """Whether a doubt was raised since the last call."""
+    def doubted(self) -> str:
+        """Why a doubt was raised since the last call: "lost", "period", or ""."""
         with self._cond:
-            doubt, self._doubt = self._doubt, False
+            doubt, self._doubt = self._doubt, ""
             return doubt
 
     def poke(self) -> None:
@@ -212,9 +228,14 @@ class Changes:
                 self.holding = True
                 quiet = max(quiet, bursts.CALM)
             deadline = now + (0 if self.holding else max(10 * quiet, 1.0))
-            while (wait := min(self._last_event + quiet, deadline) - now) > 0:
-                self._cond.wait(wait)
-                now = self._clock()
+            while True:
+                while (wait := min(self._last_event + quiet, deadline) - now) > 0:
+                    self._cond.wait(wait)
+                    now = self._clock()
+                if now - self._last_event < quiet or not self._await_writers():
+                    break
+                now = self._clock()  # a writer closed: its last writes must settle too
+                deadline = now + max(10 * quiet, 1.0)
             if now - self._last_event >= quiet:
                 self.holding, self._burst, self._burst_events = False, None, {}
                 return True
@@ -225,15 +246,34 @@ class Changes:
             self._burst = now  # acted on: the next hold starts from here
             return True
 
+    def _await_writers(self) -> bool:
+        """Under the lock: wait for the pending files open for writing to be closed, each
+        `CLOSE_WAIT` at most from its first write. True if one closed meanwhile; files
+        still open at their bound are said once and taken as they are."""
+        waited = False
+        while opened := {p: t for p, t in self._writing.items() if p in self._pending}:
+            wait = max(opened.values()) + bursts.CLOSE_WAIT - self._clock()
+            if wait <= 0:
+                for path in sorted(opened.keys() - self._told_open):
+                    logs.error("%s was still open for writing %g s after its first write: "
+                               "acting on it as it is", path, bursts.CLOSE_WAIT)
+                self._told_open.update(opened)
+                return False
+            self._cond.wait(wait)
+            waited = True
+        return waited
+
     def _change_times(self, ignore: frozenset[str] | set[str]) -> list[int]:
         """When the files changed (wall-clock ns): the pending files as they are now, and
         the others as their baselines say, leaving out files written nonstop."""
         with self._cond:
             pending = [p for p in self._pending - ignore
                        if self._burst_events.get(p, 0) <= bursts.BUSY_PATH]
-            known = [max(s[0], s[3]) for p, s in self._baselines.items()
-                     if s is not None and s[0] > 0 and p not in ignore]
-        return known + [t for p in pending for t in observe(p, self._stat)[1]]
+            known = [t for p, s in self._baselines.items()
+                     if s is not None and s[0] > 0 and p not in ignore for t in (s[0], s[3])]
+        now = time.time_ns()  # a time ahead of it is no change going on (bounds.reached)
+        return [t for t in known if t <= now] + [
+            t for p in pending for t in bounds.reached(p, observe(p, self._stat)[1], now)]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None
@@ -252,7 +292,7 @@ class Changes:
         with self._cond:
             confirmed = frozenset(
                 p for p, s in states.items()
-                if p not in ignore and differs(self._baselines.get(p), s)
+                if p not in ignore and self._changed(p, self._baselines.get(p), s)
             )
             for path in candidates - confirmed:
                 if path in ignore or self._baselines.get(path) not in (None, STALE):
@@ -284,9 +324,18 @@ class Changes:
             if self._seq == taken.seq and not keep_flag:
                 self.dirty = False
 
+    def _changed(self, path: str, before: Stat, after: Stat) -> bool:
+        """Under the lock: `differs()`, where a ctime that moved alone counts only if an
+        event may have written the content (a chmod that changes nothing is reported as
+        an attribute event alone; a rewrite in place, by writes)."""
+        if metadata_only(before, after):
+            return path in self._written
+        return differs(before, after)
+
     def _drop(self, paths: Iterable[str], seq: int) -> None:
         """Under the lock: forget pending paths, except those recorded again after `seq`."""
         for path in paths:
             if self._recorded.get(path, 0) <= seq:
                 self._pending.discard(path)
                 self._recorded.pop(path, None)
+                self._written.discard(path)

@@ -134,6 +134,9 @@ class Files:
         if fresh:
             read = {p for p, n in fresh.items() if n and self._load.read(n)}
             self._load.baseline(fresh, since, read)
+            # A module whose file is gone at its first look is served from a file that
+            # is no more (deleted or moved away since its import): not what is there.
+            self._changes.invalidate(self._changes.absent(p for p, n in fresh.items() if n))
             self._files.update(fresh)
             if register:
                 self._register()

@@ -61,6 +61,14 @@ class RealPaths:
             return real if os.path.isfile(real) else None
         return real if stat.S_ISREG(mode) else None
 
+    def gone(self, directory: str, name: str) -> str | None:
+        """Where `name` in `directory` was, if it is no more: a module whose file was
+        deleted or moved away since its import is still code being served (files.py)."""
+        prefix, listing = self._place(directory)
+        if listing is None or name in listing or not os.path.isdir(prefix):
+            return None
+        return prefix + name
+
     def _place(self, directory: str) -> tuple[str, dict[str, int] | None]:
         """(real directory ending in a separator, its listing), looked up once."""
         place = self._dirs.get(directory)
@@ -170,7 +178,7 @@ class Library:
             ) or self.holds(self.real.prefix(directory))
         if installed:
             return None
-        real = self.real.entry(directory, name)
+        real = self.real.entry(directory, name) or self.real.gone(directory, name)
         return None if real is None or self.holds(real) else real
 
 

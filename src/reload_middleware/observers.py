@@ -42,6 +42,35 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirMovedEvent,
 )
 
+# What an event says of its file's content (Changes.record):
+# - WRITE: written to, or created by an open for writing: open until its close-after-write;
+# - WRITTEN: closed after writing, moved into place or deleted: no writer left;
+# - ATTRIB: metadata alone (chmod, chown, a link, touch's times): the content is as it was,
+#   which is how a chmod that changes nothing is told from a rewrite in place (stats.py);
+# - UNKNOWN: the content may have changed, and nothing is known of a writer (a backend
+#   without close events, a directory's event, a look of the safety net).
+WRITE, WRITTEN, ATTRIB, UNKNOWN = "write", "written", "attrib", ""
+
+
+def kind(event: FileSystemEvent, *, closes: bool) -> str:
+    """What `event` says of its file (see above); `closes`: the backend reports closes
+    after writing (inotify), so a write without its close means a writer still at work.
+
+    >>> kind(FileModifiedEvent("/srv/app/views.py"), closes=True)
+    'write'
+    >>> kind(FileAttribEvent("/srv/app/views.py"), closes=False)
+    'attrib'
+    """
+    if isinstance(event, FileAttribEvent):
+        return ATTRIB
+    if not closes or event.is_directory:
+        return UNKNOWN
+    if isinstance(event, FileModifiedEvent | FileCreatedEvent):
+        return WRITE
+    done = isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent)
+    return WRITTEN if done else UNKNOWN
+
+
 # What the observers are asked for: the counted events, and the report of events lost
 # (a watch scheduled with a filter is told of an overflow only if the filter lists it),
 # which starts the safety net (net.py).

@@ -32,18 +32,19 @@ class Registration:
     ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
     strays: Strays | None = None  # Python files saved that no module was loaded from
 
-    def route(self, path: str, is_directory: bool) -> None:
-        """Record `path` (or, for a directory, the known files below it) if it is ours."""
+    def route(self, path: str, is_directory: bool, kind: str = "") -> None:
+        """Record `path` (or, for a directory, the known files below it) if it is ours;
+        `kind`: what the event says of its content (observers.kind)."""
         if path in self.ignored:
             return
         if path in self.files:
             if not paths.excluded(path, self.exclude, within=os.path.dirname(path)):
-                self.changes.record(path)  # a tracked file, or a watch path made just now
+                self.changes.record(path, kind)  # a tracked file, or a new watch path
         elif not is_directory and any(
             paths.under(path, [d]) and not paths.excluded(path, self.exclude, within=d)
             for d in self.dirs
         ):
-            self.changes.record(path)
+            self.changes.record(path, kind)
         elif self.strays and not is_directory and self.strays.note(path, self.roots, self.exclude):
             self.changes.poke()  # not a change: the next request compiles it (strays.py)
         if is_directory:

@@ -35,6 +35,18 @@ def differs(before: Stat, after: Stat) -> bool:
     return before[:3] != after[:3] or (before[3] != after[3] and before[4] == after[4])
 
 
+def metadata_only(before: Stat, after: Stat) -> bool:
+    """Whether `after` differs from `before` by its ctime alone: a chmod or chown that
+    changed nothing, a new hard link, or content rewritten in place with its old size and
+    mtime put back. The file's events tell which (Changes.take).
+
+    >>> metadata_only((5, 10, 7, 5, (0o644, 0, 0, 1)), (5, 10, 7, 9, (0o644, 0, 0, 1)))
+    True
+    """
+    return (before is not None and after is not None and before[:3] == after[:3]
+            and before[3] != after[3] and before[4] == after[4])
+
+
 def stat_of(path: str, stat: Callable[[str], os.stat_result] = os.lstat) -> Stat:
     """The part of a file's stat that tells a change, or None when it does not exist.
 

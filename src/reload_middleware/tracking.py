@@ -202,23 +202,25 @@ class Tracking:
         before a request imports them (Django's views)."""
         if self._started_in != self.place.forks:
             self._begin(server, settings)
-        elif self.place.watcher.heal() | self.changes.doubted():
-            self._look()
+        elif (healed := self.place.watcher.heal()) | bool(why := self.changes.doubted()):
+            self._look(lost=healed or why == "lost")
         self.files.report_strays()
 
-    def _look(self) -> None:
-        """The safety net's look (net.py), and after healing a watch: every tracked file
-        against its baseline, and the files new in the watch directories. What the events
-        should have told long since is logged as missed."""
-        registration, known = self.files.registration, self.changes.known
+    def _look(self, *, lost: bool) -> None:
+        """The safety net's look (net.py), after lost events or a healed watch: every
+        tracked file against its baseline, and the files new in the watch directories.
+        What the events should have told is logged: all of it when they were `lost`,
+        else what they should have told long since."""
+        registration = self.files.registration
+        known = self.changes.known | self.changes.pending
         created = [p for p in paths.files_below(registration.dirs, registration.exclude)
                    if p not in known]
         for path in created:
             self.changes.record(path)  # no baseline: it appeared
-        missed = [p for p in self.changes.sweep() + created if net.missed(p)]
+        missed = [p for p in self.changes.sweep() + created if lost or net.missed(p)]
         if missed:
-            logs.error("%s changed and no file event told of it (events lost or missed): "
-                       "found by the safety net", logs.describe(missed))
+            logs.error("%s changed and no file event told of it (%s): found by the safety "
+                       "net", logs.describe(missed), "events lost" if lost else "events missed")
 
     def _begin(self, server: str, settings: Settings) -> None:
         self._started_in = self.place.forks

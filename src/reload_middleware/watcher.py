@@ -46,9 +46,14 @@ class _Scheduled:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, route: Callable[[str, bool], None], lost: Callable[[str], None]) -> None:
+    """Routes counted events with what each says of its file (observers.kind); `closes`:
+    the backend reports closes after writing."""
+
+    def __init__(self, route: Callable[[str, bool, str], None],
+                 lost: Callable[[str], None], *, closes: bool) -> None:
         self._route = route
         self._lost = lost
+        self._closes = closes
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if type(event) is EventsLostEvent:
@@ -56,9 +61,11 @@ class _Handler(FileSystemEventHandler):
             return
         if type(event) not in observers.COUNTED:
             return
-        for path in (event.src_path, event.dest_path):
-            if path:
-                self._route(os.fsdecode(path), event.is_directory)
+        self._route(os.fsdecode(event.src_path), event.is_directory,
+                    observers.kind(event, closes=self._closes))
+        if event.dest_path:  # moved into place: complete
+            self._route(os.fsdecode(event.dest_path), event.is_directory,
+                        observers.WRITTEN if self._closes else observers.UNKNOWN)
 
 
 class Watcher:
@@ -81,7 +88,11 @@ class Watcher:
         self._registrations: dict[str, Registration] = {}
         self._observers: dict[str, BaseObserver] = {}
         self._scheduled: dict[str, _Scheduled] = {}
-        self._handler = _Handler(self._route, self._events_lost)
+        self._handlers = {
+            "native": _Handler(self._route, self._events_lost,
+                               closes=observers.native_backend() == "InotifyObserver"),
+            "polling": _Handler(self._route, self._events_lost, closes=False),
+        }
         self.net = net.Net(self._doubt)
         self.started = False
         # Roots whose watch died with them (deleted, replaced by a git checkout or a deploy)
@@ -138,7 +149,7 @@ class Watcher:
 
     def deliver(self, event: FileSystemEvent) -> None:
         """Route `event` as an observer thread does: the seam tests feed events through."""
-        self._handler.dispatch(event)
+        self._handlers["native"].dispatch(event)
 
     @property
     def backends(self) -> list[str]:
@@ -174,12 +185,12 @@ class Watcher:
             self._reschedule()
         return True
 
-    def _route(self, path: str, is_directory: bool) -> None:
+    def _route(self, path: str, is_directory: bool, kind: str = observers.UNKNOWN) -> None:
         if is_directory and (path in self._scheduled or path in self._missing):
             with self._lost_lock:
                 self._lost.add(path)
         for registration in list(self._registrations.values()):
-            registration.route(path, is_directory)
+            registration.route(path, is_directory, kind)
             if is_directory and path in self._missing:
                 registration.changes.poke()  # a root appeared: the next request watches it
 
@@ -189,11 +200,11 @@ class Watcher:
         if not any(r.changes.doubting for r in list(self._registrations.values())):
             logs.error("file events were lost (the event queue of %s overflowed): every "
                        "tracked file is looked at on the next request", where)
-        self._doubt()
+        self._doubt(lost=True)
 
-    def _doubt(self) -> None:
+    def _doubt(self, *, lost: bool = False) -> None:
         for registration in list(self._registrations.values()):
-            registration.changes.doubt()
+            registration.changes.doubt(lost=lost)
 
     def _died(self) -> None:
         """An observer thread ended on its own: the next request restarts it."""
@@ -248,7 +259,8 @@ class Watcher:
         backend = requested
         try:
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=observers.FILTER
+                self._handlers[backend], directory, recursive=recursive,
+                event_filter=observers.FILTER,
             )
         except OSError as exc:
             if backend == "polling":
@@ -258,7 +270,8 @@ class Watcher:
             logs.error("native events unavailable for %s: %s; polling it instead", directory, limit)
             backend = "polling"
             watch = self._observer(backend).schedule(
-                self._handler, directory, recursive=recursive, event_filter=observers.FILTER
+                self._handlers[backend], directory, recursive=recursive,
+                event_filter=observers.FILTER,
             )
         self._scheduled[directory] = _Scheduled(recursive, requested, backend, watch)
 
