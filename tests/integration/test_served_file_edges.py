@@ -333,6 +333,7 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
         assert status == 200, body
         pid = int(json.loads(body)["pid"])  # the gunicorn worker, or waitress itself
         os.kill(pid, signal.SIGSTOP)
+        stopped = time.monotonic()
         try:
             for _ in range(writes):
                 with open(scratch, "w") as out:
@@ -346,7 +347,7 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
                          "the new VERSION served", resumed)
         answers = traffic.answers
         story = timeline(answers, resumed)
-        print(f"after the CONT:\n{story}")
+        print(f"stopped for {resumed - stopped:.1f} s; after the CONT:\n{story}")
         first = next(a for a in answers if a.version == "2")
         assert first.started - resumed <= 10
         assert all(a.status == 200 for a in answers)
@@ -380,7 +381,7 @@ def test_a_module_deleted_and_recreated_is_served(tmp_path: Path, name: str) -> 
         if name == "waitress":  # serve has no way in besides the middleware: it may race
             wait_recorded(server.port, helper)
         status, body, _ = fetch(server.port)
-        assert status == 200, body[-2000:]
+        assert status == 200, f"{body[-1000:]}\n--- log:\n{server.output[-3000:]}"
         assert json.loads(body)["version"] == 1, body
         helper.write_text("VALUE = 2\n")
         saved = time.monotonic()
