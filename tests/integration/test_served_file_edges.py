@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from apache import Apache, free_port, newest_change, wait_for
-from procs import GUNICORN_KINDS, fetch, get, up
+from procs import GUNICORN_KINDS, fetch, get
 from support import Site, answer, holds, pids_answering, require, restarts, seen, warm
 
 pytestmark = pytest.mark.integration
@@ -103,6 +103,7 @@ def serve(port: int) -> list[str]:
 SERVERS: dict[str, Callable[[int], list[str]]] = {
     "gunicorn": gunicorn(1), "gunicorn-2": gunicorn(2), "waitress": waitress, "serve": serve,
 }
+PROCESSES = {"gunicorn": 1, "gunicorn-2": 2, "waitress": 1, "serve": 1}
 
 
 def make_app(root: Path, *, lazy: bool = False) -> Path:
@@ -173,8 +174,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(name: str, cwd: Path) -> Iterator[Server]:
-    """SERVERS[name] serving the app in `cwd`, answering, until the block ends."""
+def serving(name: str, cwd: Path, ready: str = "/") -> Iterator[Server]:
+    """SERVERS[name] serving the app in `cwd`, answering `ready`, until the block ends.
+    The middleware starts watching on its first request: `ready="/__pending__"` leaves
+    that to the test."""
     # A file written within a clock tick of the process start counts as changed: the
     # first request would act on it.
     written = newest_change(cwd)
@@ -183,12 +186,20 @@ def serving(name: str, cwd: Path) -> Iterator[Server]:
     server = Server(SERVERS[name](port), cwd, port)
     try:
         try:
-            wait_for(lambda: server.alive and up(port), 20, f"{name} answering")
+            wait_for(lambda: server.alive and answering(port, ready), 20, f"{name} answering")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- log:\n{server.output[-4000:]}") from None
         yield server
     finally:
         server.stop()
+
+
+def answering(port: int, path: str) -> bool:
+    try:
+        get(port, path)
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -204,8 +215,16 @@ class Answer:
     @property
     def version(self) -> str | None:
         """The version served, or None for a body that is not the app's answer."""
+        return self._field("version")
+
+    @property
+    def pid(self) -> str | None:
+        """The process that served the app's answer."""
+        return self._field("pid")
+
+    def _field(self, name: str) -> str | None:
         try:
-            return str(json.loads(self.body)["version"])
+            return str(json.loads(self.body)[name])
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -428,14 +447,15 @@ def test_a_save_with_a_future_time_is_one_change(tmp_path: Path, name: str) -> N
 # 4. A file still being written.
 
 
-def write_slowly(path: Path, text: str, *, empty_for: float = 0.0, open_for: float = 0.0
-                 ) -> tuple[float, float]:
-    """Open `path` for writing (truncated), write nothing for `empty_for` s, write `text`,
-    keep it open `open_for` s more, close: (opened, closed), monotonic. The waits are the
-    writer's own pace, the schedule under test."""
+def write_slowly(path: Path, text: str, *, empty_for: float = 0.0, open_for: float = 0.0,
+                 on_open: Callable[[], object] = lambda: None) -> tuple[float, float]:
+    """Open `path` for writing (truncated), call `on_open`, write nothing for `empty_for`
+    s, write `text`, keep it open `open_for` s more, close: (opened, closed), monotonic.
+    The waits are the writer's own pace, the schedule under test."""
     pace = threading.Event()
     with open(path, "w") as out:
         opened = time.monotonic()
+        on_open()
         pace.wait(empty_for)
         out.write(text)
         out.flush()
@@ -445,21 +465,50 @@ def write_slowly(path: Path, text: str, *, empty_for: float = 0.0, open_for: flo
 
 @pytest.mark.parametrize("name", ["gunicorn", "gunicorn-2", "waitress"])
 def test_a_file_still_being_written_is_not_loaded_half_done(tmp_path: Path, name: str) -> None:
-    """mymod.py open for writing, truncated and empty for 0.8 s, then written and closed,
-    while three clients send requests: never a 500 or an empty answer; the old VERSION
-    until the close, the new one from 1 s after it on."""
+    """Every process watching, mymod.py open for writing, truncated and empty for 0.8 s,
+    then written and closed, while three clients send requests: never a 500 or an empty
+    answer; the old VERSION until the close, the new one from 1 s after it on."""
     make_app(tmp_path)
-    with serving(name, tmp_path) as server, Traffic(server.port, clients=3, pause=0.05) as traffic:
-        begun = time.monotonic()
-        traffic.wait(lambda answers: len(answers) >= 6, 20, "requests flowing", begun)
-        opened, closed = write_slowly(tmp_path / "mymod.py", "VERSION = '2'\n", empty_for=0.8)
+    with serving(name, tmp_path) as server:
+        with Traffic(server.port, clients=3, pause=0.05) as traffic:
+            begun = time.monotonic()
+            traffic.wait(lambda answers: len({a.pid for a in answers}) == PROCESSES[name], 20,
+                         "every process answering, so watching", begun)
+            opened, closed = write_slowly(tmp_path / "mymod.py", "VERSION = '2'\n",
+                                          empty_for=0.8)
+            traffic.wait(lambda answers: sum(a.started >= closed + 1 for a in answers) >= 6, 20,
+                         "six answers from 1 s after the close on", opened)
+        print(f"after the open (closed at {closed - opened:+.2f} s):\n"
+              f"{timeline(traffic.answers, opened)}\n{server.output[-6000:]}")
+    never_half_done(traffic.answers, opened, closed)
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "waitress"])
+def test_a_file_being_written_when_watching_starts_is_not_loaded_half_done(
+    tmp_path: Path, name: str
+) -> None:
+    """The first request through the middleware, which starts its watching, comes while
+    mymod.py is open for writing, truncated and empty (a worker that had served nothing
+    yet): its watcher never heard that write, and still never a 500 or an empty answer;
+    the old VERSION until the close, the new one from 1 s after it on."""
+    make_app(tmp_path)
+    with serving(name, tmp_path, ready="/__pending__") as server, contextlib.ExitStack() as stack:
+        traffic = Traffic(server.port, clients=3, pause=0.05)
+        opened, closed = write_slowly(tmp_path / "mymod.py", "VERSION = '2'\n", empty_for=0.8,
+                                      on_open=lambda: stack.enter_context(traffic))
         traffic.wait(lambda answers: sum(a.started >= closed + 1 for a in answers) >= 6, 20,
                      "six answers from 1 s after the close on", opened)
-    answers = traffic.answers
-    story = timeline(answers, opened)
-    print(f"after the open:\n{story}")
+        stack.close()
+        print(f"after the open (closed at {closed - opened:+.2f} s):\n"
+              f"{timeline(traffic.answers, opened)}\n{server.output[-6000:]}")
+    never_half_done(traffic.answers, opened, closed)
+
+
+def never_half_done(answers: list[Answer], opened: float, closed: float) -> None:
+    """No 500 and no empty answer; the old VERSION until the close (requests were sent
+    while the file was open), the new one from 1 s after it on."""
     assert [a for a in answers if a.status != 200 or a.version not in ("1", "2")] == []
-    assert any(opened <= a.started <= closed for a in answers)  # the window was hit
+    assert any(opened <= a.started <= closed for a in answers)
     assert all(a.version == "1" for a in answers if a.finished < closed)
     assert all(a.version == "2" for a in answers if a.started >= closed + 1)
 
