@@ -81,6 +81,7 @@ bench: $(BIN)/.installed apache-venv
 	$(BIN)/python benchmarks/request_overhead.py
 	$(BIN)/python benchmarks/save_to_new_code.py
 	$(BIN)/python benchmarks/import_overhead.py
+	$(BIN)/python benchmarks/safety_net.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/framework_examples.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py

@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 from . import bounds, bursts, logs
 from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
 
-__all__ = ["STALE", "UNREADABLE", "Changes", "Observed", "Stat", "Taken", "differs", "stat_of"]
+__all__ = ["ATTRIB", "STALE", "UNKNOWN", "UNREADABLE", "WRITE", "WRITTEN", "Changes", "Observed",
+           "Stat", "Taken", "differs", "stat_of"]
+
+# What an event says of its file's content (`record()`, observers.kind):
+# - WRITE: written to, or created by an open for writing: open until its close-after-write;
+# - WRITTEN: closed after writing, moved into place or deleted: no writer left;
+# - ATTRIB: metadata alone (chmod, chown, a link, touch's times): the content is as it was,
+#   which is how a chmod that changes nothing is told from a rewrite in place;
+# - UNKNOWN: the content may have changed, and nothing is known of a writer (a backend
+#   without close events, a directory's event, a look of the safety net).
+WRITE, WRITTEN, ATTRIB, UNKNOWN = "write", "written", "attrib", ""
 
 @dataclass(frozen=True)
 class Taken:
@@ -143,21 +153,20 @@ class Changes:
             for path in paths:
                 self._baselines.pop(path, None)
 
-    def record(self, path: str, kind: str = "") -> None:
+    def record(self, path: str, kind: str = UNKNOWN) -> None:
         """Called from the watcher thread: remember `path` and raise the flag. `kind`:
-        what the event says of the file's content and writer (observers.kind: "write",
-        "written", "attrib", or "" for unknown)."""
+        what the event says of the file's content and writer (see WRITE above)."""
         with self._cond:
             self._pending.add(path)
             self._seq += 1
             self._events += 1
             self._recorded[path] = self._seq
             now = self._clock()
-            if kind != "attrib":
+            if kind != ATTRIB:
                 self._written.add(path)
-            if kind == "write":
+            if kind == WRITE:
                 self._writing.setdefault(path, now)
-            elif kind == "written":
+            elif kind == WRITTEN:
                 self._writing.pop(path, None)
                 self._told_open.discard(path)
             if now - self._last_any >= bursts.CALM:

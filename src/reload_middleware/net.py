@@ -56,10 +56,6 @@ class Net:
         """After a fork: the thread stayed in the parent."""
         self._thread = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def _run(self) -> None:
         while not self._stopping.wait(self.period):
             self._doubt()

@@ -27,6 +27,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, EventEmitter
 
+from .changes import ATTRIB, UNKNOWN, WRITE, WRITTEN
+
 # The events that can mean new code. Not opened/closed-without-write (every import
 # reads files, so each process would restart the others) and not directory-modified
 # (a directory's mtime changes whenever anything is created in it, temp files too).
@@ -42,19 +44,10 @@ COUNTED: tuple[type[FileSystemEvent], ...] = (
     DirMovedEvent,
 )
 
-# What an event says of its file's content (Changes.record):
-# - WRITE: written to, or created by an open for writing: open until its close-after-write;
-# - WRITTEN: closed after writing, moved into place or deleted: no writer left;
-# - ATTRIB: metadata alone (chmod, chown, a link, touch's times): the content is as it was,
-#   which is how a chmod that changes nothing is told from a rewrite in place (stats.py);
-# - UNKNOWN: the content may have changed, and nothing is known of a writer (a backend
-#   without close events, a directory's event, a look of the safety net).
-WRITE, WRITTEN, ATTRIB, UNKNOWN = "write", "written", "attrib", ""
-
-
 def kind(event: FileSystemEvent, *, closes: bool) -> str:
-    """What `event` says of its file (see above); `closes`: the backend reports closes
-    after writing (inotify), so a write without its close means a writer still at work.
+    """What `event` says of its file's content (changes.py: WRITE, WRITTEN, ATTRIB or
+    UNKNOWN); `closes`: the backend reports closes after writing (inotify), so a write
+    without its close means a writer still at work.
 
     >>> kind(FileModifiedEvent("/srv/app/views.py"), closes=True)
     'write'

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 
 from . import paths
-from .changes import Changes
+from .changes import UNKNOWN, Changes
 from .strays import Strays
 
 
@@ -32,7 +32,7 @@ class Registration:
     ignored: set[str] = field(default_factory=set)  # restart storms, see storms.py
     strays: Strays | None = None  # Python files saved that no module was loaded from
 
-    def route(self, path: str, is_directory: bool, kind: str = "") -> None:
+    def route(self, path: str, is_directory: bool, kind: str = UNKNOWN) -> None:
         """Record `path` (or, for a directory, the known files below it) if it is ours;
         `kind`: what the event says of its content (observers.kind)."""
         if path in self.ignored:

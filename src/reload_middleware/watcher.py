@@ -32,6 +32,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from . import logs, net, observers, paths
+from .changes import UNKNOWN, WRITTEN
 from .routing import Registration as Registration
 
 Factory = Callable[[], BaseObserver]
@@ -65,7 +66,7 @@ class _Handler(FileSystemEventHandler):
                     observers.kind(event, closes=self._closes))
         if event.dest_path:  # moved into place: complete
             self._route(os.fsdecode(event.dest_path), event.is_directory,
-                        observers.WRITTEN if self._closes else observers.UNKNOWN)
+                        WRITTEN if self._closes else UNKNOWN)
 
 
 class Watcher:
@@ -185,7 +186,7 @@ class Watcher:
             self._reschedule()
         return True
 
-    def _route(self, path: str, is_directory: bool, kind: str = observers.UNKNOWN) -> None:
+    def _route(self, path: str, is_directory: bool, kind: str = UNKNOWN) -> None:
         if is_directory and (path in self._scheduled or path in self._missing):
             with self._lost_lock:
                 self._lost.add(path)
