@@ -448,6 +448,7 @@ def test_a_save_with_a_future_time_is_one_change(tmp_path: Path, name: str) -> N
             wait_recorded(server.port, mymod)
             assert version(server.port) == new, server.output[-3000:]
         log = server.output
+        print(log)
     assert "changes keep coming" not in log, log[-3000:]
     told = lines_with(log, "has a time", "ahead of this machine's clock")
     assert told and all("mymod.py" in line for line in told), log[-3000:]
