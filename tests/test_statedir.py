@@ -148,6 +148,19 @@ def test_a_candidate_owned_by_another_uid_is_skipped(
     assert len(errors(caplog, "skipped")) == 3
 
 
+def state_at(seconds: float) -> tuple[int, int, int, int, tuple[int, ...]]:
+    """A file's state as the storm guard gets it, saved at `seconds`."""
+    ns = int(seconds * 1e9)
+    return (ns, 5, 7, ns, (0o100644, 0, 0, 1))
+
+
+def written_at(seconds: float) -> Callable[[str], os.stat_result]:
+    """A stat of a file last written at `seconds`."""
+    ns = int(seconds * 1e9)
+    return lambda _: os.stat_result((0o100644, 7, 1, 1, 0, 0, 5, 0, int(seconds),
+                                     int(seconds), 0.0, seconds, seconds, 0, ns, ns))
+
+
 def test_no_candidate_keeps_storms_in_memory_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -156,9 +169,10 @@ def test_no_candidate_keeps_storms_in_memory_and_says_so(
     state = StateDir([str(tmp_path / "a")])
     clock = [1000.0]
     guard = StormGuard("/srv/app.wsgi", state=state, clock=lambda: clock[0])
-    for _ in range(6):
+    for _ in range(6):  # the app writes its log as each reload loads
         clock[0] += 1
-        guard.acted({"/srv/data.log": clock[0] - 0.5})
+        guard.acted({"/srv/data.log": state_at(clock[0] - 0.7)})
+        guard.loaded([(clock[0], clock[0] + 0.2)], stat=written_at(clock[0] + 0.1))
     assert guard.ignored == {"/srv/data.log"}
     assert len(errors(caplog, "no private state directory usable")) == 1
     assert os.listdir(tmp_path) == ["a"]
@@ -176,11 +190,18 @@ def test_a_planted_storm_record_is_replaced_without_blocking(
     assert state.path is not None
     record = Path(state.path) / guard.name
     plant(record)
-    within(5, lambda: guard.acted({"/srv/data.log": 1.0}))
+    within(5, lambda: guard.acted({"/srv/data.log": state_at(1.0)}))
     info = os.lstat(record)
     assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
     assert "/srv/data.log" in json.loads(record.read_text())
     assert os.listdir(tmp_path / "elsewhere") == []
+
+
+def returns(count: int, last: float) -> dict[str, object]:
+    """A record in which /srv/data.log came back after each of `count` actions."""
+    acts = [[int((last - n) * 1e9), 5, 7, last - n, "", False] for n in range(count, -1, -1)]
+    writes = [[last - n + 0.5, last - n + 0.6] for n in range(count, -1, -1)]
+    return {"/srv/data.log": {"acts": acts, "writes": writes, "edited": False}}
 
 
 def test_a_world_writable_record_is_not_believed(tmp_path: Path) -> None:
@@ -190,31 +211,38 @@ def test_a_world_writable_record_is_not_believed(tmp_path: Path) -> None:
     guard = StormGuard("/srv/app.wsgi", state=state, clock=lambda: clock[0])
     assert state.path is not None
     record = Path(state.path) / guard.name
-    record.write_text(json.dumps({"/srv/data.log": [999.9, 50]}))
+    record.write_text(json.dumps(returns(10, 999.0)))
     record.chmod(0o666)
-    guard.acted({"/srv/data.log": 999.95})
+    guard.acted({"/srv/data.log": state_at(999.6)})
     assert guard.ignored == set()
+    record.write_text(json.dumps(returns(10, 999.0)))
+    record.chmod(0o600)  # the same record, ours: believed
+    guard.acted({"/srv/data.log": state_at(999.6)})
+    assert guard.ignored == {"/srv/data.log"}
 
 
 @pytest.mark.parametrize(
-    "entry",
-    [[1e18, 100], [-1.0, 1], [float("inf"), 1], [999.0, -1], [999.0, 10**9], [999.0, 1.5],
-     ["999", 1], [999.0, True], [999.0], 7],
-    ids=["future", "negative", "infinite", "count-negative", "count-huge", "count-float",
-         "time-text", "count-bool", "short", "not-a-pair"],
+    "act",
+    [[1, 5, 7, 1e18, "", False], [1, 5, 7, -1.0, "", False], [1, 5, 7, float("inf"), "", False],
+     [1, 5.5, 7, 999.0, "", False], [1, 5, 7, 999.0, "zz", False], [1, 5, 7, 999.0, "", 1],
+     [1, 5, True, 999.0, "", False], [1, 5, 2**64, 999.0, "", False], ["1", 5, 7, 999.0, "", False],
+     [1, 5, 7, 999.0], 7],
+    ids=["future", "negative", "infinite", "size-float", "digest-not-hex", "repeat-int",
+         "inode-bool", "inode-huge", "time-text", "short", "not-a-list"],
 )
 def test_bad_record_values_are_discarded_with_a_log_line(
-    tmp_path: Path, entry: object, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, act: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Times and counts out of bounds discard the record, said in the log."""
+    """Times, states and digests out of bounds discard the record, said in the log."""
     clock = [1000.0]
     state = StateDir([str(tmp_path / "state")])
     guard = StormGuard("/srv/app.wsgi", state=state, clock=lambda: clock[0])
     assert state.path is not None
     record = Path(state.path) / guard.name
+    entry = {"acts": [act], "writes": [], "edited": False}
     record.write_text(json.dumps({"/srv/data.log": entry}))
     record.chmod(0o600)
-    guard.acted({"/srv/data.log": 999.95})
+    guard.acted({"/srv/data.log": state_at(999.95)})
     assert guard.ignored == set()
     assert len(errors(caplog, "discarded")) == 1
 

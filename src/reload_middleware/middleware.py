@@ -83,6 +83,7 @@ class ReloadMiddleware:
         self._handed_over = False  # the hook left a young process's first request to us
         self._restart: strategies.Restart | None = None
         self._failure: tuple[preflight.Failure, int] | None = None  # and its Taken.events
+        self._reloaded: int | None = None  # when the reload a request has to serve began
         self._last_action: dict[str, Any] | None = None
         if stand_in or not self._settings.enabled:
             return  # off until SetEnv turns it on at the first request; installs nothing
@@ -142,18 +143,25 @@ class ReloadMiddleware:
 
     def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
                    ) -> Iterable[bytes]:
+        began = time.time_ns()
         self._tracking.load.judge_at(environ, self._lock, LOAD_WAIT)
         with self._lock:
-            if not self._configured:
+            first = not self._configured
+            if first:
                 self._configure(environ)
             if not (self._settings.live and live.reserved(environ)):  # live: never acts
                 self._act(environ)
+            reloaded, self._reloaded = self._reloaded, None
+            loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
+                self._settings.enabled) else None
         if self._failure is not None and self._settings.debug and self._restart is None:
             failed = self._failure[0]  # live reload: the page reloads itself once fixed
             page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
                               self._settings.live)
             return page(environ, start_response)
-        return self._serve(environ, start_response)
+        body = self._serve(environ, start_response)
+        # The storm guard looks at what changed while this request loaded code.
+        return body if loaded is None else bodies.then(body, environ, loaded)
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""
@@ -228,7 +236,8 @@ class ReloadMiddleware:
         old, self._app = self._app, bodies.counted(outcome.app)
         self._serve = self._guarded(self._app)
         self._tracking.rebaseline(outcome.started, taken.states, kept=outcome.kept)
-        self._tracking.acted(taken, restarting=False)
+        self._tracking.acted(taken, restarting=False, since=outcome.started)
+        self._reloaded = outcome.started  # the request served next ends its window
         logs.info("reloaded in %.0f ms", (time.time_ns() - outcome.started) / 1e6)
         if outcome.app is not bodies.inner(old):
             bodies.retire(old)  # not when the script handed back the same app object

@@ -17,6 +17,7 @@ directory before we create them: such a candidate is skipped, said once in the l
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -169,6 +170,19 @@ def default() -> StateDir:
     paths = tuple(candidates(uid, os.environ, writable_home(uid), tempfile.gettempdir()))
     with _DEFAULTS_LOCK:
         return _DEFAULTS.setdefault(paths, StateDir(paths))
+
+
+@contextlib.contextmanager
+def locked(dir_fd: int | None) -> Iterator[None]:
+    """Hold the directory's lock (none for no directory): a record read, changed and
+    replaced under it loses nothing to another process doing the same."""
+    if dir_fd is not None:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)  # released when the descriptor closes, too
+    try:
+        yield
+    finally:
+        if dir_fd is not None:
+            fcntl.flock(dir_fd, fcntl.LOCK_UN)
 
 
 def read(dir_fd: int, name: str, limit: int) -> bytes | None:

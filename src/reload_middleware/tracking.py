@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from . import bounds, bursts, control, imports, logs, net, paths, statedir, templates
 from .changes import Changes, Stat, Taken
@@ -45,6 +45,7 @@ class Tracking:
         self._settings = Settings()
         self._forks = place.forks
         self._loaded_since = bounds.process_started_ns()
+        self._built = time.time_ns()  # the script has loaded: the end of its import
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
@@ -110,10 +111,11 @@ class Tracking:
         """Not acted on: the flag goes down unless something came since (or `keep_flag`)."""
         self.changes.finish(taken, acted=False, keep_flag=keep_flag)
 
-    def acted(self, taken: Taken, *, restarting: bool) -> None:
-        """Acted on `taken`: tell the storm guard; unless this process is on its way out,
-        take the files as confirmed for baselines."""
-        self._note_action(taken)
+    def acted(self, taken: Taken, *, restarting: bool, since: int | None = None) -> None:
+        """Acted on `taken` (an in-process reload: `since` it began, wall-clock ns): tell
+        the storm guard; unless this process is on its way out, take the files as
+        confirmed for baselines."""
+        self._note_action(taken, since)
         if not restarting:
             self.changes.finish(taken, acted=True)
 
@@ -145,6 +147,7 @@ class Tracking:
     def refresh(self) -> None:
         """Track the modules imported since the last look (cheap when there are none)."""
         self.storms.release_quiet()
+        self.storms.recall()  # a storm found by another process, or before a restart
         self.files.refresh(self._noted())
 
     def rebaseline(self, loaded_since: int, confirmed: Mapping[str, Stat] | None = None,
@@ -241,16 +244,29 @@ class Tracking:
             self.files.templates.describe(),
         )
 
-    def _note_action(self, taken: Taken) -> None:
+    def loading(self, began: int, *, first: bool, reloaded: int | None
+                ) -> Callable[[], None] | None:
+        """For a request that began at `began` (wall-clock ns) and loaded code: this
+        process's first (`first`), or one that reloaded in-process at `reloaded`. What to
+        call when it is done: the storm guard looks at what changed while the code
+        loaded (storms.py); None for any other request."""
+        spans = [(self._loaded_since, self._built), (began, None)] if first else []
+        spans += [] if reloaded is None else [(reloaded, None)]
+        if not spans:
+            return None
+        return lambda: self.storms.loaded(
+            [(start / 1e9, (end or time.time_ns()) / 1e9) for start, end in spans])
+
+    def _note_action(self, taken: Taken, since: int | None = None) -> None:
         """Tell the storm guard what caused an action: never the modules (see storms.py),
         nor the stamp or trigger, which only a control POST or a deploy touches."""
         ours = {self.stamp, FORCED}
         self.changes.forget([FORCED])  # a later POST is a new change
         self.storms.acted({
-            path: state[0] / 1e9
+            path: state
             for path, state in taken.states.items()
             if state and not self.files.is_module(path) and path not in ours
-        })
+        }, since=None if since is None else since / 1e9, templates=self.files.templates.dirs)
 
     def release(self) -> None:
         """Stop watching and noting imports for this script (reloading switched off)."""
