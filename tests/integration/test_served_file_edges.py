@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apache import Apache, free_port, newest_change, wait_for
+from apache import Apache, free_port, wait_for
 from procs import GUNICORN_KINDS, fetch, get
 from support import Site, answer, holds, pids_answering, require, restarts, seen, warm
+from traffic import Answer, Server, Traffic, running, timeline
 
 from reload_middleware import net
 
@@ -121,179 +121,14 @@ def make_app(root: Path, *, lazy: bool = False) -> Path:
     return root
 
 
-class Server:
-    """A server in a subprocess of its own session; its output readable while it runs."""
-
-    def __init__(self, argv: list[str], cwd: Path, port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
-        env["PYTHONDONTWRITEBYTECODE"] = "1"  # same-size saves within a second: no stale pyc
-        self.port = port
-        self._lines: list[bytes] = []
-        self._proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        stdout = self._proc.stdout
-        assert stdout is not None
-        # Read as it comes: a server that fills the pipe blocks on its next log line.
-        for line in iter(stdout.readline, b""):
-            self._lines.append(line)
-
-    @property
-    def output(self) -> str:
-        """Everything the server printed so far (its log)."""
-        return b"".join(list(self._lines)).decode(errors="replace")
-
-    @property
-    def alive(self) -> bool:
-        return self._proc.poll() is None
-
-    def wait_for_output(self, needle: str, timeout: float = 10) -> str:
-        """Wait until the output holds `needle`; return the output."""
-        try:
-            wait_for(lambda: needle in self.output, timeout, f"{needle!r} in the log")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- log:\n{self.output[-4000:]}") from None
-        return self.output
-
-    def stop(self) -> None:
-        """SIGINT, then SIGKILL to the whole session (a stopped worker is continued first)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, signal.SIGCONT)
-        self._proc.send_signal(signal.SIGINT)
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, signal.SIGKILL)  # workers left behind
-        self._reader.join(10)
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
-
-
 @contextlib.contextmanager
 def serving(name: str, cwd: Path, ready: str = "/") -> Iterator[Server]:
     """SERVERS[name] serving the app in `cwd`, answering `ready`, until the block ends.
     The middleware starts watching on its first request: `ready="/__pending__"` leaves
     that to the test."""
-    # A file written within a clock tick of the process start counts as changed: the
-    # first request would act on it.
-    written = newest_change(cwd)
-    wait_for(lambda: time.time_ns() > written + 50_000_000, 1, "the app's files to age")
     port = free_port()
-    server = Server(SERVERS[name](port), cwd, port)
-    try:
-        try:
-            wait_for(lambda: server.alive and answering(port, ready), 20, f"{name} answering")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- log:\n{server.output[-4000:]}") from None
+    with running(SERVERS[name](port), cwd, port, ready) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def answering(port: int, path: str) -> bool:
-    try:
-        get(port, path)
-    except OSError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One request as the client saw it: when it was sent and answered (monotonic), the
-    final status (307s followed; 0 for a connection error) and the body."""
-
-    started: float
-    finished: float
-    status: int
-    body: str
-
-    @property
-    def version(self) -> str | None:
-        """The version served, or None for a body that is not the app's answer."""
-        return self._field("version")
-
-    @property
-    def pid(self) -> str | None:
-        """The process that served the app's answer."""
-        return self._field("pid")
-
-    def _field(self, name: str) -> str | None:
-        try:
-            return str(json.loads(self.body)[name])
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
-class Traffic:
-    """`clients` threads each sending GET / every `pause` s until the block ends."""
-
-    def __init__(self, port: int, clients: int = 1, pause: float = 0.2) -> None:
-        self._port, self._pause = port, pause
-        self._answers: list[Answer] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                status, body, _ = fetch(self._port, timeout=30)
-            except OSError as exc:
-                status, body = 0, repr(exc)
-            self._answers.append(Answer(started, time.monotonic(), status, body))
-            self._stop.wait(self._pause)
-
-    @property
-    def answers(self) -> list[Answer]:
-        """The answers so far, in the order their requests were sent."""
-        return sorted(self._answers, key=lambda a: a.started)
-
-    def wait(self, predicate: Callable[[list[Answer]], bool], timeout: float, what: str,
-             since: float) -> None:
-        """Wait until `predicate(answers)` holds; the timeline in the failure message."""
-        try:
-            wait_for(lambda: predicate(self.answers), timeout, what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{timeline(self.answers, since)}") from None
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(40)
-
-
-def timeline(answers: list[Answer], since: float) -> str:
-    """The answers in runs of the same status and version, as lines: how many, when
-    their requests were sent and answered (s after `since`), status, what was served."""
-    runs: list[list[Answer]] = []
-    for a in answers:
-        if runs and shown(runs[-1][0]) == shown(a):
-            runs[-1].append(a)
-        else:
-            runs.append([a])
-    return "\n".join(
-        f"{len(run):4d} x sent {run[0].started - since:+6.2f}..{run[-1].started - since:+6.2f} s"
-        f", answered by {max(a.finished for a in run) - since:+6.2f} s: {shown(run[0])}"
-        for run in runs
-    )
-
-
-def shown(answer: Answer) -> str:
-    if answer.version is not None:
-        return f"{answer.status} version {answer.version!r}"
-    return f"{answer.status} {' '.join(answer.body.split())[:100]!r}"
 
 
 def version(port: int) -> str:
@@ -360,11 +195,11 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
             for _ in range(writes):
                 with open(scratch, "w") as out:
                     out.write("x")
-            mymod.write_text("VERSION = '2'\n")
             # Stopped past the net's period, as a process held in a debugger or starved
             # by the burst is (on a loaded machine the writes alone take that long): its
             # periodic look is due at the CONT, with the report of the lost events.
             threading.Event().wait(max(0.0, watching + net.PERIOD + 1 - time.monotonic()))
+            mymod.write_text("VERSION = '2'\n")  # the save, just before the CONT
         finally:
             os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
@@ -378,7 +213,8 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
         assert first.started - resumed <= 10
         assert all(a.status == 200 for a in answers)
         assert all(a.version == "2" for a in answers if a.started >= first.finished)
-        log = server.wait_for_output("found by the safety net")
+        server.wait_for_output(f"[pid {pid}] file events were lost")
+        log = server.wait_for_output(f"[pid {pid}]", "found by the safety net", "mymod.py")
     lost = log.find(f"[pid {pid}] file events were lost")
     found = [log.find(line)
              for line in lines_with(log, f"[pid {pid}]", "found by the safety net", "mymod.py")]
