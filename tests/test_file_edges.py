@@ -7,12 +7,13 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from watchdog.events import EventsLostEvent
 
 from helpers import MakeProject, Until, call, save
-from reload_middleware import bursts
+from reload_middleware import bursts, writers
 from reload_middleware.watcher import Watcher
 
 HOUR = 3600 * 10**9
@@ -152,3 +153,40 @@ def test_a_rewrite_in_place_with_its_old_size_and_times_counts(
     os.utime(made.views, ns=(before.st_atime_ns, before.st_mtime_ns))
     until(lambda: str(made.views) in app.pending)
     assert call(app).body == b"new"
+
+
+def test_a_file_being_written_when_watching_starts_is_taken_once_closed(
+    project: MakeProject,
+) -> None:
+    """The write began before any watch (a slow copy under way when a process takes its
+    first request): no event told of it, and /proc says a process holds it open, so its
+    close is waited for all the same."""
+    made = project()
+    app = made.application
+    writer = open(made.views, "w")  # noqa: SIM115 (held open across the request)
+    writer.write("TEXT = ")
+    writer.flush()
+
+    def finish() -> None:
+        writer.write("'whole'\n")
+        writer.close()
+
+    closer = threading.Timer(0.3, finish)
+    closer.start()
+    try:
+        assert call(app).body == b"whole"  # the first request: it starts the watching
+    finally:
+        closer.join()
+
+
+def test_proc_tells_which_files_are_open_for_writing(tmp_path: Path) -> None:
+    """Open for writing: held; for reading only, or closed: not."""
+    path = tmp_path / "views.py"
+    path.write_text("TEXT = 'old'\n")
+    assert writers.held(str(path)) is False
+    with open(path) as reading:
+        assert writers.held(str(path)) is False
+        assert reading.readable()
+    with open(path, "a"):
+        assert writers.held(str(path)) is True
+    assert writers.held(str(path)) is False

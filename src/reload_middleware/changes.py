@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import bounds, bursts, logs
+from . import bounds, bursts, logs, writers
 from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
 
 __all__ = ["ATTRIB", "STALE", "UNKNOWN", "UNREADABLE", "WRITE", "WRITTEN", "Changes", "Observed",
@@ -53,9 +53,11 @@ class Changes:
         self,
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[str], os.stat_result] = os.lstat,
+        held: Callable[[str], bool | None] = writers.held,
     ) -> None:
         self._clock = clock
         self._stat = stat
+        self._held = held  # is a file open for writing by some process?
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
@@ -183,10 +185,22 @@ class Changes:
         made unwatched, or whose events were lost); returns them."""
         with self._cond:  # pending paths are confirmed by take(), with their events
             baselines = {p: s for p, s in self._baselines.items() if p not in self._pending}
-        found = [p for p, before in baselines.items() if differs(before, stat_of(p, self._stat))]
-        for path in found:
-            self.record(path)
-        return found
+        found = {}
+        for path, before in baselines.items():
+            state, times = observe(path, self._stat)
+            if differs(before, state):
+                found[path] = times
+        wall, now = time.time_ns(), self._clock()
+        for path, times in found.items():
+            # No event told of it: a writer may still be at work (its write came before
+            # the watch), and then its close is waited for as after a write.
+            age = (wall - max(times, default=0)) / bounds.SECOND
+            busy = 0 <= age < bursts.CLOSE_WAIT and self._held(path)
+            self.record(path, WRITE if busy else UNKNOWN)
+            with self._cond:
+                if path in self._writing:
+                    self._writing[path] = min(self._writing[path], now - age)
+        return list(found)
 
     def doubt(self, *, lost: bool = False) -> None:
         """The events may have missed a change (the safety net's period is up), or did
