@@ -192,7 +192,8 @@ def timeline(answers: list[Answer], since: float) -> str:
             runs.append([a])
     return "\n".join(
         f"{len(run):4d} x sent {run[0].started - since:+6.2f}..{run[-1].started - since:+6.2f} s"
-        f", answered by {max(a.finished for a in run) - since:+6.2f} s: {shown(run[0])}"
+        f", answered {min(a.finished for a in run) - since:+6.2f}.."
+        f"{max(a.finished for a in run) - since:+6.2f} s: {shown(run[0])}"
         for run in runs
     )
 
