@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -179,14 +180,53 @@ def test_a_file_being_written_when_watching_starts_is_taken_once_closed(
         closer.join()
 
 
+TORN_SCRIPT = """\
+import {module}
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [{module}.TEXT.encode()]
+
+
+application = ReloadMiddleware(app, **{{options!r}})
+"""
+
+
+def test_a_module_loaded_while_a_writer_is_at_work_is_served_once_closed(
+    project: MakeProject, tmp_path: Path
+) -> None:
+    """A process started while a slow copy of a module was under way loaded it half
+    done; its first request waits for the close and is served the whole file."""
+    name = f"torn_{uuid.uuid4().hex[:8]}"
+    writer = open(tmp_path.resolve() / f"{name}.py", "w")  # noqa: SIM115 (held open)
+    writer.write("TEXT = 'half'\n")
+    writer.flush()
+    made = project(TORN_SCRIPT.format(module=name))
+    app = made.application
+
+    def finish() -> None:
+        writer.seek(0)
+        writer.write("TEXT = 'whole'\n")
+        writer.close()
+
+    closer = threading.Timer(0.3, finish)
+    closer.start()
+    try:
+        assert call(app).body == b"whole"  # the first request: it starts the watching
+    finally:
+        closer.join()
+
+
 def test_proc_tells_which_files_are_open_for_writing(tmp_path: Path) -> None:
     """Open for writing: held; for reading only, or closed: not."""
     path = tmp_path / "views.py"
     path.write_text("TEXT = 'old'\n")
-    assert writers.held(str(path)) is False
+    assert writers.holding([str(path)]) == set()
     with open(path) as reading:
-        assert writers.held(str(path)) is False
+        assert writers.holding([str(path)]) == set()
         assert reading.readable()
     with open(path, "a"):
-        assert writers.held(str(path)) is True
-    assert writers.held(str(path)) is False
+        assert writers.holding([str(path), str(tmp_path / "other.py")]) == {str(path)}
+    assert writers.holding([str(path)]) == set()

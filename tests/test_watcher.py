@@ -116,6 +116,8 @@ KINDS = [
     ("deleted", FileDeletedEvent(VIEWS), "written", ""),
     ("attrib", FileAttribEvent(VIEWS), "attrib", "attrib"),
     ("dir-created", DirCreatedEvent(PROJECT), "", ""),
+    # Found in a directory as it is watched (a checkout recreating it): written before.
+    ("created-synthetic", FileCreatedEvent(VIEWS, is_synthetic=True), "", ""),
 ]
 
 

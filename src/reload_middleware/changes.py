@@ -53,11 +53,11 @@ class Changes:
         self,
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[str], os.stat_result] = os.lstat,
-        held: Callable[[str], bool | None] = writers.held,
+        holding: Callable[[Iterable[str]], set[str]] = writers.holding,
     ) -> None:
         self._clock = clock
         self._stat = stat
-        self._held = held  # is a file open for writing by some process?
+        self._holding = holding  # which files are open for writing by some process?
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
@@ -190,17 +190,32 @@ class Changes:
             state, times = observe(path, self._stat)
             if differs(before, state):
                 found[path] = times
+        # No event told of them: a writer may still be at work (its write came before
+        # the watch), and then its close is waited for as after a write.
+        held = self._holding(found)
+        for path in found:
+            self.record(path, WRITE if path in held else UNKNOWN)
+        self._began_writing({p: found[p] for p in held})
+        return list(found)
+
+    def held_open(self, paths: Iterable[str]) -> None:
+        """Record those of `paths` that a process holds open for writing now, as writes
+        under way (a file this process loaded while it was being written: its close is
+        the change, and no request should be served before it)."""
+        held = self._holding(paths)
+        for path in held:
+            self.record(path, WRITE)
+        self._began_writing({p: observe(p, self._stat)[1] for p in held})
+
+    def _began_writing(self, times: Mapping[str, tuple[int, ...]]) -> None:
+        """Date the writes under way that no event told of by the files' own times, so
+        that their close is waited for CLOSE_WAIT at most from their last write."""
         wall, now = time.time_ns(), self._clock()
-        for path, times in found.items():
-            # No event told of it: a writer may still be at work (its write came before
-            # the watch), and then its close is waited for as after a write.
-            age = (wall - max(times, default=0)) / bounds.SECOND
-            busy = 0 <= age < bursts.CLOSE_WAIT and self._held(path)
-            self.record(path, WRITE if busy else UNKNOWN)
-            with self._cond:
+        with self._cond:
+            for path, seen in times.items():
+                age = max(0.0, (wall - max(seen, default=wall)) / bounds.SECOND)
                 if path in self._writing:
                     self._writing[path] = min(self._writing[path], now - age)
-        return list(found)
 
     def doubt(self, *, lost: bool = False) -> None:
         """The events may have missed a change (the safety net's period is up), or did

@@ -56,8 +56,8 @@ def kind(event: FileSystemEvent, *, closes: bool) -> str:
     """
     if isinstance(event, FileAttribEvent):
         return ATTRIB
-    if not closes or event.is_directory:
-        return UNKNOWN
+    if not closes or event.is_directory or event.is_synthetic:
+        return UNKNOWN  # synthetic: found in a directory just watched, written before
     if isinstance(event, FileModifiedEvent | FileCreatedEvent):
         return WRITE
     done = isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent)

@@ -187,14 +187,17 @@ def reexecute(script: Script, project: Project, place: Interpreter
     old_script = sys.modules.get(script.name)
     drop = dropped(project, saved)
     busy = in_flight({name: saved[name] for name in drop})
-    drop -= busy
+    gone = {name for name in drop if _gone(saved[name])}
+    drop -= busy | gone
     for name in drop | ({script.name} - {"__main__"}):
         sys.modules.pop(name, None)
     unlinked = _unlink(drop, saved)
     importlib.invalidate_caches()
     try:
         with _marked(place, script.given):
-            return _execute(script, old_script), busy
+            module = _execute(script, old_script)
+        _reattach(gone)
+        return module, busy
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
         unwanted = {n for n, m in new.items() if m is None or n == script.name}
@@ -204,6 +207,30 @@ def reexecute(script: Script, project: Project, place: Interpreter
         for package, child, module in unlinked:
             setattr(package, child, module)
         raise
+
+
+def _gone(module: types.ModuleType | None) -> bool:
+    """Whether the file a module was loaded from is gone (deleted, or moved away during a
+    deploy). Such a module stays loaded through a reload: what still imports it keeps
+    working on the old code until the file is back, which is a change of its own."""
+    path = getattr(module, "__file__", None)
+    return isinstance(path, str) and not os.path.lexists(path)
+
+
+def _reattach(kept: set[str]) -> None:
+    """Put modules kept through a reload back on their packages loaded anew (loading
+    them now if the script did not), so that `import package.module` then
+    `package.module` still finds them: the import system finds the module in sys.modules
+    and leaves its package as it is."""
+    for name in sorted(kept):
+        parent, _, child = name.rpartition(".")
+        module = sys.modules.get(name)
+        if not parent or module is None:
+            continue
+        package = sys.modules.get(parent) or importlib.import_module(parent)
+        if not hasattr(package, child):
+            with suppress(AttributeError, TypeError):
+                setattr(package, child, module)
 
 
 def _unlink(

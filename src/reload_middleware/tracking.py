@@ -232,6 +232,8 @@ class Tracking:
         self.place.watcher.register(self._key, registration)
         self.place.watcher.start()
         self.changes.sweep()  # changes made before the watches were live
+        # and modules loaded while a writer was at work: the process read them half done
+        self.changes.held_open(p for p in self.changes.known if self.files.is_module(p))
         # and files created in a watch directory since it was registered
         created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self.files.registered_at)

@@ -1,52 +1,51 @@
-"""Is a file open for writing right now? Asked of a file whose write no event told of.
+"""Which files are open for writing right now? Asked of files whose writes no event told.
 
-A write that began before this process watched (a slow copy under way when a preloaded
-process takes its first request) will be closed with an event, but its start came with
-none: the safety net's look or the first look finds the file changed and cannot tell a
-finished save from a half-written file. Linux tells through /proc: a process holds the
-file open for writing when one of its descriptors links to it with a writable mode.
-Only the processes this one may inspect can be asked (its own user's, or all for root),
-so the answer is True, False, or None for "some could not be asked and none of the
-others holds it".
+A write that began before this process watched (a slow copy under way when a process
+starts, or takes its first request) will be closed with an event, but its start came with
+none: a look finds the file changed, or the process loaded it half written, and cannot
+tell a finished save from a write still going on. Linux tells through /proc: a process
+holds a file open for writing when one of its descriptors links to it with a writable
+mode. Only the processes this one may inspect can be asked (its own user's, or all of
+them for root); the others are passed over, and then a write under way is not seen.
 
->>> held("/nonexistent/views.py", proc="/nonexistent/proc")
-False
+>>> holding(["/nonexistent/views.py"], proc="/nonexistent/proc")
+set()
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
-def held(path: str, proc: str = "/proc") -> bool | None:
-    """Whether a process holds `path` open for writing (None: not known)."""
-    target = os.path.realpath(path)
-    unknown = False
+def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
+    """Those of `paths` that a process this one may inspect holds open for writing."""
+    wanted = {os.path.realpath(p): p for p in paths}
+    if not wanted:
+        return set()
     try:
         pids = [p for p in os.listdir(proc) if p.isdigit()]
     except OSError:
-        return False  # no /proc: nothing to ask, as on other platforms
+        return set()  # no /proc: nothing to ask, as on other platforms
+    found: set[str] = set()
     for pid in pids:
         fds = os.path.join(proc, pid, "fd")
         try:
             names = os.listdir(fds)
-        except PermissionError:
-            unknown = True
-            continue
         except OSError:
-            continue  # the process ended meanwhile
-        if any(_writes(fds, fd, target) for fd in names):
-            return True
-    return None if unknown else False
+            continue  # another user's process, or one that ended meanwhile
+        found.update(wanted[t] for fd in names if (t := _written(fds, fd, wanted)) is not None)
+    return found
 
 
-def _writes(fds: str, fd: str, target: str) -> bool:
-    """Whether descriptor `fd` of the process links to `target` with a writable mode."""
+def _written(fds: str, fd: str, wanted: dict[str, str]) -> str | None:
+    """The wanted file that descriptor `fd` of the process holds with a writable mode."""
     try:
-        if os.readlink(os.path.join(fds, fd)) != target:
-            return False
+        target = os.readlink(os.path.join(fds, fd))
+        if target not in wanted:
+            return None
         with open(os.path.join(os.path.dirname(fds), "fdinfo", fd)) as info:
             flags = next(int(line.split()[1], 8) for line in info if line.startswith("flags:"))
     except (OSError, StopIteration, ValueError, IndexError):
-        return False
-    return flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+        return None
+    return target if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR) else None
