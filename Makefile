@@ -54,9 +54,9 @@ test: $(BIN)/.installed apache-venv lint dist
 
 # Both schedule checkers at length. In one process: SCHEDULE_SEEDS schedules of about
 # SCHEDULE_SECONDS each (50 of 20 s: about 25 minutes on 2 cores). Against real servers:
-# RM_SCHEDULE_RUNS seeded schedules of RM_SCHEDULE_STEPS saves per configuration, where
-# `make test` runs one of 8 (about 13 minutes as set here). A failure prints its seed;
-# RM_SCHEDULE_SEED=<seed> replays it.
+# RM_SCHEDULE_RUNS seeded schedules of RM_SCHEDULE_STEPS steps of about 2 s per
+# configuration, where `make test` runs one of 8 (about 13 minutes as set here). A failure
+# prints its seed; RM_SCHEDULE_SEED=<seed> replays it.
 SCHEDULE_SEEDS ?= 50
 SCHEDULE_SECONDS ?= 20
 RM_SCHEDULE_RUNS ?= 4

@@ -9,12 +9,22 @@ directory named only by the environ of its requests. While the steps run, 3 to 8
 threads send requests; the app reports the version of every file it serves code or data
 from. Threads and inotify do not replay, but the same seed gives the same steps.
 
+Each schedule also inflicts one of the `FAULTS` on the file events (by turns, so any 8
+seeds in a row see all of them; longer schedules draw more): a save whose events are
+lost (with watchdog's report of the loss, or with none), a lazily imported module
+deleted and, after a request, created again, a save dated an hour ahead and one restored
+with a time in the past, a writer that holds the file open, a no-op chmod, and an editor
+that saves one file every second.
+
 The rule (`Run.report()`): a request that starts `GRACE` seconds or more after a save
 completed is served that save or a newer one (a file read while it was being saved in
 place may be half written until then); no request fails; after the last change,
 requests get the last save (no lost reload) and `QUIET_REQUESTS` more cause no action
 (no loop); at most one extra action per change, and a change that does not compile is
-attempted once (and one extra), not again on every import.
+attempted once (and one extra), not again on every import. Where the middleware bounds
+a fault on purpose the save has a grace of its own (`Save.grace`, see the steps); a
+no-op chmod causes no action at all, and no save dated ahead of the clock is taken for a
+storm of changes.
 
     RM_SCHEDULE_SEED=7 pytest tests/test_inprocess.py        # schedule 7 again
     RM_SCHEDULE_SEEDS=200 RM_SCHEDULE_SECONDS=20 pytest tests/test_inprocess.py
@@ -28,6 +38,7 @@ import logging
 import os
 import random
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -39,12 +50,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from watchdog.events import EventsLostEvent
 
 from helpers import DAY, call, new_process, save
-from reload_middleware import ReloadMiddleware
+from reload_middleware import ReloadMiddleware, bursts, net
 from reload_middleware.watcher import Watcher
 
 GRACE = 0.25  # seconds from a completed save to the requests that must have it
+# Events lost: the safety net looks at every tracked file on the request after a report
+# of lost events, and every net.PERIOD seconds whether or not one came (SPEC 4b): that
+# look, not the events, serves the save, within the net's period and a request.
+LOST_GRACE = net.PERIOD + GRACE
+# A writer that holds a file open is waited for this long at most from its first write
+# (SPEC 4b): until then the file is not settled, and no request may get it half written.
+WRITER_BOUND = bursts.CLOSE_WAIT
+HOUR_NS = 3600 * 10**9
 QUIET_REQUESTS = 24  # requests after quiet, none of which may act
 STORM_CAP = 3  # saves per data file in one run, see plan()
 LATER = tuple(f"mod{n}" for n in range(1, 9))  # on disk from the start, imported mid-run
@@ -130,6 +150,7 @@ class World:
             **{name: package / f"{name}.py" for name in LATER},
         }
         self.versions = dict.fromkeys(self.files, 0)
+        self.born = time.time_ns() - DAY  # a checkout older than the first process
         self.sub.mkdir(parents=True)
         self.data.mkdir()
         texts = {path: self.text(name, 0) for name, path in self.files.items()}
@@ -138,10 +159,9 @@ class World:
             package=self.package, before=TRACK if track == "before" else "",
             after=TRACK if track == "after" else "",
         )
-        old = time.time_ns() - DAY  # a checkout older than the first process
         for path, text in texts.items():
             path.write_text(text)
-            os.utime(path, ns=(old, old))
+            os.utime(path, ns=(self.born, self.born))
 
     def path(self, name: str) -> Path:
         return self.files.get(name) or self.files["views"].with_name(f"{name}.py")
@@ -151,14 +171,20 @@ class World:
             return f"{version:04d}\n"
         return f"VERSION = '{version:04d}'\n" + ("BROKEN = (\n" if broken else "")
 
-    def write(self, name: str, version: int, how: str, *, broken: bool = False) -> None:
-        """Save a version: `atomic` as most editors (temp file, rename), `plain` in place."""
+    def write(
+        self, name: str, version: int, how: str, *, broken: bool = False,
+        hold: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Save a version: `atomic` as most editors (temp file, rename), `plain` in place,
+        `slow` in place by a writer that keeps the file open, empty, while `hold()` runs."""
         path, text = self.path(name), self.text(name, version, broken=broken)
         if how == "atomic":
             save(path, text)
-        else:
-            with open(path, "w") as target:
-                target.write(text)
+            return
+        with open(path, "w") as target:
+            if how == "slow":
+                hold()
+            target.write(text)
 
     def checkout(self, version: int) -> None:
         """What `git checkout` does to a package directory: deleted, then written anew."""
@@ -190,26 +216,36 @@ class Step:
     """One step: what it does (`kind`) after a pause of `gap` seconds."""
 
     gap: float
-    kind: str  # save, multi, touch, burst, checkout, import, create, broken, restart
+    kind: str  # save, multi, touch, burst, checkout, import, create, broken, restart, FAULTS
     files: tuple[str, ...] = ()  # what it saves, in order
-    hows: tuple[str, ...] = ()  # "atomic" or "plain", one for each file
+    hows: tuple[str, ...] = ()  # "atomic", "plain" or "slow", one for each file
     variant: str = ""  # burst: same, during-reload, restart; restart: what changes when
     names: tuple[str, ...] = ()  # modules the requests import for the first time here
+    hold: float = 0.0  # slow: seconds the writer keeps the file open
+    count: int = 0  # autosave: how many saves, one a second
 
     def __str__(self) -> str:
         hows = [f"({how})" for how in self.hows] + [""] * len(self.files)
         parts = [self.kind, *(f + how for f, how in zip(self.files, hows, strict=False))]
         parts += [self.variant] if self.variant else []
         parts += [f"imports {','.join(self.names)}"] if self.names else []
+        parts += [f"held open {self.hold:.2f}s"] if self.hold else []
+        parts += [f"{self.count} times, one a second"] if self.count else []
         return f"+{self.gap:.2f}s " + " ".join(parts)
 
 
 # Steps every schedule has, and the rough time each takes (for the length of a schedule).
 MUST = ("burst", "burst", "restart", "import", "create", "checkout", "multi", "touch", "broken")
+# Faults of the event stream and of the files' times; one of them in every schedule. The
+# first five, cheap, are those of the seeds `make test` runs; the last take seconds.
+FAULTS = ("lost", "recreate", "slow", "chmod", "future", "past", "autosave", "missed")
 COST = {"save": 0.0, "multi": 0.0, "touch": 0.0, "burst": 1.0, "checkout": 0.0,
-        "import": 0.0, "create": 0.0, "broken": 1.0, "restart": 1.2}  # fmt: skip
+        "import": 0.0, "create": 0.0, "broken": 1.0, "restart": 1.2,
+        "lost": 0.3, "recreate": 0.3, "slow": 0.65, "chmod": 0.5, "future": 0.0,
+        "past": 0.0, "autosave": 7.5, "missed": 5.5}  # fmt: skip
 WEIGHTS = {"save": 8, "multi": 3, "touch": 2, "burst": 2, "checkout": 1,
-           "import": 1, "create": 1, "broken": 1, "restart": 1}  # fmt: skip
+           "import": 1, "create": 1, "broken": 1, "restart": 1,
+           **dict.fromkeys(FAULTS, 1)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -228,10 +264,11 @@ def plan(seed: int, length: float) -> Schedule:
 
     A data file (not a module) saved right after each of 5 actions in a row is taken for
     a file the app writes itself and ignored for a while (the storm guard): no data file
-    is saved more than STORM_CAP times in a run.
+    is saved more than STORM_CAP times in a run. Schedule `seed` has fault
+    `FAULTS[(seed - 1) % 8]` among its steps, so the first 8 seeds have every fault.
     """
     rng = random.Random(seed)
-    kinds = list(MUST)
+    kinds = [*MUST, FAULTS[(seed - 1) % len(FAULTS)]]
     spent = sum(COST[k] + 0.25 for k in kinds)
     while spent < length:
         kind = rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
@@ -247,6 +284,7 @@ class _Planner:
 
     def __init__(self, rng: random.Random, *, tracked: bool) -> None:
         self.rng = rng
+        self.tracked = tracked
         self.loaded = ["views", "deep", "lazy"]  # modules the app has imported
         self.unloaded = list(LATER)
         rng.shuffle(self.unloaded)
@@ -261,7 +299,10 @@ class _Planner:
         makers: dict[str, Callable[[float], Step]] = {
             "save": self.save, "multi": self.multi, "touch": self.touch, "burst": self.burst,
             "checkout": self.checkout, "import": self.import_, "create": self.create,
-            "broken": self.broken, "restart": self.restart,
+            "broken": self.broken, "restart": self.restart, "lost": self.lost,
+            "recreate": self.recreate, "slow": self.slow, "chmod": self.chmod,
+            "future": self.future, "past": self.past, "autosave": self.autosave,
+            "missed": self.missed,
         }
         for kind in kinds:
             gap = self.rng.choice([(0.0, 0.05), (0.05, 0.3), (0.3, 0.8)])
@@ -341,6 +382,37 @@ class _Planner:
         self.restarts += 1
         return Step(gap, "restart", variant=variant)
 
+    def lost(self, gap: float) -> Step:
+        return Step(gap, "lost", (self.any_file(),), (self.how(),))
+
+    def missed(self, gap: float) -> Step:
+        return Step(gap, "missed", (self.any_file(),), (self.how(),))
+
+    def recreate(self, gap: float) -> Step:
+        # Imported by the requests, not by the script: a module the app can lose and
+        # still serve its old code from memory.
+        name = self.rng.choice([m for m in self.loaded if m not in ("views", "deep")])
+        return Step(gap, "recreate", (name,), (self.how(),))
+
+    def slow(self, gap: float) -> Step:
+        hold = round(self.rng.uniform(0.3, 1.0), 3)
+        return Step(gap, "slow", (self.any_file(),), ("slow",), hold=hold)
+
+    def chmod(self, gap: float) -> Step:
+        tracked = ["data", *(["tracked"] if self.tracked else [])]
+        return Step(gap, "chmod", (self.rng.choice([*self.loaded, *tracked]),))
+
+    def future(self, gap: float) -> Step:
+        return Step(gap, "future", (self.any_file(),), (self.how(),))
+
+    def past(self, gap: float) -> Step:
+        return Step(gap, "past", (self.any_file(),), (self.how(),))
+
+    def autosave(self, gap: float) -> Step:
+        # A module: a data file saved after every action is the storm guard's business.
+        return Step(gap, "autosave", (self.module(),), (self.how(),),
+                    count=self.rng.randint(5, 10))
+
 
 # --- running it ------------------------------------------------------------------------------
 
@@ -361,15 +433,23 @@ class Request:
 class Save:
     file: str
     version: int  # for a broken save, the version before it
-    how: str
+    how: str  # atomic, plain, slow, checkout
     start: float
     end: float
     broken: bool = False  # does not compile
+    grace: float = GRACE  # from `end` to the requests that must have it
+    fault: str = ""  # the step that made it, when it is one of the FAULTS
+
+    @property
+    def due(self) -> float:
+        """When a request that starts must be served this save (or a newer one)."""
+        return self.end + self.grace
 
 
 @dataclass(frozen=True)
 class Broken:
-    """A module that did not compile from `start` until the fix was saved at `fixed`."""
+    """A module that did not load (it did not compile, or it was deleted) from `start`
+    until the fix was saved at `fixed`."""
 
     start: float
     saved: float  # the broken save completed
@@ -395,6 +475,7 @@ class Log(logging.Handler):
 
     ACTION = "changed:"
     FAILED = "new code not loaded"
+    HOLD = "changes keep coming"  # a storm: actions wait for it to end
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -461,6 +542,9 @@ class Run:
             "save": self.do_save, "multi": self.do_multi, "touch": self.do_touch,
             "burst": self.do_burst, "checkout": self.do_checkout, "import": self.do_import,
             "create": self.do_create, "broken": self.do_broken, "restart": self.do_restart,
+            "lost": self.do_lost, "recreate": self.do_recreate, "slow": self.do_slow,
+            "chmod": self.do_chmod, "future": self.do_future, "past": self.do_past,
+            "autosave": self.do_autosave, "missed": self.do_lost,
         }
 
     def now(self) -> float:
@@ -503,11 +587,17 @@ class Run:
                 thread.join(timeout=10)
             process.watcher.stop()
 
-    def write(self, name: str, how: str, *, broken: bool = False) -> Save:
+    def write(
+        self, name: str, how: str, *, broken: bool = False, hold: float = 0.0,
+        finish: Callable[[Path], None] = lambda path: None, grace: float = GRACE,
+        fault: str = "",
+    ) -> Save:
+        """Save the next version of `name`; `finish(path)` is the last part of the save."""
         version = self.world.versions[name] + (0 if broken else 1)
         start = self.now()
-        self.world.write(name, version, how, broken=broken)
-        saved = Save(name, version, how, start, self.now(), broken)
+        self.world.write(name, version, how, broken=broken, hold=lambda: self.pause(hold))
+        finish(self.world.path(name))
+        saved = Save(name, version, how, start, self.now(), broken, grace, fault)
         self.world.versions[name] = version
         self.saves.append(saved)
         self.changed(saved.end, f"saved {name} " + ("so that it does not compile" if broken
@@ -599,6 +689,94 @@ class Run:
         self.end_process()
         self.start_process(step.variant)
 
+    def do_lost(self, step: Step) -> None:
+        """A save whose events are lost, as in a kernel queue overflow: the watcher is
+        stopped around it. `lost`: watchdog then says events were lost, as it does after
+        an overflow, and the next request looks at every file; `missed`: nothing says so,
+        and the safety net's look (every net.PERIOD s) finds the change. Either way a
+        look serves it: LOST_GRACE, not GRACE. Nothing else changes until then: any
+        other change reloads every module, and would serve this save in the look's stead.
+        """
+        watcher, name = self.processes[-1].watcher, step.files[0]
+        self.quiet_first()
+        watcher.stop()
+
+        def heard_again(path: Path) -> None:
+            watcher.start()
+            if step.kind == "lost":
+                watcher.deliver(EventsLostEvent(str(self.world.root), is_directory=True))
+
+        saved = self.write(name, step.hows[0], finish=heard_again, grace=LOST_GRACE,
+                           fault=step.kind)
+        self.wait(lambda: self.served(name, saved.version, saved.end), LOST_GRACE + 1.0)
+
+    def do_recreate(self, step: Step) -> None:
+        """A lazily imported module deleted, requests answered, then the module saved
+        anew. While it is missing nothing can load the app (the old code serves, as for
+        a save that does not compile); saved again, it is one more save, GRACE."""
+        name = step.files[0]
+        start, failures = self.now(), self.log.count(Log.FAILED)
+        self.world.path(name).unlink()
+        deleted = self.now()
+        self.changed(deleted, f"deleted {name}")
+        self.wait(lambda: self.answered_since(deleted + GRACE), 2.0)
+        recreated = self.write(name, step.hows[0], fault="recreate")
+        self.broken.append(Broken(start, deleted, recreated.end))
+        failed = self.log.count(Log.FAILED) - failures
+        if failed > 2:
+            self.problems.append(
+                f"retried: {name} was deleted, and {failed} attempts failed on it with no "
+                "change in between"
+            )
+
+    def do_slow(self, step: Step) -> None:
+        """A writer that truncates the file, keeps it open `hold` s, then writes and
+        closes it: the save is complete at the close, and a file modified but not
+        closed is not settled (within WRITER_BOUND), so not even a request during the
+        hold may be served it empty (see `torn()`); GRACE from the close."""
+        self.write(step.files[0], "slow", hold=step.hold, fault="slow")
+
+    def do_chmod(self, step: Step) -> None:
+        """A chmod to the mode the file has: a ctime moved, no content. Once the steps
+        before are done with, the requests after it must see no action at all."""
+        path = self.world.path(step.files[0])
+        self.quiet_first()
+        before = self.log.attempts()
+        os.chmod(path, stat.S_IMODE(path.stat().st_mode))
+        at = self.now()
+        self.note(f"chmod {step.files[0]} to the mode it has", at)
+        self.wait(lambda: self.answered_since(at + GRACE), 2.0)
+        acted = self.log.attempts() - before
+        if acted:
+            self.problems.append(
+                f"no-op chmod: {step.files[0]} was given the mode it had at {at:.3f}s, and "
+                f"{acted} actions followed (a chmod that changes nothing is no change)"
+            )
+
+    def do_future(self, step: Step) -> None:
+        """A save dated an hour ahead of the clock (skew, a share, an unpacked archive):
+        one change, GRACE, and never the start of a storm hold (see `report()`)."""
+        ahead = time.time_ns() + HOUR_NS
+        self.write(step.files[0], step.hows[0], fault="future",
+                   finish=lambda path: os.utime(path, ns=(ahead, ahead)))
+
+    def do_past(self, step: Step) -> None:
+        """A file restored with the time it had (cp -p, tar): older than the process and
+        than the version before it, a time that goes backwards; GRACE. Each version has a
+        second of its own, so no bytecode of another version matches it."""
+        version = self.world.versions[step.files[0]] + 1
+        past = self.world.born + version * 10**9
+        self.write(step.files[0], step.hows[0], fault="past",
+                   finish=lambda path: os.utime(path, ns=(past, past)))
+
+    def do_autosave(self, step: Step) -> None:
+        """An editor that saves the file every second while one types: each save GRACE,
+        requests in between. A second apart is calm enough to be no storm."""
+        began = time.monotonic()
+        for n in range(step.count):
+            self.pause(max(0.0, began + n - time.monotonic()))
+            self.write(step.files[0], step.hows[0], fault="autosave")
+
     # -- processes and requests --
 
     def start_process(self, variant: str) -> None:
@@ -653,6 +831,18 @@ class Run:
         record.end = self.now()
         return record
 
+    def quiet_first(self) -> None:
+        """Wait until the changes of the steps before have been acted on: nothing is
+        pending, and a request that started after that has been answered."""
+        app = self.processes[-1].app
+        self.wait(lambda: self.now() >= self.last_change + GRACE and not app.pending, 2.0)
+        calm = self.now()
+        self.wait(lambda: self.answered_since(calm), 2.0)  # any action under way is over
+
+    def answered_since(self, since: float) -> bool:
+        """Whether a request that started after `since` has been answered."""
+        return any(r.start >= since and r.end >= 0 for r in self.requests[-50:])
+
     def served(self, name: str, version: int, since: float) -> bool:
         """Whether a request that started after `since` was served `version` of `name`."""
         for record in reversed(self.requests[-200:]):
@@ -666,9 +856,10 @@ class Run:
         A process `replaced` by its server stops at once, whatever it had still to do.
         """
         process = self.processes[-1]
-        after = self.last_change + GRACE
+        # Every save due, so that the requests before the end judge each one.
+        after = max([self.last_change + GRACE, *(s.due for s in self.saves)])
         if not replaced and not self.wait(
-            lambda: any(r.start >= after and r.end >= 0 for r in self.requests[-50:]), 5.0
+            lambda: self.answered_since(after), max(0.0, after - self.now()) + 5.0
         ):
             self.problems.append(f"process {process.index}: no request answered in 5 s")
         process.stop.set()
@@ -711,8 +902,7 @@ class Run:
 
     def required(self, name: str, start: float) -> Save | None:
         """The newest save of `name` that a request starting at `start` must have."""
-        done = [s for s in self.saves if s.file == name and s.end + GRACE <= start
-                and not s.broken]
+        done = [s for s in self.saves if s.file == name and s.due <= start and not s.broken]
         return max(done, key=lambda s: s.version, default=None)
 
     def broken_by_a_save_during_a_reload(self, record: Request) -> bool:
@@ -735,10 +925,14 @@ class Run:
         """Whether `record` may have read `name` while a save wrote it in place.
 
         No reloader can tell a file being written from one written: the next reload
-        reads it whole, and a request starting `GRACE` after the save must have that.
+        reads it whole, and a request starting `GRACE` after the save must have that. A
+        writer that keeps the file open is another matter: until its close (or
+        WRITER_BOUND) the file is not settled, so nothing may read it half written.
         """
-        return any(s.file == name and s.how == "plain" and s.start < record.end
-                   and record.start < s.end + GRACE for s in self.saves)
+        return any(s.file == name and s.start < record.end and record.start < s.end + GRACE
+                   and (s.how == "plain" or (s.how == "slow"
+                                             and s.start + WRITER_BOUND < record.end))
+                   for s in self.saves)
 
     def report(self) -> str:
         """Every broken rule, with the steps and log lines around the first of each kind."""
@@ -769,20 +963,23 @@ class Run:
             first = records[0]
             if version == TORN:
                 lines.append(f"TORN: {len(records)} requests to process {first.process} got "
-                             f"{name} half written, {GRACE}s or more after it was saved; "
-                             f"first: {first.thread} started at {first.start:.3f}s")
+                             f"{name} half written, {GRACE}s or more after a save in place, "
+                             f"or from a writer held open; first: {first.thread} started at "
+                             f"{first.start:.3f}s")
                 lines.extend(self.around(first.start - 1.0, first.start))
                 continue
             save_ = next(s for s in self.saves
                          if s.file == name and s.version == version and not s.broken)
             kind = "LOST RELOAD" if any(r.phase == "quiet" for r in records) else "STALE"
+            fault = f", {save_.fault}" if save_.fault else ""
             lines.append(
                 f"{kind}: {len(records)} requests to process {first.process} that started "
-                f"{GRACE}s or more after {name} {version:04d} was saved ({save_.how}, done at "
-                f"{save_.end:.3f}s) got older code; first: {first.thread} started at "
-                f"{first.start:.3f}s and saw {first.seen}"
+                f"{save_.grace}s or more after {name} {version:04d} was saved ({save_.how}"
+                f"{fault}, done at {save_.end:.3f}s) got older code; first: {first.thread} "
+                f"started at {first.start:.3f}s and saw {first.seen}"
             )
             lines.extend(self.around(save_.start - 0.6, first.start))
+        lines.extend(self.storm_holds())
         lines.extend(f"{problem}" for problem in self.problems)
         if not lines:
             return ""
@@ -792,6 +989,21 @@ class Run:
             f"{len(self.processes)} processes", *lines, "whole schedule:",
             *self.around(0.0, self.now(), indent="  "),
         ])
+
+    def storm_holds(self) -> list[str]:
+        """A storm hold once a save was dated ahead of the clock: that time is one change,
+        never a storm (SPEC 4b), and must not keep actions waiting."""
+        ahead = [s for s in self.saves if s.fault == "future"]
+        if not ahead:
+            return []
+        first = min(s.end for s in ahead)
+        holds = [r.created - self.wall0 for r in list(self.log.records)
+                 if Log.HOLD in r.getMessage() and r.created - self.wall0 >= first]
+        if not holds:
+            return []
+        return [f"STORM HOLD: {len(holds)} holds, the first at {holds[0]:.3f}s, after a save "
+                f"dated an hour ahead at {first:.3f}s (no step makes a storm: the hold is "
+                "for nothing)", *self.around(first - 0.6, holds[0])]
 
     def around(self, begin: float, end: float, indent: str = "    ") -> list[str]:
         """The schedule's steps and the middleware's log lines between two moments."""

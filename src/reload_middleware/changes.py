@@ -28,7 +28,7 @@ __all__ = ["ATTRIB", "STALE", "UNKNOWN", "UNREADABLE", "WRITE", "WRITTEN", "Chan
            "Stat", "Taken", "differs", "stat_of"]
 
 # What an event says of its file's content (`record()`, observers.kind):
-# - WRITE: written to, or created by an open for writing: open until its close-after-write;
+# - WRITE: written to: open until its close-after-write;
 # - WRITTEN: closed after writing, moved into place or deleted: no writer left;
 # - ATTRIB: metadata alone (chmod, chown, a link, touch's times): the content is as it was,
 #   which is how a chmod that changes nothing is told from a rewrite in place;

@@ -58,8 +58,9 @@ def kind(event: FileSystemEvent, *, closes: bool) -> str:
         return ATTRIB
     if not closes or event.is_directory or event.is_synthetic:
         return UNKNOWN  # synthetic: found in a directory just watched, written before
-    if isinstance(event, FileModifiedEvent | FileCreatedEvent):
-        return WRITE
+    if isinstance(event, FileModifiedEvent):
+        return WRITE  # not a creation: a recursive watch reports the files it finds in a
+        # directory it starts watching as created, though their writers closed long since
     done = isinstance(event, FileClosedEvent | FileMovedEvent | FileDeletedEvent)
     return WRITTEN if done else UNKNOWN
 

@@ -121,12 +121,14 @@ def running(
     options: dict[str, str] | None = None,
     *,
     bytecode: bool = False,
+    live: list[str] | None = None,
 ) -> Iterator[list[str]]:
     """Run a server until the block ends; yields a list that then holds its output.
 
     `options` become RELOAD_MIDDLEWARE_* variables; none leak in from this environment.
     `bytecode` lets the server write .pyc files, which quick same-size edits can leave
-    stale; off, it writes none.
+    stale; off, it writes none. `live` gets each line of output as it comes, for tests
+    that read the log while the server runs.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOAD_MIDDLEWARE_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -141,7 +143,14 @@ def running(
         # Read as it comes: a server that fills the pipe blocks on its next log line.
         stdout = proc.stdout
         assert stdout is not None
-        reader = threading.Thread(target=lambda: chunks.extend(iter(stdout.readline, b"")))
+
+        def read() -> None:
+            for line in iter(stdout.readline, b""):
+                chunks.append(line)
+                if live is not None:
+                    live.append(line.decode(errors="replace"))
+
+        reader = threading.Thread(target=read)
         reader.start()
         try:
             wait_for(lambda: proc.poll() is None and up(port), 15, f"{argv[1:3]} answering")
