@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reload_middleware import cli, config, doctor, probe, watcher
-from reload_middleware.doctor import Facts, Root
+from reload_middleware.doctor import Facts, Preflight, Root
 
 FDINFO = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n"
 WATCH = "inotify wd:{n} ino:4a1 sdev:800001 mask:fc6 ignored_mask:0 fhandle-bytes:8\n"
@@ -125,6 +125,14 @@ ADVICE = [
     ("live-with-trigger", limits(settings=config.Settings(live=True, trigger="/srv/touch")),
      ["live is on with a trigger set"]),
     ("live-alone", limits(settings=config.Settings(live=True)), []),
+    ("preflight-ok", limits(preflight=Preflight("runs /srv/app/app.wsgi by path")), []),
+    ("preflight-fails", limits(preflight=Preflight(
+        "runs /srv/app/app.wsgi by path", "/srv/app/app.wsgi:2: NameError: name 'x' ...")),
+     ["the import preflight fails: /srv/app/app.wsgi:2: NameError"]),
+    ("preflight-fails-its-own-way", limits(preflight=Preflight(
+        "runs /srv/app/app.wsgi by path", "/srv/app/app.wsgi:1: ModuleNotFoundError: ...",
+        "the server has uwsgi with no file, where a plain interpreter does not find it")),
+     ["the import preflight fails for a reason of its own (the server has uwsgi"]),
     ("bad-variable", limits(refused=["reload_middleware: option 'RELOAD_MIDDLEWARE_SETTLE'"
                                      " got 'soon'; accepted: a number of seconds; ignored"]),
      ["reload_middleware: option 'RELOAD_MIDDLEWARE_SETTLE' got 'soon'"]),
@@ -382,6 +390,8 @@ def test_doctor_json_on_a_project(tmp_path: Path) -> None:
     assert "reload_middleware" not in json.dumps(data["left_out"])
     assert [row["action"] for row in data["actions"]] == [H, S, R, G, R, U, R]
     assert not [w for w in data["warnings"] if w["problem"].startswith("a virtualenv")]
+    # The import preflight as a server that runs the file (mod_wsgi, uWSGI --wsgi-file).
+    assert data["preflight"] == {"loads": f"runs {script} by path", "failure": None, "own": ""}
     if data["max_watches"] is not None:  # Linux
         assert data["max_watches"] > 0 and data["max_instances"] > 0
         # Counted for the server's user, who may run nothing at the moment.
@@ -398,6 +408,7 @@ def test_doctor_human_output_on_a_project(tmp_path: Path) -> None:
     for fact in ("watchdog   ", "native backend", "fs.inotify.max_user_watches",
                  "fs.inotify.max_user_instances", f"script     {script}",
                  "tracked    5 files, e.g. app.wsgi, templates/.venv/pyvenv.cfg, ",
+                 f"preflight  runs {script} by path in a fresh interpreter: ok",
                  f"{script.parent / 'webapp'} (recursive, native, inotify watches: 1)",
                  "settings   mode auto, modules project, observer auto, watch templates",
                  "modules it loaded, e.g. ", "pluggy", "colorsys", "mod_wsgi daemon, no hook",
@@ -448,3 +459,23 @@ def test_doctor_counts_the_files_the_server_logs(tmp_path: Path) -> None:
     served = subprocess.run([sys.executable, "-c", SERVER, str(script)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60, check=True)
     assert f"{data['tracked']['count']} files, " in served.stderr, served.stderr
+
+
+def test_a_script_that_loads_only_where_doctor_runs_is_a_warning(
+    fresh_process: watcher.Watcher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The script loads in doctor's process, but not in the fresh interpreter the import
+    preflight starts (it imports a module only this process has, as a server's own): a
+    warning saying the preflight's failure is its own, with the fix."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    script = tmp_path / "app.wsgi"
+    script.write_text("import doctor_handed_module\napplication = lambda e, s: []\n")
+    monkeypatch.setitem(sys.modules, "doctor_handed_module",
+                        types.ModuleType("doctor_handed_module"))
+    facts = probe.gather(str(script), cli.execute)
+    assert facts.error is None
+    assert facts.preflight is not None
+    assert facts.preflight.own.startswith("the server has doctor_handed_module with no file")
+    [advice] = doctor.preflight_advice(facts.preflight)
+    assert "goes ahead on the compile check alone" in advice.problem
+    assert "preflight=compile" in advice.fix

@@ -14,7 +14,7 @@ import pytest
 from paste.deploy import loadapp
 
 from helpers import DAY, Until, call, save
-from reload_middleware import ReloadMiddleware, preflight, watcher
+from reload_middleware import ReloadMiddleware, entry, preflight, watcher
 from reload_middleware.pastedeploy import ini_options
 
 PACKAGE = """\
@@ -183,9 +183,11 @@ def test_a_mod_wsgi_script_is_the_script(paste: PasteProject, until: Until) -> N
 def test_the_import_preflight_loads_the_ini(paste: PasteProject) -> None:
     """Before a restart that needs it (gunicorn --paste), the ini's app is loaded in a
     fresh process: an error at import names its file and line."""
-    assert preflight.import_app("", str(paste.ini)) is None
+    ini = entry.of("_reload_middleware_ini_0123", str(paste.ini))  # ini_script's name
+    assert ini == entry.Entry("ini", str(paste.ini))
+    assert preflight.import_app(ini, str(paste.ini)) is None
     paste.views.write_text("TEXT = 'new'\nBROKEN = undefined_name\n")
-    failure = preflight.import_app("", str(paste.ini))
+    failure = preflight.import_app(ini, str(paste.ini))
     assert failure is not None
     assert (failure.file, failure.line) == (str(paste.views), 2)
     assert "NameError" in failure.message

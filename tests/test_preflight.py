@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
 import runpy
 import subprocess
 import sys
 import sysconfig
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reload_middleware import preflight
+from reload_middleware import entry, preflight
+from reload_middleware.entry import Entry
 from reload_middleware.preflight import Failure, compile_files, from_exception, import_app
+from reload_middleware.reloading import Script
 
 
 def write(path: Path, text: str) -> str:
@@ -251,14 +256,20 @@ def child_report(**fields: Any) -> str:
     return json.dumps(report)
 
 
+SCRIPT = "/srv/app/app.wsgi"
+BY_PATH = Entry("path", SCRIPT)
+
+
 def test_import_app_success_runs_the_child_like_the_server() -> None:
     """A clean import passes, run with this interpreter, sys.path, cwd and no bytecode."""
     run = FakeRun(returncode=0)
-    assert import_app("myproject.wsgi", "/srv/app/app.wsgi", run=run, timeout=12.5) is None
+    start = Entry("name", "myproject.wsgi")
+    assert import_app(start, SCRIPT, also=["myproject.views"], run=run, timeout=12.5) is None
     [(args, kwargs)] = run.calls
     assert args[0] == preflight.python_executable()
     assert args[1] == "-c"
-    assert args[3:] == ["myproject.wsgi", "/srv/app/app.wsgi"]
+    assert args[3:] == ["name", "myproject.wsgi", SCRIPT, "myproject.views"]
+    assert kwargs["stdin"] == subprocess.DEVNULL
     assert kwargs["env"]["PYTHONPATH"] == os.pathsep.join(p for p in sys.path if p)
     assert kwargs["env"]["PYTHONDONTWRITEBYTECODE"] == "1"
     assert kwargs["timeout"] == 12.5
@@ -274,11 +285,12 @@ def test_import_app_failure_reads_the_last_line() -> None:
     stdout = "app starting\n" + child_report(
         files=["/srv/app/app.wsgi", stdlib, "/srv/app/views.py"]
     ) + "\n"
-    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, stdout, "ignored"))
+    failure = import_app(BY_PATH, SCRIPT, run=FakeRun(1, stdout, "ignored"))
     assert failure == Failure(
         "/srv/app/views.py", 3, "NameError: name 'x' is not defined", "Traceback ...",
         ("/srv/app/app.wsgi", "/srv/app/views.py"),
     )
+    assert not failure.own
 
 
 BAD_OUTPUT = [
@@ -294,35 +306,46 @@ BAD_OUTPUT = [
 
 @pytest.mark.parametrize("stdout", [o for _, o in BAD_OUTPUT], ids=[i for i, _ in BAD_OUTPUT])
 def test_import_app_unreadable_child_output(stdout: str) -> None:
-    """A child that dies without its report still fails the preflight, with its stderr."""
-    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, stdout, "Fatal Python error"))
+    """A child that ends without its report fails the preflight, with its stderr, for a
+    reason of its own: its interpreter could not even report."""
+    failure = import_app(BY_PATH, SCRIPT, run=FakeRun(1, stdout, "Fatal Python error"))
     assert failure == Failure(
-        "/srv/app/app.wsgi", None, "preflight import failed", "Fatal Python error"
+        SCRIPT, None, "preflight import failed", "Fatal Python error",
+        own="the import's interpreter ended with status 1 before it could report",
     )
+
+
+def test_import_app_a_child_killed_by_a_signal_is_the_app_s_failure() -> None:
+    """A crash in the import (an extension module) would crash a restarted process too."""
+    failure = import_app(BY_PATH, SCRIPT, run=FakeRun(-11, "", ""))
+    assert failure is not None and failure.message == "preflight import failed"
+    assert not failure.own
 
 
 def test_import_app_keeps_the_end_of_a_long_stderr() -> None:
     """A long stderr is cut to its last 4000 characters, where the error is."""
     stderr = "x" * 10_000 + "MemoryError"
-    failure = import_app("", "/srv/app/app.wsgi", run=FakeRun(1, "", stderr))
+    failure = import_app(BY_PATH, SCRIPT, run=FakeRun(1, "", stderr))
     assert failure is not None
     assert len(failure.traceback) == 4000
     assert failure.traceback.endswith("MemoryError")
 
 
-@pytest.mark.parametrize(
-    "error",
-    [FileNotFoundError(2, "No such file or directory"),
-     subprocess.TimeoutExpired(["python"], 60.0)],
-    ids=["no-interpreter", "timeout"],
-)
-def test_import_app_child_cannot_run(error: Exception) -> None:
-    """When the child cannot start or hangs, the preflight fails and says why."""
-    failure = import_app("", "/srv/app/app.wsgi", run=RaisingRun(error))
+def test_import_app_child_cannot_start() -> None:
+    """No interpreter to run the child: the preflight fails for a reason of its own."""
+    error = FileNotFoundError(2, "No such file or directory")
+    failure = import_app(BY_PATH, SCRIPT, run=RaisingRun(error))
     assert failure is not None
-    assert failure.file == "/srv/app/app.wsgi"
-    assert failure.message.startswith("preflight import could not run: ")
-    assert str(error) in failure.message
+    assert failure.file == SCRIPT
+    assert failure.message == f"preflight import could not run: {error}"
+    assert failure.own == "no interpreter to import the app in"
+
+
+def test_import_app_child_hangs() -> None:
+    """An import that outlasts the timeout is the app's: a restarted process would hang."""
+    failure = import_app(BY_PATH, SCRIPT, timeout=60,
+                         run=RaisingRun(subprocess.TimeoutExpired(["python"], 60.0)))
+    assert failure == Failure(SCRIPT, None, "the import did not finish within 60 s", "")
 
 
 def test_python_executable_is_this_interpreter() -> None:
@@ -337,7 +360,7 @@ def test_python_executable_is_this_interpreter() -> None:
 def test_import_app_real_script_success(root: Path) -> None:
     """A script that imports cleanly passes the import preflight."""
     script = write(root / "app.wsgi", "import os\napplication = lambda e, s: [b'ok']\n")
-    assert import_app("", script) is None
+    assert import_app(Entry("path", script), script) is None
     assert not (root / "__pycache__").exists()
 
 
@@ -345,13 +368,15 @@ def test_import_app_real_module_success(root: Path, monkeypatch: pytest.MonkeyPa
     """An app importable by name is imported by name, with this process's sys.path."""
     write(root / "preflight_tiny_app.py", "application = None\n")
     monkeypatch.syspath_prepend(str(root))
-    assert import_app("preflight_tiny_app", str(root / "preflight_tiny_app.py")) is None
+    start = entry.of("preflight_tiny_app", str(root / "preflight_tiny_app.py"))
+    assert start == Entry("name", "preflight_tiny_app")
+    assert import_app(start, str(root / "preflight_tiny_app.py")) is None
 
 
 def test_import_app_real_script_failure(root: Path) -> None:
     """A script that raises on import fails the preflight at its file and line."""
     script = write(root / "app.wsgi", "import os\napplication = make_app()\n")
-    failure = import_app("", script)
+    failure = import_app(Entry("path", script), script)
     assert failure is not None
     assert (failure.file, failure.line) == (script, 2)
     assert failure.message == "NameError: name 'make_app' is not defined"
@@ -366,7 +391,7 @@ def test_import_app_real_syntax_error_in_imported_module(
     bad = write(root / "preflight_broken_views.py", "def view(:\n    pass\n")
     script = write(root / "app.wsgi", "import preflight_broken_views\napplication = None\n")
     monkeypatch.syspath_prepend(str(root))
-    failure = import_app("", script)
+    failure = import_app(Entry("path", script), script)
     assert failure is not None
     assert (failure.file, failure.line) == (bad, 1)
     assert bad in failure.files
@@ -376,7 +401,7 @@ def test_import_app_real_syntax_error_in_imported_module(
 def test_import_app_real_names_the_project_line_not_the_stdlib(root: Path) -> None:
     """Bad JSON read while importing is reported at the script's line, not inside json."""
     script = write(root / "app.wsgi", "import json\nCONFIG = json.loads('{')\n")
-    failure = import_app("", script)
+    failure = import_app(Entry("path", script), script)
     assert failure is not None
     assert (failure.file, failure.line) == (script, 2)
 
@@ -409,3 +434,148 @@ def test_compile_files_logs_an_unreadable_file_once(
         assert compile_files([secret], _unreadable) is None
     lines = [r.getMessage() for r in caplog.records if "cannot read" in r.getMessage()]
     assert len(lines) == 1 and secret in lines[0] and "Permission denied" in lines[0]
+
+
+# --- failures of the preflight's own ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "missing"),
+    [(ModuleNotFoundError("No module named 'x.y'", name="x.y"), "x.y"),
+     (ImportError("cannot import name 'V' from 'views'", name="views"), None),
+     (NameError("name 'v' is not defined"), None)],
+    ids=["not-found", "name-not-in-module", "other"],
+)
+def test_from_exception_names_the_module_not_found(exc: Exception, missing: str | None) -> None:
+    """Only a module that could not be found is `missing`: a name a found module lacks
+    is the module's own error."""
+    assert from_exception(exc).missing == missing
+
+
+def module(name: str, file: str | None) -> types.ModuleType:
+    """A loaded module as sys.modules holds it, from `file` or with none."""
+    made = types.ModuleType(name)
+    if file is not None:
+        made.__file__ = file
+    return made
+
+
+MADE_UP = "uwsgi_file__srv_app_app_wsgi"
+OWN = [
+    ("uwsgi-wsgi-file-name", MADE_UP, {MADE_UP: module(MADE_UP, "/srv/app/app.wsgi")},
+     f"the server has {MADE_UP} from /srv/app/app.wsgi, where a plain interpreter does "
+     "not find it"),
+    ("built-into-the-server", "uwsgi", {"uwsgi": module("uwsgi", None)},
+     "the server has uwsgi with no file, where a plain interpreter does not find it"),
+    ("path-only-the-server-has", "plugins.auth",
+     {"plugins.auth": module("plugins.auth", "/opt/plugins/auth.py")},
+     "the server has plugins.auth from /opt/plugins/auth.py, where a plain interpreter "
+     "does not find it"),
+    ("module-deleted-since", "webapp.views",
+     {"webapp.views": module("webapp.views", "/srv/app/webapp/gone.py")}, ""),
+    ("never-loaded-here", "requests", {}, ""),
+    ("negative-cache-entry", "requests", {"requests": None}, ""),
+    ("nothing-missing", None, {}, ""),
+]
+
+
+@pytest.mark.parametrize(("missing", "loaded", "reason"), [o[1:] for o in OWN],
+                         ids=[o[0] for o in OWN])
+def test_own_reason(missing: str | None, loaded: dict[str, types.ModuleType | None],
+                    reason: str) -> None:
+    """A module the server has, and the preflight's interpreter cannot find, is the
+    preflight's failure; one this process never loaded, or whose file is gone, the app's."""
+    exists = lambda path: not path.endswith("gone.py")  # noqa: E731
+    assert preflight.own_reason(missing, loaded, exists) == reason
+
+
+def test_import_app_real_module_only_the_server_has(root: Path) -> None:
+    """A script importing a module built into its server (uWSGI's `uwsgi`) fails in a
+    plain interpreter for a reason of the preflight's own, named with the module."""
+    script = write(root / "app.wsgi", "import preflight_server_only\napplication = None\n")
+    loaded = {"preflight_server_only": module("preflight_server_only", None)}
+    failure = import_app(Entry("path", script), script, loaded=loaded)
+    assert failure is not None
+    assert (failure.file, failure.line, failure.missing) == (script, 1, "preflight_server_only")
+    assert failure.own.startswith("the server has preflight_server_only with no file")
+
+
+class Importer:
+    """Stands in for import_app: records how it was asked, returns a prepared failure."""
+
+    def __init__(self, failure: Failure | None = None) -> None:
+        self.failure = failure
+        self.calls: list[tuple[Entry, str, list[str]]] = []
+
+    def __call__(self, start: Entry, blame: str, also: list[str]) -> Failure | None:
+        self.calls.append((start, blame, also))
+        return self.failure
+
+
+@pytest.fixture
+def uwsgi_site(root: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Script, str]:
+    """A `.wsgi` script as uWSGI's --wsgi-file names it, and a package on sys.path."""
+    script = write(root / "app.wsgi", "from webapp import views\napplication = None\n")
+    write(root / "webapp" / "__init__.py", "")
+    write(root / "webapp" / "views.py", "VERSION = 1\n")
+    monkeypatch.syspath_prepend(str(root))
+    importlib.invalidate_caches()
+    name = "uwsgi_file_" + script.replace("/", "_").replace(".", "_")
+    return Script(name, script), name
+
+
+def test_check_loads_a_uwsgi_script_by_path_and_never_imports_its_name(
+    uwsgi_site: tuple[Script, str],
+) -> None:
+    """The script saved with a module: the app is run by path, and only the module is
+    imported after it; uWSGI's made-up name is never asked for."""
+    script, name = uwsgi_site
+    importer = Importer()
+    changed = [script.path, os.path.join(script.directory, "webapp", "views.py")]
+    assert preflight.check("import", changed, script, [name, "webapp.views"], importer) is None
+    assert importer.calls == [(Entry("path", script.given), script.given, ["webapp.views"])]
+
+
+def test_check_passes_a_saved_uwsgi_script_for_real(uwsgi_site: tuple[Script, str]) -> None:
+    """Run for real, as the uWSGI worker runs it: no failure for a name no interpreter has."""
+    script, name = uwsgi_site
+    assert preflight.check("import", [script.path], script, [name, "webapp.views"]) is None
+
+
+def test_check_goes_ahead_on_a_failure_of_its_own(
+    uwsgi_site: tuple[Script, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The import failed for a reason of its own: no failure (the change goes ahead on
+    the compile check), and the log says so, with the reason and how the app was loaded."""
+    script, _ = uwsgi_site
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    own = Failure(script.given, 1, "ModuleNotFoundError: No module named 'uwsgi'", "Traceback",
+                  missing="uwsgi", own="the server has uwsgi with no file, where ...")
+    assert preflight.check("import", [script.path], script, (), Importer(own)) is None
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "import preflight failed for a reason of its own, not the app's (the server " \
+        "has uwsgi with no file, where ...)" in line
+    assert f"It runs {script.given} by path; the changed files compile, so the change " \
+        "goes ahead on that alone" in line
+    assert line.endswith("\n    Traceback")
+
+
+def test_check_keeps_the_app_s_failure(
+    uwsgi_site: tuple[Script, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure of the app's is returned as it is (the middleware keeps the old code)."""
+    script, _ = uwsgi_site
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    app_s = Failure(script.given, 1, "NameError: name 'x' is not defined", "")
+    assert preflight.check("import", [script.path], script, (), Importer(app_s)) is app_s
+    assert not caplog.records
+
+
+def test_check_compile_failure_comes_first(uwsgi_site: tuple[Script, str]) -> None:
+    """A file that does not compile fails before any import runs."""
+    script, _ = uwsgi_site
+    Path(script.path).write_text("application = (\n")
+    importer = Importer()
+    failure = preflight.check("import", [script.path], script, (), importer)
+    assert failure is not None and failure.message.startswith("SyntaxError")
+    assert not importer.calls

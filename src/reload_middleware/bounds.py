@@ -17,6 +17,7 @@ action too many at worst, never old code (README, "How it works").
 from __future__ import annotations
 
 import importlib.util
+import marshal
 import os
 import sys
 import time
@@ -83,25 +84,39 @@ def reached(path: str, times: Sequence[int], now: int) -> list[int]:
 
 
 def stale_bytecode(path: str, mtime_ns: int, size: int) -> bool:
-    """True when the `.pyc` of `path` is older than the source yet matches its header.
+    """True when the `.pyc` of `path` matches its header but holds other code.
 
     Python checks a pyc against the source's mtime in whole seconds and its size: a save
     in the same second with the same size leaves old bytecode that Python still loads.
+    A pyc written before the source is such old bytecode; one written after it may still
+    be (a process read the old source before the save and wrote its pyc after), so its
+    code is compared with the source's, compiled here: a few files at most, each saved
+    in the second before it was loaded.
     """
     try:
         cached = importlib.util.cache_from_source(path)
         with open(cached, "rb") as pyc:
             header = pyc.read(16)
             written = os.fstat(pyc.fileno()).st_mtime_ns
+            body = pyc.read() if written >= mtime_ns else b""
     except (OSError, NotImplementedError, ValueError):
         return False
     if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
         return False  # hash-based pycs are checked against the source's content
-    return (
-        written < mtime_ns
-        and int.from_bytes(header[8:12], "little") == (mtime_ns // SECOND) & 0xFFFFFFFF
-        and int.from_bytes(header[12:16], "little") == size & 0xFFFFFFFF
-    )
+    if (int.from_bytes(header[8:12], "little") != (mtime_ns // SECOND) & 0xFFFFFFFF
+            or int.from_bytes(header[12:16], "little") != size & 0xFFFFFFFF):
+        return False  # Python will not load it for this source
+    return written < mtime_ns or not _same_code(path, body)
+
+
+def _same_code(path: str, bytecode: bytes) -> bool:
+    """Whether `bytecode` (a pyc's body) is what the source at `path` compiles to now."""
+    try:
+        with open(path, "rb") as source:
+            fresh = compile(source.read(), path, "exec", dont_inherit=True)
+        return bool(marshal.loads(bytecode) == fresh)
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError):
+        return False  # unreadable or not code: not the source's, count it as changed
 
 
 def _tell(path: str, kind: str, message: str, *args: object) -> None:

@@ -69,6 +69,15 @@ class Root:
 
 
 @dataclass
+class Preflight:
+    """The import preflight, run on the script as the runtime runs it (entry.py)."""
+
+    loads: str  # "runs /srv/app/app.wsgi by path"
+    failure: str | None = None  # its summary, when it failed
+    own: str = ""  # why the failure is the preflight's own (preflight.own_reason)
+
+
+@dataclass
 class Facts:
     """What the report is computed from; `gather()` fills it in from this machine."""
 
@@ -91,6 +100,7 @@ class Facts:
     roots: list[Root] = field(default_factory=list)
     left_out: dict[str, list[str]] = field(default_factory=dict)
     venvs: list[str] = field(default_factory=list)
+    preflight: Preflight | None = None  # None: the script did not load, or none given
 
 
 @dataclass(frozen=True)
@@ -232,7 +242,23 @@ def advise(facts: Facts) -> list[Advice]:
             f"{facts.server_user} cannot read {', '.join(roots)} (no {bits} permission for them"
             f" on {directory}): a server running as them can neither import nor watch it",
             f"chmod o+{bits} {directory}, or keep the app in a directory like /srv"))
-    return found
+    return found + preflight_advice(facts.preflight)
+
+
+def preflight_advice(check: Preflight | None) -> list[Advice]:
+    """What a failed import preflight means before a restart (README, "The promise")."""
+    if check is None or check.failure is None:
+        return []
+    if check.own:
+        return [Advice(
+            f"the import preflight fails for a reason of its own ({check.own}): "
+            f"{check.failure}; a change before a restart goes ahead on the compile check alone",
+            "have the script import in a plain interpreter with the server's paths (a "
+            "server's own module behind `try: ... except ImportError`), or set preflight=compile")]
+    return [Advice(
+        f"the import preflight fails: {check.failure} (it {check.loads} in a fresh "
+        "interpreter); a change before a restart would keep the old code",
+        "run the server's python on the script with the server's sys.path to see why")]
 
 
 def report(facts: Facts) -> dict[str, Any]:
@@ -283,6 +309,10 @@ def render(data: Mapping[str, Any]) -> str:
             kind = "recursive" if root["recursive"] else "this directory only"
             lines.append(f"{'' if n else 'watched':11}{root['path']} ({kind}, {root['backend']}"
                          f", inotify watches: {root['watches']})")
+        if data["preflight"]:
+            check = data["preflight"]
+            lines.append(f"preflight  {check['loads']} in a fresh interpreter: "
+                         f"{'fails (see warnings)' if check['failure'] else 'ok'}")
         for n, (kind, names) in enumerate(data["left_out"].items()):
             examples = ", e.g. " + ", ".join(names["examples"]) if names["examples"] else ""
             lines.append(f"{'' if n else 'left out':11}{kind}: {names['count']} modules it"

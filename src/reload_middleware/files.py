@@ -65,9 +65,9 @@ class Files:
         return self._library
 
     def names(self, files: Iterable[str]) -> list[str]:
-        """The importable module names these tracked files were loaded under."""
-        found = {self._files.get(f, "") for f in files}
-        return sorted(n for n in found if n and not n.startswith(("_mod_wsgi_", "__")))
+        """The module names these tracked files were loaded under (the preflight imports
+        those importable by name: entry.after)."""
+        return sorted({self._files.get(f, "") for f in files} - {""})
 
     def report_strays(self) -> None:
         """Log the saved project files that no module was loaded from and do not compile."""

@@ -18,11 +18,12 @@ import sysconfig
 from collections.abc import Callable
 from types import ModuleType
 
-from . import config, interpreter, observers, paths
+from . import config, entry, interpreter, observers, paths, preflight
 from .doctor import (
     ENABLED,
     Chain,
     Facts,
+    Preflight,
     Root,
     blocked,
     inotify_usage,
@@ -74,6 +75,8 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     app = getattr(module, "application", None)
     if module is not None and app is None:
         facts.error = "it defines no 'application'"
+    if module is not None and facts.error is None:
+        facts.preflight = check_import(module.__name__, path)
     # What the script gave the middleware (keywords, with the OS variables over them).
     if isinstance(settings := getattr(app, "settings", None), config.Settings):
         facts.settings = settings
@@ -95,6 +98,16 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     tops = [root.path for root in facts.roots if root.recursive]
     facts.venvs = watched_venvs(sorted({v for top in tops for v in _venvs(top)}), facts.roots)
     return facts
+
+
+def check_import(name: str, path: str) -> Preflight:
+    """The import preflight a server's process would run before a restart, for the
+    script module `name` from the file `path`, in a fresh interpreter."""
+    start = entry.of(name, path)
+    failure = preflight.import_app(start, path)
+    if failure is None:
+        return Preflight(str(start))
+    return Preflight(str(start), failure.summary, failure.own)
 
 
 def _known(files: dict[str, str], watch: tuple[str, ...], settings: config.Settings) -> set[str]:

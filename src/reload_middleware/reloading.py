@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib._bootstrap
-import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -45,14 +44,6 @@ class Script:
     @property
     def directory(self) -> str:
         return os.path.dirname(self.given)
-
-    @property
-    def importable(self) -> bool:
-        """Can a fresh interpreter import it by name (else it runs the file)?"""
-        if self.name == "__main__" or self.name.startswith("_mod_wsgi_"):
-            return False
-        top = self.name.partition(".")[0]
-        return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
 
 
 def find_script(depth: int = 2) -> Script | None:

@@ -136,8 +136,8 @@ class Tracking:
         return self._templates(settings, app).dirs != self.files.templates.dirs
 
     def module_names(self, files: Iterable[str]) -> list[str]:
-        """The importable names these tracked files were loaded under (the preflight
-        imports them too)."""
+        """The module names these tracked files were loaded under (the preflight
+        imports those a fresh interpreter can: entry.after)."""
         return self.files.names(files)
 
     def _templates(self, settings: Settings, app: object) -> templates.Found:

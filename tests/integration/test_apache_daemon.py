@@ -157,6 +157,32 @@ def test_without_the_hook_get_retries_and_post_finishes_on_old_code(
     assert response.json()["version"] == "3"
 
 
+def test_a_save_of_the_wsgi_script_passes_the_import_preflight_by_path(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """No hook (WSGIScriptReloading Off), so the middleware acts on a save of `app.wsgi`
+    itself: the import preflight runs it by path, as mod_wsgi loads it (no plain
+    interpreter can import its module name, `_mod_wsgi_...`); both processes serve the
+    new script, and no preflight keeps the old code."""
+    app = site()
+    server = apache(app, script_reloading=False)
+    old = warm(server)
+    seen(server, app.write("app.wsgi", app.script.read_text() + "views.VERSION = 'script'\n"))
+    new: set[int] = set()
+
+    def both_new() -> bool:
+        response, _ = follow(server)
+        assert response.json()["version"] == "script", response.text
+        new.add(response.json()["pid"])
+        return len(new) == 2
+
+    wait_for(both_new, 10, "both processes serving the saved script")
+    assert not new & old
+    log = server.error_log()
+    assert "new code not loaded" not in log, log
+    assert "app.wsgi (1 file) changed: restart-by-sigint" in log
+
+
 def stamp_of(script: Path) -> Path:
     """The control endpoint's stamp file, in the daemons' (user www-data) private
     directory: their home is not theirs, so the first temp-dir candidate that is."""

@@ -10,13 +10,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from apache import free_port, wait_for
-from procs import fetch, running
+from procs import fetch, make_project, running
 from support import require
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,7 @@ MODES = {"preforked": [], "lazy-apps": ["--lazy-apps"], "lazy": ["--lazy"]}
 # What uWSGI's master logs: a graceful reload of the instance, a worker started again.
 INSTANCE_RELOAD = "...gracefully killing workers..."
 WORKER_RESPAWN = "Respawned uWSGI worker"
+NOT_LOADED = "new code not loaded"  # the middleware keeps the old code: a failed preflight
 
 
 def uwsgi(port: int, mode: str, processes: int = 2, master: bool = True) -> list[str]:
@@ -159,6 +160,70 @@ def stale(outcomes: list[Outcome], saves: list[float]) -> list[Outcome]:
     return [o for o, d in zip(outcomes, due, strict=True) if o.version and o.version < d]
 
 
+@dataclass
+class Run:
+    """What the clients saw while the saves landed."""
+
+    outcomes: list[Outcome]
+    saves: list[float]
+    served: bool  # the last save's version was served in the end
+
+    def summary(self, log: str) -> str:
+        old, hops = stale(self.outcomes, self.saves), Counter(o.hops for o in self.outcomes)
+        failed = [o for o in self.outcomes if o.error is not None]
+        return (f"{len(self.outcomes)} GETs, {len(old)} stale, {len(failed)} failed, last save "
+                f"{'served' if self.served else 'NEVER served'}, "
+                f"{sum(o.resets for o in self.outcomes)} resets retried, "
+                f"hops {dict(sorted(hops.items()))}; {len(self.saves)} saves: "
+                f"{log.count('changed: restart-uwsgi')} actions, "
+                f"{log.count(INSTANCE_RELOAD)} instance reloads, "
+                f"{log.count(WORKER_RESPAWN)} worker restarts, "
+                f"{log.count(NOT_LOADED)} '{NOT_LOADED}' lines")
+
+
+def browse_while_saving(port: int, edits: Sequence[Callable[[int], object]], clients: int = 2
+                        ) -> Run:
+    """`clients` threads browse while each edit lands GAP after the one before; edit n
+    (from 0) makes the app answer version n + 2. Waits until the last version is served."""
+    outcomes: list[Outcome] = []
+    saves: list[float] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            outcomes.append(browse(port))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n, edit in enumerate(edits):
+            threading.Event().wait(GAP)  # the schedule itself, not a synchronisation
+            edit(n + 2)
+            saves.append(time.monotonic())
+        last = 1 + len(edits)
+        served = within(30, lambda: any(o.version == last for o in list(outcomes)))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(130)
+    return Run(outcomes, saves, served)
+
+
+def check(run: Run, log: str, workers: int = 2) -> None:
+    """No GET that started GRACE after a save got older code, none failed, the last save
+    was served, no redirect loop, and no more than one action per worker per save (two
+    when a save lands while the next code is being imported)."""
+    old = stale(run.outcomes, run.saves)
+    failed = [o for o in run.outcomes if o.error is not None]
+    hops = [o.hops for o in run.outcomes if o.version is not None]
+    assert run.served, "the last save was never served: a reload was lost"
+    assert not old, [(round(o.started - run.saves[0], 3), o.version) for o in old]
+    assert not failed, [o.error for o in failed]
+    assert max(hops) < BROWSER_HOPS
+    assert 1 <= log.count("changed: restart-uwsgi") <= 2 * workers * len(run.saves)
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_no_get_after_a_save_gets_old_code(project: Path, mode: str) -> None:
     """Two clients browse while 5 saves land 1.7 s apart, bytecode written as usual: no
@@ -166,44 +231,119 @@ def test_no_get_after_a_save_gets_old_code(project: Path, mode: str) -> None:
     lost, and nothing restarts in a loop."""
     port = free_port()
     views = project / "webapp" / "views.py"
-    saves: list[float] = []
-    outcomes: list[Outcome] = []
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            outcomes.append(browse(port))
-
     written_before_start(project)
     with running(uwsgi(port, mode), project, port, bytecode=True) as printed:
         wait_for(lambda: version(port) == "1", 20, "the first version served")
-        clients = [threading.Thread(target=client) for _ in range(2)]
-        for thread in clients:
-            thread.start()
-        try:
-            for n in range(2, 2 + SAVES):
-                threading.Event().wait(GAP)  # the schedule itself, not a synchronisation
-                views.write_text(f"VERSION = '{n}'\n")  # every version the same length
-                saves.append(time.monotonic())
-            served = within(30, lambda: any(o.version == 1 + SAVES for o in list(outcomes)))
-        finally:
-            stop.set()
-            for thread in clients:
-                thread.join(130)
+        # Every version the same length: the .pyc check cannot tell by size.
+        run = browse_while_saving(
+            port, [lambda n: views.write_text(f"VERSION = '{n}'\n")] * SAVES)
+    print(f"\nuWSGI {mode}: {run.summary(printed[0])}")
+    check(run, printed[0])
+
+
+# The script of a mod_wsgi site, served by uWSGI as many do: a `.wsgi` file outside the
+# working directory, which puts its own directory on sys.path; or a module of the
+# project's package, loaded by name. A save of the script adds one to the version.
+SITE_SCRIPT = """\
+import json, os, sys
+{setup}
+from webapp import views
+from reload_middleware import ReloadMiddleware
+
+EDITION = {edition}
+
+def app(environ, start_response):
+    version = str(int(views.VERSION) + EDITION)
+    body = json.dumps({{"pid": os.getpid(), "version": version}}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, settle=0.02)
+"""
+ON_PATH = "sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))"
+
+
+@dataclass
+class Site:
+    """A project in `root` with its script at `script`; uWSGI runs in another directory,
+    `cwd`, as a server started from anywhere does."""
+
+    root: Path
+    script: Path
+    setup: str  # the script's lines before it imports the app
+
+    @property
+    def cwd(self) -> Path:
+        return self.root.parent / "elsewhere"
+
+    def write_script(self, edition: int) -> None:
+        self.script.write_text(SITE_SCRIPT.format(setup=self.setup, edition=edition))
+
+    def save_version(self, n: int) -> None:
+        (self.root / "webapp" / "views.py").write_text(f"VERSION = '{n}'\n")
+
+    def uwsgi(self, port: int, load: list[str]) -> list[str]:
+        """uWSGI as the user ran it: a master, 2 processes, the app loaded by `load`."""
+        require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
+        assert UWSGI is not None
+        return [UWSGI, "--master", "--processes", "2", "--http-socket", f"127.0.0.1:{port}",
+                *load, "--disable-logging"]
+
+
+def make_site(tmp_path: Path, script: str, setup: str) -> Site:
+    """The test project under tmp_path/site, its script at `script` (edition 0)."""
+    site = Site(tmp_path / "site", tmp_path / "site" / script, setup)
+    site.root.mkdir()
+    site.cwd.mkdir()
+    make_project(site.root)
+    site.write_script(0)
+    return site
+
+
+# How uWSGI is told to load the script: (the script in the site, its lines before the
+# app's import, uWSGI's options for it).
+LOADS: dict[str, tuple[str, str, Callable[[Path], list[str]]]] = {
+    "wsgi-file": ("app.wsgi", ON_PATH, lambda root: ["--wsgi-file", str(root / "app.wsgi")]),
+    "module": ("webapp/wsgi.py", "", lambda root: ["--pythonpath", str(root), "--module",
+                                                    "webapp.wsgi"]),
+}
+
+
+@pytest.mark.parametrize("load", list(LOADS))
+def test_a_script_outside_the_working_directory_reloads(tmp_path: Path, load: str) -> None:
+    """uWSGI run as a user runs it for a mod_wsgi site's script, 2 processes, from
+    another directory: 5 saves of a module, then one of the script, are each served to
+    the 2 clients (no stale answer), and no preflight keeps the old code."""
+    script, setup, options = LOADS[load]
+    site = make_site(tmp_path, script, setup)
+    port = free_port()
+    edits: list[Callable[[int], object]] = [site.save_version] * SAVES
+    edits.append(lambda n: site.write_script(1))
+    with running(site.uwsgi(port, options(site.root)), site.cwd, port) as printed:
+        wait_for(lambda: version(port) == "1", 20, "the first version served")
+        run = browse_while_saving(port, edits)
     log = printed[0]
-    old = stale(outcomes, saves)
-    failed = [o for o in outcomes if o.error is not None]
-    hops = Counter(o.hops for o in outcomes if o.version is not None)
-    actions = log.count("changed: restart-uwsgi")
-    print(f"\nuWSGI {mode}: {len(outcomes)} GETs, {len(old)} stale, {len(failed)} failed, "
-          f"last save {'served' if served else 'NEVER served'}, "
-          f"{sum(o.resets for o in outcomes)} resets retried, hops {dict(sorted(hops.items()))}; "
-          f"{SAVES} saves: {actions} actions, {log.count(INSTANCE_RELOAD)} instance reloads, "
-          f"{log.count(WORKER_RESPAWN)} worker restarts")
-    assert served, "the last save was never served: a reload was lost"
-    assert not old, [(round(o.started - saves[0], 3), o.version) for o in old]
-    assert not failed, [o.error for o in failed]
-    assert max(hops) < BROWSER_HOPS
-    # Each of the 2 workers acts at most once per save, and once more when a save lands
-    # while the next code is being imported: more would be a loop.
-    assert 1 <= actions <= 2 * 2 * SAVES
+    print(f"\nuWSGI --{load} {script} outside the working directory: {run.summary(log)}")
+    assert NOT_LOADED not in log, log
+    check(run, log)
+
+
+def test_an_app_that_imports_uwsgi_reloads_and_says_the_preflight_could_not_tell(
+    tmp_path: Path,
+) -> None:
+    """An app that imports uWSGI's own module (for `uwsgi.opt`, or its decorators) cannot
+    be imported in a plain interpreter: the import preflight fails for a reason of its
+    own, so every save goes ahead on the compile check, and the log says so each time."""
+    site = make_site(tmp_path, "app.wsgi", f"{ON_PATH}\nimport uwsgi")
+    port = free_port()
+    with running(site.uwsgi(port, ["--wsgi-file", str(site.script)]), site.cwd,
+                 port) as printed:
+        wait_for(lambda: version(port) == "1", 20, "the first version served")
+        run = browse_while_saving(port, [site.save_version] * 3)
+    log = printed[0]
+    print(f"\nuWSGI, an app importing uwsgi: {run.summary(log)}")
+    assert NOT_LOADED not in log, log
+    own = log.count("import preflight failed for a reason of its own, not the app's (the "
+                    "server has uwsgi with no file")
+    assert own == log.count("changed: restart-uwsgi") >= 3, log
+    check(run, log)
