@@ -179,8 +179,9 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
 ) -> None:
     """The serving process stopped while 20,000 writes to a scratch file overflow its
     inotify queue and mymod.py is saved: once it runs again, the new VERSION is served
-    within 10 s while requests arrive, and its log says that events were lost and then
-    that the safety net found mymod.py."""
+    within 10 s while requests arrive, and its log says that the safety net found
+    mymod.py, and (where the process lives on) that events were lost, in either order:
+    the net's look, overdue at the CONT, may run before the watcher reads the overflow."""
     writes = overflowing_writes()
     make_app(tmp_path)
     mymod, scratch = tmp_path / "mymod.py", tmp_path / "scratch.log"
@@ -213,12 +214,10 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
         assert first.started - resumed <= 10
         assert all(a.status == 200 for a in answers)
         assert all(a.version == "2" for a in answers if a.started >= first.finished)
-        server.wait_for_output(f"[pid {pid}] file events were lost")
         log = server.wait_for_output(f"[pid {pid}]", "found by the safety net", "mymod.py")
-    lost = log.find(f"[pid {pid}] file events were lost")
-    found = [log.find(line)
-             for line in lines_with(log, f"[pid {pid}]", "found by the safety net", "mymod.py")]
-    assert lost >= 0 and found and min(found) > lost, log[-4000:]
+        if name == "waitress":  # a gunicorn worker may exit before its watcher reads it
+            log = server.wait_for_output(f"[pid {pid}] file events were lost")
+    assert lines_with(log, f"[pid {pid}]", "found by the safety net", "mymod.py"), log[-4000:]
 
 
 def served_then(answers: list[Answer], wanted: str, more: int) -> bool:
