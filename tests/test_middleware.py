@@ -601,6 +601,45 @@ def test_a_mod_wsgi_script_reloads_in_process_in_embedded_mode(
     assert reloaded.__mtime__ == os.stat(made.script).st_mtime_ns // 1000
 
 
+def test_an_importable_script_runs_again_where_its_modules_can_import_it_back(
+    project: MakeProject, until: Until
+) -> None:
+    """A script imported by name (gunicorn's `app:application`) runs again in
+    sys.modules, as an import runs it: a module it imports may import it back."""
+    made = project()
+    assert call(made.application).body == b"old"
+    made.save_views(f"import {made.name} as script\nTEXT = 'new'\n")
+    until(lambda: str(made.views) in made.application.pending)
+    assert call(made.application).body == b"new"
+    assert sys.modules[f"{made.package}.views"].script is sys.modules[made.name]
+
+
+def test_mod_wsgi_finds_the_old_script_module_until_the_new_one_is_complete(
+    project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded mode: mod_wsgi looks the script module up by name for every request.
+    While the script runs again (here: as it imports views) that lookup finds the old
+    module, complete, never a half-executed one without `application` (mod_wsgi's 404)
+    or none (mod_wsgi would execute the script itself); afterwards, the new one."""
+    fake_mod_wsgi(monkeypatch, "")
+    made = project()
+    name = f"_mod_wsgi_{uuid.uuid4().hex}"
+    module = types.ModuleType(name)  # what mod_wsgi makes of a script file
+    module.__file__ = str(made.script)
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(compile(made.script.read_text(), str(made.script), "exec"), vars(module))
+    app = module.application
+    embedded = {"mod_wsgi.process_group": ""}
+    assert call(app, extra=embedded).body == b"old"
+
+    made.save_views(f"import sys\nFOUND = sys.modules.get({name!r})\nTEXT = 'new'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app, extra=embedded).body == b"new"
+    views = sys.modules[f"{made.package}.views"]
+    assert views.FOUND is module and module.application is app
+    assert sys.modules[name] is not module and sys.modules[name].application is app
+
+
 def test_other_mod_wsgi_script_modules_stay_loaded_across_a_reload(
     project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch
 ) -> None:

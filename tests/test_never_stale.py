@@ -18,7 +18,7 @@ import pytest
 
 import helpers
 from helpers import DAY, MakeProject, Project, Until, call
-from reload_middleware import bounds, interpreter, middleware, track
+from reload_middleware import bounds, interpreter, middleware, track, tracking
 
 SECOND = 10**9
 
@@ -386,4 +386,54 @@ def test_a_first_request_that_came_since_the_process_started_restarts_it(
     since = {**DAEMON, "mod_wsgi.request_start": str(time.time_ns() // 1000)}
     response = call(app, extra=since)
     assert response.status.startswith("307")
+    assert kills == [(os.getpid(), signal.SIGINT)]
+
+
+
+def test_the_flag_stays_up_until_the_first_request_has_read_its_environ(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mod_wsgi's hook finds nothing changed before any request: the flag stays up all
+    the same, or a request past its hook call would find it down and be served before
+    the first request's environ (SetEnv watch paths) has been read and judged."""
+    monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
+    monkeypatch.setattr(tracking, "YOUNG_NS", 0)
+    made = project()
+    app, latch = made.application, made.application._latch
+    flags = []
+    finish = latch.finish
+
+    def watched(*args: object, **kwargs: bool) -> None:
+        finish(*args, **kwargs)  # type: ignore[arg-type]
+        flags.append(latch.dirty)
+
+    monkeypatch.setattr(latch, "finish", watched)
+    assert app.reload_required(str(made.script)) is False
+    assert flags == [True]
+    assert call(app, extra=DAEMON).body == b"old"  # reads its environ
+    assert app.reload_required(str(made.script)) is False
+    assert flags == [True, False] and not latch.dirty
+
+
+def test_a_setenv_watch_path_changed_before_the_first_request_restarts_an_older_daemon(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, kills: list[tuple[int, int]],
+    tmp_path: Path,
+) -> None:
+    """A daemon past its first 2 s: its hook decided the first request knowing nothing of
+    the SetEnv watch paths. A file there, saved since the app was built, is acted on by
+    that request once its environ names them: a 307 the new process answers, not the
+    old template."""
+    monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
+    monkeypatch.setattr(tracking, "YOUNG_NS", 0)
+    page = tmp_path.resolve() / "templates" / "page.txt"  # in the project's root
+    page.parent.mkdir()
+    page.write_text("old")
+    os.utime(page, ns=(time.time_ns() - DAY,) * 2)
+    made = project()
+    page.write_text("new")
+    app = made.application
+    assert app.reload_required(str(made.script)) is False  # it knows no watch path yet
+    first = {**DAEMON, "reload_middleware.watch": str(page.parent),
+             "mod_wsgi.request_start": str(time.time_ns() // 1000)}
+    assert call(app, extra=first).status.startswith("307")
     assert kills == [(os.getpid(), signal.SIGINT)]

@@ -131,8 +131,6 @@ class ReloadMiddleware:
         self._tracking.load.judge_at(None, self._lock, LOAD_WAIT)
         with self._lock:
             self._act(first=first)
-            if not self._configured:
-                self._tracking.poke()  # the first request still has to read its environ
         return self._restart is not None
 
     def arm(self) -> None:
@@ -173,6 +171,9 @@ class ReloadMiddleware:
             self._settings = settings
             if settings.enabled:
                 self._start_tracking()
+                # mod_wsgi's hook has decided for this request without these files: a
+                # change to one is acted on here (servers.acting_here), else old code serves.
+                self._handed_over = self._handed_over or self._hook_called
         if not settings.enabled:
             self._tracking.release()
             self._tracking.lower()
@@ -203,7 +204,8 @@ class ReloadMiddleware:
             return
         taken = self._tracking.confirm(self._server, self._settings)
         if not taken.paths:
-            self._tracking.finish(taken)
+            # The flag stays up for the first request: its environ may add files (SetEnv).
+            self._tracking.finish(taken, keep_flag=not self._configured)
             return
         self._failure = None
         kind = servers.preflight_for(action, self._settings.preflight)
@@ -264,7 +266,7 @@ class ReloadMiddleware:
                    failure.summary, logs.Lines(failure.traceback.rstrip()))
         self._tracking.add(failure.files)
         self._failure = (failure, taken.events)
-        self._tracking.finish(taken, keep_flag=self._settings.debug)
+        self._tracking.finish(taken, keep_flag=self._settings.debug or not self._configured)
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """`app` behind the control endpoint when that is on: the token must never reach

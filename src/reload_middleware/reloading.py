@@ -18,6 +18,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
 from .preflight import Failure, from_exception
@@ -103,8 +104,8 @@ def reload(script: Script | None, project: Project, place: Interpreter, live: ob
         return Failed(Failure("?", None, "no script module to re-execute", ""))
     started = time.time_ns()
     try:
-        module, kept = reexecute(script, project, place)
-        return Reloaded(_adopt(module, live), started, kept)
+        app, kept = reexecute(script, project, place, lambda module: _adopt(module, live))
+        return Reloaded(app, started, kept)
     except Exception as exc:
         return Failed(from_exception(exc, script.path))
 
@@ -131,7 +132,7 @@ def dropped(project: Project, modules: Mapping[str, types.ModuleType | None]) ->
     mod_wsgi's own script modules (`_mod_wsgi_*`) stay: mod_wsgi executes one again on
     the next request when it is missing, so dropping mod_wsgi-express's handler.wsgi
     would execute the app script a second time, after (or while) the reload does. The
-    script that built the middleware is dropped by `reexecute()` itself.
+    script that built the middleware is replaced by `reexecute()` itself.
     """
     return {name for name in project(modules) if not name.startswith("_mod_wsgi_")}
 
@@ -166,29 +167,36 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
                 os.remove(importlib.util.cache_from_source(path))
 
 
-def reexecute(script: Script, project: Project, place: Interpreter
-              ) -> tuple[types.ModuleType, set[str]]:
-    """Drop every project module and load the script afresh: (its new module, the names
-    of the modules left in place because another thread was importing them).
+def reexecute(script: Script, project: Project, place: Interpreter,
+              adopt: Callable[[types.ModuleType], WSGIApplication]
+              ) -> tuple[WSGIApplication, set[str]]:
+    """Drop every project module, load the script afresh and take its application with
+    `adopt`: (that application, the names of the modules left in place because another
+    thread was importing them). `project` classifies modules: `modules.ProjectModules`.
 
-    `project` classifies modules: `modules.ProjectModules`. On any exception the previous
-    sys.modules entries are restored and it propagates.
+    Unless `in_place`, the old script module serves until the new one is complete. On
+    any exception the previous sys.modules entries are restored and it propagates.
     """
     saved = dict(sys.modules)
     old_script = sys.modules.get(script.name)
+    early = in_place(script)
     drop = dropped(project, saved)
     busy = in_flight({name: saved[name] for name in drop})
     gone = {name for name in drop if _gone(saved[name])}
     drop -= busy | gone
-    for name in drop | ({script.name} - {"__main__"}):
+    leaving = (drop | {script.name}) if early else (drop - {script.name})
+    for name in leaving - {"__main__"}:
         sys.modules.pop(name, None)
     unlinked = _unlink(drop, saved)
     importlib.invalidate_caches()
     try:
         with _marked(place, script.given):
-            module = _execute(script, old_script)
+            module = _execute(script, old_script, early=early)
         _reattach(gone)
-        return module, busy
+        app = adopt(module)
+        if not early:
+            sys.modules[module.__name__] = module  # complete: now mod_wsgi may find it
+        return app, busy
     except BaseException:
         new = {n: m for n, m in list(sys.modules.items()) if n not in saved}
         unwanted = {n for n, m in new.items() if m is None or n == script.name}
@@ -223,6 +231,18 @@ def _reattach(kept: set[str]) -> None:
             with suppress(AttributeError, TypeError):
                 setattr(package, child, module)
 
+def in_place(script: Script) -> bool:
+    """Whether the script's new module is in sys.modules while it executes, as an import
+    puts it (a module it imports may import it back). Not a mod_wsgi script: mod_wsgi
+    looks it up by name for each request, so other threads would find it half run (no
+    `application`: mod_wsgi's 404) or missing (mod_wsgi runs the script itself), and
+    nothing imports it. Nor `__main__`, run under another name (`_execute`).
+
+    >>> in_place(Script("_mod_wsgi_0f3c", "/srv/app.wsgi")), in_place(Script("app", "/a.py"))
+    (False, True)
+    """
+    return not script.name.startswith("_mod_wsgi_") and script.name != "__main__"
+
 
 def _unlink(
     dropped: set[str], modules: Mapping[str, types.ModuleType | None]
@@ -243,18 +263,21 @@ def _unlink(
     return unlinked
 
 
-def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
-    """Execute the script afresh under its name, keeping what its server put on the old one.
+def _execute(script: Script, old: types.ModuleType | None, *, early: bool
+             ) -> types.ModuleType:
+    """Execute the script afresh under its name, keeping what its server put on the old
+    one; in sys.modules while it executes if `early` (`in_place`).
 
-    Through its import spec when it has one (packages and relative imports work); a
-    mod_wsgi script or `__main__` is compiled from its file instead (a script run as
-    `__main__` is executed under another name, so its server block does not run).
+    Through its import spec when it has one (mod_wsgi gives its scripts one; packages and
+    relative imports work), else compiled from its file. A script run as `__main__` is
+    executed under another name, so its server block does not run.
     """
-    spec = getattr(old, "__spec__", None)
-    if spec is not None and spec.loader is not None and script.name != "__main__":
+    spec = getattr(old, "__spec__", None) if script.name != "__main__" else None
+    if isinstance(spec, ModuleSpec) and spec.loader is not None:
         module = importlib.util.module_from_spec(spec)
         _keep_server_marks(old, module, script)
-        sys.modules[script.name] = module
+        if early:
+            sys.modules[script.name] = module
         spec.loader.exec_module(module)
         return module
     name = "__reload_middleware_main__" if script.name == "__main__" else script.name
@@ -263,7 +286,8 @@ def _execute(script: Script, old: types.ModuleType | None) -> types.ModuleType:
     _keep_server_marks(old, module, script)
     with open(script.given, "rb") as source:
         code = compile(source.read(), script.given, "exec", dont_inherit=True)
-    sys.modules[name] = module
+    if early:
+        sys.modules[name] = module
     exec(code, vars(module))
     return module
 

@@ -165,6 +165,18 @@ def process_resources(pid: int) -> tuple[int, int, int]:
     return threads, instances, watches
 
 
+def process_age(pid: int) -> float:
+    """How long process `pid` has been running, in seconds (from /proc)."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+
+
+def older_than(server: Apache, seconds: float) -> None:
+    """Wait until every daemon process of `server` has run for `seconds`."""
+    wait_for(lambda: min(map(process_age, server.daemon_pids())) > seconds, seconds + 10,
+             f"the daemon processes to be {seconds} s old")
+
+
 @dataclass
 class Response:
     """One HTTP answer; header names are lower-case, repeated headers joined by ', '."""

@@ -7,8 +7,9 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from apache import Apache, ApacheSite, Response, wait_for
@@ -43,6 +44,23 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 """
+
+
+T = TypeVar("T")
+
+
+def together(count: int, call: Callable[[], T]) -> list[T]:
+    """`call` on `count` threads released at the same moment, as concurrent clients; the
+    results in the order they were started."""
+    start = threading.Barrier(count)
+
+    def one() -> T:
+        start.wait(10)
+        return call()
+
+    with ThreadPoolExecutor(count) as pool:
+        futures = [pool.submit(one) for _ in range(count)]
+        return [future.result(60) for future in futures]
 
 
 def require(reason: str | None) -> None:

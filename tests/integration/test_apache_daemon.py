@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from apache import MODULES, Apache, wait_for
-from support import Site, answer, follow, holds, pids_answering, restarts, seen, warm
+from apache import MODULES, Apache, older_than, wait_for
+from support import Site, answer, follow, holds, pids_answering, restarts, seen, together, warm
 
-from reload_middleware import control, statedir
+from reload_middleware import control, statedir, tracking
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,54 @@ def test_setenv_watch_enabled_and_no_spoofing(
     }
     result = answer(target, headers=headers)
     assert result["version"] == "2" and result["pid"] not in old
+
+
+# The script reads a template when it loads, as a template engine with its cache on does.
+TEMPLATED = """\
+import json, os, sys
+from reload_middleware import ReloadMiddleware
+
+with open(os.path.join(os.path.dirname(__file__), "templates", "page.txt")) as f:
+    PAGE = f.read()
+
+def app(environ, start_response):
+    body = json.dumps({"pid": os.getpid(), "page": PAGE}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, settle=0.05)
+print("templated app loaded", file=sys.stderr, flush=True)
+"""
+
+
+def first_pages(server: Apache, app: Site, *, young: bool) -> list[object]:
+    """Save the template once both daemons have loaded it (and, unless `young`, are 2 s
+    old), then 8 concurrent first requests: the page each one got (or its status)."""
+    server.wait_for_log("templated app loaded", count=2)
+    if not young:  # the hook decides alone on a daemon's first request (servers.py)
+        older_than(server, tracking.YOUNG_NS / 1e9)
+    app.write("templates/page.txt", "new")
+    answers = together(8, lambda: follow(server)[0])
+    return [a.json()["page"] if a.status == 200 else a.status for a in answers]
+
+
+@pytest.mark.parametrize("young", [True, False], ids=["young-daemons", "older-daemons"])
+def test_setenv_watch_path_saved_before_eight_concurrent_first_requests(
+    young: bool, site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """Preloaded daemons (2 x 4 threads) read a template of a SetEnv watch path, which is
+    saved before any request; 8 concurrent first requests all get the new template,
+    whether the daemons are younger than 2 s or not (3 runs)."""
+    for run in range(3):
+        app = site()
+        app.write("templates/page.txt", "old")
+        app.write("app.wsgi", TEMPLATED)
+        server = apache(app, threads=4, ready_path="/probe",
+                        location_config=f"SetEnv reload_middleware.watch {app.root / 'templates'}")
+        pages = first_pages(server, app, young=young)
+        server.stop()
+        said = [line for line in server.error_log().splitlines() if "reload_middleware" in line]
+        assert pages == ["new"] * 8, f"run {run + 1}: {pages}\n" + "\n".join(said)
 
 
 def test_atomic_save(site: Callable[..., Site], apache: Callable[..., Apache]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from apache import Apache, process_resources, wait_for
-from support import Site, answer, seen
+from apache import Apache, Response, process_resources, wait_for
+from support import Site, answer, seen, together
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +76,40 @@ def test_one_script_execution_per_change(
     assert log.count("reloaded in") == 3
     assert "Reloading WSGI script" not in log
     assert log.count("watching for code changes") == 1
+
+
+# The package takes a while to load, as a framework project's does (Django's settings,
+# apps and URLs): requests that arrive meanwhile meet the reload under way.
+SLOW_PACKAGE = """\
+import threading
+
+threading.Event().wait(0.3)
+"""
+
+
+def test_requests_during_a_reload_wait_for_it(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """8 concurrent clients on each of 3 saves (one request starts the reload, 7 arrive
+    while it runs): no 404 or 500 (mod_wsgi finds the new script module only once it
+    is complete), no old code, and mod_wsgi never executes the script itself again."""
+    app = site()
+    app.write("webapp/__init__.py", SLOW_PACKAGE)
+    server = apache(app, mode="embedded", threads=8)
+    answer(server)
+    answers: list[tuple[str, Response]] = []
+    with ThreadPoolExecutor(1) as first:
+        for n in range(2, 5):
+            version = str(n)
+            seen(server, app.set_version(version), count=1)
+            started = first.submit(server.get, "/")
+            server.wait_for_log(" changed: reload", count=n - 1)  # the reload is under way
+            during = together(7, server.get)
+            answers += [(version, r) for r in [started.result(30), *during]]
+    wrong = [(version, r.status, r.text[:80]) for version, r in answers
+             if r.status != 200 or r.json()["version"] != version]
+    log = server.error_log()
+    assert not wrong, f"{len(wrong)} of {len(answers)} wrong: {wrong[:5]}"
+    assert log.count("reloaded in") == 3
+    assert "does not contain WSGI application" not in log
+    assert log.count(f"WSGI script '{app.script}'") == 1  # its first load, by mod_wsgi

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apache import Apache, ApacheSite, free_port, prepare_run_dir
+from apache import Apache, ApacheSite, free_port, older_than, prepare_run_dir
 from procs import UWSGI, gunicorn, running, uwsgi
 from schedules import (
     ACTION,
@@ -41,6 +41,8 @@ from schedules import (
     write,
 )
 from support import PROBE, require
+
+from reload_middleware.tracking import YOUNG_NS
 
 pytestmark = pytest.mark.integration
 
@@ -176,16 +178,21 @@ def first_answers(
     return outcome
 
 
+@pytest.mark.parametrize("young", [True, False], ids=["young", "older"])
 def test_setenv_watch_path_saved_before_the_first_request(
-    apache: Callable[..., Apache], app_dir: Callable[[], Path]
+    young: bool, apache: Callable[..., Apache], app_dir: Callable[[], Path]
 ) -> None:
-    """A template in a SetEnv watch path, saved once preloaded daemons read it, is new at once."""
+    """A template in a SetEnv watch path, saved once preloaded daemons read it, is new at
+    once, also where the daemons are past the 2 s in which a first request decides."""
     root = app_dir()
     began = time.monotonic()
     server = apache(apache_site(root), bytecode=True, ready_path="/probe",
                     location_config=f"SetEnv reload_middleware.watch {root / 'templates'}")
     server.wait_for_log(LOADED, count=2)
-    outcome = first_answers("setenv-watch", server, root, Save(1, (TEMPLATE,), False, 0), began)
+    if not young:
+        older_than(server, YOUNG_NS / 1e9)
+    name = "setenv-watch" if young else "setenv-watch-older"
+    outcome = first_answers(name, server, root, Save(1, (TEMPLATE,), False, 0), began)
     assert not outcome.problems(), outcome.details()
 
 
