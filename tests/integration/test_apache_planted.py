@@ -122,6 +122,8 @@ def test_names_planted_by_another_account_change_nothing(
         warm(first)
         app.set_version("1b")
         wait_for(lambda: answer(first)["version"] == "1b", 5, "the first run's edit")
+        app.write("templates/page.html", "page 1b")  # a template: the storm guard notes it
+        wait_for(lambda: answer(first)["page"] == "page 1b", 5, "the first run's template")
         assert first.get("/__reload__", method="POST", headers=TOKEN).status == 202
         used = in_use()
         assert used == spares[0]
