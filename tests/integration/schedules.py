@@ -238,6 +238,7 @@ class Saved:
     seconds: tuple[int, ...]
     grace: float = GRACE  # from `at` to the requests that must have it
     gone: float | None = None  # recreate: when the module was deleted
+    opened: float | None = None  # slow: when the writer truncated the file
     stopped: int = 0  # lost: the watching processes stopped around the save
     actions: int = 0  # chmod: the actions on its file logged after it
 
@@ -263,8 +264,10 @@ def write(root: Path, step: Save, log: Callable[[], str] = lambda: "") -> Saved:
         (root / step.files[0]).unlink()
         gone = time.monotonic()
         threading.Event().wait(step.hold)
+    opened = time.monotonic()
     save_files(root, step)
-    return Saved(step, time.monotonic(), mtimes(root, step), gone=gone)
+    return Saved(step, time.monotonic(), mtimes(root, step), gone=gone,
+                 opened=opened if step.kind == "slow" else None)
 
 
 def save_files(root: Path, step: Save) -> None:
@@ -481,25 +484,41 @@ def required(saved: Sequence[Saved], start: float) -> dict[str, int]:
     return least
 
 
+def during(record: Request, relpath: str, began: float | None, done: Saved) -> bool:
+    """Whether `record` came while `done` had `relpath` gone or half written (from
+    `began`), before the requests that must have its new version."""
+    return (done.save.files == (relpath,) and began is not None and began <= record.end
+            and record.start < done.at + done.grace)
+
+
 def unreadable(
-    record: Request, deleted: Sequence[tuple[Saved, set[int]]]
+    record: Request, deleted: Sequence[tuple[Saved, set[int]]],
+    written: Sequence[tuple[Saved, set[int]]] = (),
 ) -> tuple[set[str], list[str]]:
     """(files a request could not be judged on, why that fails it) for the files its
     answer says were half written or missing. Missing is no failure in a process that
     loaded the app while the module was deleted (`deleted`: each deletion, with the pids
-    answering before it); a process that had it must keep serving the code it loaded."""
+    answering before it); a process that had it must keep serving the code it loaded.
+    Half written is no failure in a process that started while a slow writer was at
+    work (`written`, likewise): it loaded the module as the writer had left it, which
+    nothing can prevent where the writer's process is not visible to the server's user
+    (/proc); its close is the change that heals it, due GRACE after the close like any
+    save. A process that had loaded the module before the writer began must never
+    load it half written."""
     unjudged: set[str] = set()
     failures: list[str] = []
     for relpath, value in sorted(record.versions.items()):
         if value == TORN:
-            failures.append(f"{relpath} read half written")
+            born = [before for done, before in written
+                    if during(record, relpath, done.opened, done)]
+            if not born or any(record.pid in before for before in born):
+                failures.append(f"{relpath} read half written")
         elif value == MISSING:
-            during = [before for done, before in deleted if done.save.files == (relpath,)
-                      and done.gone is not None and done.gone <= record.end
-                      and record.start < done.at + done.grace]
-            if not during:
+            during_ = [before for done, before in deleted
+                       if during(record, relpath, done.gone, done)]
+            if not during_:
                 failures.append(f"{relpath} missing")
-            elif any(record.pid in before for before in during):
+            elif any(record.pid in before for before in during_):
                 failures.append(f"{relpath} missing while deleted, in a process that had "
                                 "loaded it: it loaded the app again without it")
         else:
@@ -515,6 +534,8 @@ def judge(
     verdict = Verdict(requests=len(records))
     deleted = [(done, {r.pid for r in records if r.pid is not None and r.end < done.gone})
                for done in saved if done.gone is not None]
+    written = [(done, {r.pid for r in records if r.pid is not None and r.end < done.opened})
+               for done in saved if done.opened is not None]
     for record in sorted(records, key=lambda r: r.start):
         when = f"t={record.start - origin:.3f}s"
         verdict.redirects += record.hops
@@ -529,7 +550,7 @@ def judge(
         if record.hops > processes * (1 + overlapped):
             verdict.failed.append(f"{when} {record.hops} redirects for {processes} processes "
                                   f"and {overlapped} saves during the request")
-        unjudged, failures = unreadable(record, deleted)
+        unjudged, failures = unreadable(record, deleted, written)
         verdict.failed += [f"{when} pid {record.pid}: {failure}" for failure in failures]
         behind = [
             f"{relpath} {version(record.versions.get(relpath, -1))} < {version(least)}"
