@@ -1,12 +1,12 @@
 """The safety net: events are the fast path, never the only truth.
 
 Whatever the event stream did (events lost in a kernel queue overflow, a watch dropped
-with its directory, a file untracked by its deletion), every `PERIOD` seconds the net
-raises each latch's flag with a doubt, and the first request after that looks at every
-tracked file itself (`Tracking.start`). A report of lost events does the same at once.
-The thread only raises flags, like the watcher thread: it never stats, imports or acts,
-so with no traffic it costs one wake-up per period and nothing else (README, "The
-promise").
+with its directory, a file untracked by its deletion), `PERIOD` seconds after its last look
+the net raises each latch's flag with a doubt, and the first request after that looks at
+every tracked file itself (`Tracking.start`). A report of lost events does the same at
+once. The thread only raises flags, like the watcher thread: it never stats, imports or
+acts, and with no traffic it sleeps after one doubt until a request has looked (README,
+"The promise").
 
     net = Net(doubt=lambda: [c.doubt() for c in latches])   # doctest: +SKIP
     net.start()                                             # doctest: +SKIP
@@ -24,13 +24,20 @@ PERIOD = 5.0
 
 
 class Net:
-    """A daemon thread that calls `doubt` every `period` seconds until stopped."""
+    """A daemon thread that calls `doubt` `period` seconds after the last look, until
+    stopped. A doubt no request has looked at yet is not raised again: with no traffic
+    the thread sleeps until a request comes (`looked()`)."""
 
     def __init__(self, doubt: Callable[[], None], period: float = PERIOD) -> None:
         self._doubt = doubt
         self.period = period
         self._stopping = threading.Event()
+        self._looked = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def looked(self) -> None:
+        """A request has looked at every file: the next period starts."""
+        self._looked.set()
 
     def start(self) -> None:
         """Start the thread (idempotent)."""
@@ -45,6 +52,7 @@ class Net:
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stopping.set()
+            self._looked.set()
             thread.join()
 
     def forget(self) -> None:
@@ -53,5 +61,7 @@ class Net:
 
     def _run(self) -> None:
         while not self._stopping.wait(self.period):
+            self._looked.clear()
             self._doubt()
+            self._looked.wait()
 

@@ -220,6 +220,7 @@ class Tracking:
                    if p not in known]
         for path in created:
             self.changes.record(path)  # no baseline: it appeared
+        self.place.watcher.net.looked()
         if found := self.changes.sweep() + created:
             logs.error("%s changed and no file event told of it (%s): found by the "
                        "safety net", logs.describe(found),
