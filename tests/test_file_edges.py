@@ -9,12 +9,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from watchdog.events import EventsLostEvent
 
 from helpers import MakeProject, Until, call, save
-from reload_middleware import bursts, writers
+from reload_middleware import ReloadMiddleware, bursts, writers
 from reload_middleware.watcher import Watcher
 
 HOUR = 3600 * 10**9
@@ -22,6 +23,22 @@ HOUR = 3600 * 10**9
 
 def said(caplog: pytest.LogCaptureFixture, text: str) -> int:
     return sum(text in r.getMessage() for r in caplog.records)
+
+
+def served_once_closed(app: ReloadMiddleware, writer: TextIO, rest: str) -> bytes:
+    """The body of one request made while `writer` holds its file open; 0.3 s in, the
+    writer writes `rest` where it is and closes (a slow copy finishing)."""
+
+    def finish() -> None:
+        writer.write(rest)
+        writer.close()
+
+    closer = threading.Timer(0.3, finish)
+    closer.start()
+    try:
+        return call(app).body
+    finally:
+        closer.join()
 
 
 def test_a_save_with_a_time_ahead_of_the_clock_is_one_change(
@@ -91,17 +108,7 @@ def test_a_file_still_being_written_is_taken_once_closed(
     writer.write("TEXT = ")  # does not compile yet
     writer.flush()
     until(lambda: str(made.views) in app.pending)
-
-    def finish() -> None:
-        writer.write("'whole'\n")
-        writer.close()
-
-    closer = threading.Timer(0.3, finish)
-    closer.start()
-    try:
-        assert call(app).body == b"whole"
-    finally:
-        closer.join()
+    assert served_once_closed(app, writer, "'whole'\n") == b"whole"
 
 
 def test_a_writer_that_stays_open_is_taken_as_it_is_after_the_bound(
@@ -167,17 +174,8 @@ def test_a_file_being_written_when_watching_starts_is_taken_once_closed(
     writer = open(made.views, "w")  # noqa: SIM115 (held open across the request)
     writer.write("TEXT = ")
     writer.flush()
-
-    def finish() -> None:
-        writer.write("'whole'\n")
-        writer.close()
-
-    closer = threading.Timer(0.3, finish)
-    closer.start()
-    try:
-        assert call(app).body == b"whole"  # the first request: it starts the watching
-    finally:
-        closer.join()
+    # The first request: it starts the watching.
+    assert served_once_closed(app, writer, "'whole'\n") == b"whole"
 
 
 TORN_SCRIPT = """\
@@ -204,19 +202,8 @@ def test_a_module_loaded_while_a_writer_is_at_work_is_served_once_closed(
     writer.write("TEXT = 'half'\n")
     writer.flush()
     made = project(TORN_SCRIPT.format(module=name))
-    app = made.application
-
-    def finish() -> None:
-        writer.seek(0)
-        writer.write("TEXT = 'whole'\n")
-        writer.close()
-
-    closer = threading.Timer(0.3, finish)
-    closer.start()
-    try:
-        assert call(app).body == b"whole"  # the first request: it starts the watching
-    finally:
-        closer.join()
+    writer.seek(0)  # the whole file is written over the half
+    assert served_once_closed(made.application, writer, "TEXT = 'whole'\n") == b"whole"
 
 
 def test_proc_tells_which_files_are_open_for_writing(tmp_path: Path) -> None:
