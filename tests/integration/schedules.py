@@ -43,8 +43,9 @@ from reload_middleware import net
 # The time a file event takes to reach every process, allowed before a request must see it.
 GRACE = 0.25
 # Events lost in an overflow: the safety net looks at every tracked file on the first
-# request after watchdog reports the loss, and every net.PERIOD s anyway (SPEC 4b); that
-# look, not an event, serves the save, within the net's period and a request.
+# request after watchdog reports the loss, and every net.PERIOD s anyway (README, "The
+# promise"); that look, not an event, serves the save, within the net's period and a
+# request.
 LOST_GRACE = net.PERIOD + GRACE
 # Saved by the schedules: a module imported inside the request function (as Django imports
 # views and urls on its first request), a submodule of a package the script has already
@@ -570,8 +571,10 @@ def same_second_twins(saved: Sequence[Saved]) -> tuple[int, int]:
 
 
 def seeds() -> list[int]:
-    """The seeds to run: RM_SCHEDULE_SEED (else a new one) and the RM_SCHEDULE_RUNS - 1 after it."""
-    base = int(os.environ.get("RM_SCHEDULE_SEED") or random.SystemRandom().randrange(10**6))
+    """The seeds to run: RM_SCHEDULE_SEED (else `make test`'s RM_TEST_SCHEDULE_SEED, else a
+    new one) and the RM_SCHEDULE_RUNS - 1 after it."""
+    given = os.environ.get("RM_SCHEDULE_SEED") or os.environ.get("RM_TEST_SCHEDULE_SEED")
+    base = int(given or random.SystemRandom().randrange(10**6))
     return [base + n for n in range(int(os.environ.get("RM_SCHEDULE_RUNS", "1")))]
 
 
