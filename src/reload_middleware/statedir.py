@@ -24,7 +24,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from . import logs
 
@@ -191,9 +191,15 @@ def read(dir_fd: int, name: str, limit: int) -> bytes | None:
         fd = os.open(name, os.O_RDONLY | SAFE, dir_fd=dir_fd)
     except OSError:
         return None
+    return read_open(fd, limit, own_file)
+
+
+def read_open(fd: int, limit: int, accept: Callable[[os.stat_result], bool]) -> bytes | None:
+    """The content of the open file `fd` (closed here) if `accept` takes its stat and it
+    holds at most `limit` bytes; else None."""
     try:
         info = os.fstat(fd)
-        if not own_file(info) or info.st_size > limit:
+        if not accept(info) or info.st_size > limit:
             return None
         return os.read(fd, limit + 1)
     except OSError:

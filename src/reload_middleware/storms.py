@@ -92,15 +92,7 @@ def content(path: str, limit: int = MAX_CONTENT) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat_module.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        return os.read(fd, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return statedir.read_open(fd, limit, lambda info: stat_module.S_ISREG(info.st_mode))
 
 
 class StormGuard:
