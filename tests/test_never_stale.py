@@ -111,6 +111,26 @@ def test_a_module_imported_while_another_request_looks_is_tracked(
     until(lambda: call(app, path="/lazy").body == b"new lazy")
 
 
+def test_a_lazily_imported_module_that_fails_to_import_keeps_the_old_code(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save of a module the app imports only on a request (Django's models and views),
+    which compiles but cannot be imported: the reload fails as it would in the import
+    preflight, and both pages keep their old code until the fix (README, "How it works")."""
+    made = lazy_project(project)
+    app = made.application
+    lazy = made.views.parent / "lazy.py"
+    assert call(app, path="/lazy").body == b"old lazy"
+    assert call(app).body == b"old"  # its look tracks lazy.py, imported since the last
+    helpers.save(lazy, "from .missing import TEXT\n")
+    until(lambda: str(lazy) in app.pending)
+    assert (call(app, path="/lazy").body, call(app).body) == (b"old lazy", b"old")
+    assert any("new code not loaded" in r.getMessage() and "missing" in r.getMessage()
+               for r in caplog.records)
+    helpers.save(lazy, "TEXT = 'new lazy'\n")
+    until(lambda: call(app, path="/lazy").body == b"new lazy")
+
+
 def test_imports_under_concurrency_never_serve_old_code(
     project: MakeProject, until: Until
 ) -> None:

@@ -230,7 +230,8 @@ class ReloadMiddleware:
         """Run the script again here and serve its app, or keep the old one."""
         place = self._tracking.place
         frameworks.reset(sys.modules)  # what framework modules cached of the project
-        outcome = reloading.reload(self._script, self._tracking.project, place, live=self)
+        outcome = reloading.reload(self._script, self._tracking.project, place, live=self,
+                                   changed=self._tracking.module_names(taken.paths))
         if isinstance(outcome, reloading.Failed):
             self._fail(outcome.failure, taken)
             return

@@ -15,12 +15,13 @@ import os
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
+from .entry import importable
 from .preflight import Failure, from_exception
 
 if TYPE_CHECKING:
@@ -96,15 +97,18 @@ class Failed:
     failure: Failure
 
 
-def reload(script: Script | None, project: Project, place: Interpreter, live: object
-           ) -> Reloaded | Failed:
+def reload(script: Script | None, project: Project, place: Interpreter, live: object,
+           changed: Iterable[str] = ()) -> Reloaded | Failed:
     """Execute `script` again and take its application, unwrapped from the middleware it
-    builds; the new module's `application` (and hook) then point back at `live`."""
+    builds; the new module's `application` (and hook) then point back at `live`. The
+    `changed` modules the script did not import are imported too, as the import
+    preflight does: one that cannot be imported fails the reload, not later requests."""
     if script is None:
         return Failed(Failure("?", None, "no script module to re-execute", ""))
     started = time.time_ns()
     try:
-        app, kept = reexecute(script, project, place, lambda module: _adopt(module, live))
+        app, kept = reexecute(script, project, place, lambda module: _adopt(module, live),
+                              changed)
         return Reloaded(app, started, kept)
     except Exception as exc:
         return Failed(from_exception(exc, script.path))
@@ -168,11 +172,12 @@ def drop_stale_bytecode(files: set[str] | frozenset[str]) -> None:
 
 
 def reexecute(script: Script, project: Project, place: Interpreter,
-              adopt: Callable[[types.ModuleType], WSGIApplication]
-              ) -> tuple[WSGIApplication, set[str]]:
-    """Drop every project module, load the script afresh and take its application with
-    `adopt`: (that application, the names of the modules left in place because another
-    thread was importing them). `project` classifies modules: `modules.ProjectModules`.
+              adopt: Callable[[types.ModuleType], WSGIApplication],
+              changed: Iterable[str] = ()) -> tuple[WSGIApplication, set[str]]:
+    """Drop every project module, load the script afresh, import the `changed` modules
+    it did not, and take its application with `adopt`: (that application, the names of
+    the modules left in place because another thread was importing them). `project`
+    classifies modules: `modules.ProjectModules`.
 
     Unless `in_place`, the old script module serves until the new one is complete. On
     any exception the previous sys.modules entries are restored and it propagates.
@@ -193,6 +198,9 @@ def reexecute(script: Script, project: Project, place: Interpreter,
         with _marked(place, script.given):
             module = _execute(script, old_script, early=early)
         _reattach(gone)
+        for name in sorted(set(changed) - set(sys.modules)):
+            if importable(name, find=lambda top: True):  # not a made-up script name
+                importlib.import_module(name)  # else the first request to import it fails
         app = adopt(module)
         if not early:
             sys.modules[module.__name__] = module  # complete: now mod_wsgi may find it

@@ -43,6 +43,45 @@ def test_broken_edit_without_debug_keeps_old_code(
     wait_for(lambda: answer(server)["version"] == "4", 10, "the fix being served")
 
 
+LAZY_APP = """\
+import importlib, json
+from reload_middleware import ReloadMiddleware
+
+def app(environ, start_response):
+    name = "webapp.lazy" if environ["PATH_INFO"] == "/lazy" else "webapp.views"
+    body = json.dumps({"version": importlib.import_module(name).VERSION}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+application = ReloadMiddleware(app, settle=0.05)
+"""
+
+
+def test_a_lazily_imported_module_that_cannot_be_imported_keeps_old_code(
+    site: Callable[..., Site], apache: Callable[..., Apache]
+) -> None:
+    """A module imported on a request only (Django's models and views) saved with an
+    import error: every page keeps the old code, the log says why, the fix loads."""
+    app = site()
+    app.write("app.wsgi", LAZY_APP)
+    app.set_version("1", "webapp/lazy.py")
+    server = apache(app, mode="embedded")
+    assert version(server, "/lazy") == "1"
+    assert version(server) == "1"  # its look tracks webapp/lazy.py
+    seen(server, app.write("webapp/lazy.py", "from .missing import VERSION\n"), count=1)
+    assert (version(server, "/lazy"), version(server)) == ("1", "1")
+    server.wait_for_log("new code not loaded")
+    assert "ModuleNotFoundError: No module named 'webapp.missing'" in server.error_log()
+    app.set_version("2", "webapp/lazy.py")  # pending already: no probe can tell it came
+    wait_for(lambda: version(server, "/lazy") == "2", 10, "the fix being served")
+
+
+def version(server: Apache, path: str = "/") -> str:
+    response = server.get(path)
+    assert response.status == 200, response.text
+    return str(response.json()["version"])
+
+
 def test_thirty_reloads_leak_nothing(
     site: Callable[..., Site], apache: Callable[..., Apache]
 ) -> None:
