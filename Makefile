@@ -35,7 +35,7 @@ apache-venv:
 	else echo "apache-venv: no apxs or $(APACHE_PYTHON): the Apache tests will be skipped"; fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/mypy tests/integration
 

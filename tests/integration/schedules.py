@@ -43,8 +43,8 @@ from reload_middleware import net
 # The time a file event takes to reach every process, allowed before a request must see it.
 GRACE = 0.25
 # Events lost in an overflow: the safety net looks at every tracked file on the first
-# request after watchdog reports the loss, and every net.PERIOD s anyway (README, "The
-# promise"); that look, not an event, serves the save, within the net's period and a
+# request after watchdog reports the loss, and every net.PERIOD s anyway (docs/promise.md,
+# "Holes heal"); that look, not an event, serves the save, within the net's period and a
 # request.
 LOST_GRACE = net.PERIOD + GRACE
 # Saved by the schedules: a module imported inside the request function (as Django imports
