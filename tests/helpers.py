@@ -32,6 +32,12 @@ class Until(Protocol):
     def __call__(self, condition: Callable[[], object], timeout: float = 5.0) -> None: ...
 
 
+def file_clock_after(moment: int, probe: Path) -> bool:
+    """Whether a file written now is stamped after `moment` (file clocks lag by a tick)."""
+    probe.write_text("")
+    return probe.stat().st_ctime_ns > moment
+
+
 def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
     """Wait for `condition()` to hold, polling every 10 ms; fail the test after `timeout` s."""
     deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from helpers import DAY, MakeProject, Project, Until, call
+from helpers import DAY, MakeProject, Project, Until, call, file_clock_after
 from reload_middleware import bounds, interpreter, middleware, track, tracking
 
 SECOND = 10**9
@@ -166,11 +166,6 @@ def test_a_reload_while_another_request_imports_a_module_breaks_nothing(
     assert call(app, path="/lazy").body == b"lazy"
     assert call(app).body == b"new"
 
-
-def file_clock_after(moment: int, probe: Path) -> bool:
-    """Whether a file written now gets a time after `moment` (file clocks lag a tick)."""
-    probe.write_text("")
-    return probe.stat().st_mtime_ns > moment
 
 
 def test_a_watch_path_given_by_the_environ_counts_from_the_build(

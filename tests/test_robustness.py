@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SCRIPT, MakeProject, Until, call, wait_until
+from helpers import SCRIPT, MakeProject, Until, call, file_clock_after, wait_until
 from reload_middleware import ReloadMiddleware, bounds, bursts, interpreter, modules
 from reload_middleware.reloading import Script
 from reload_middleware.watcher import Watcher
@@ -299,11 +299,6 @@ def test_what_the_app_writes_before_building_the_middleware_is_no_change(
     assert len(changed) == 1
     assert f"{data / 'new.ini'}, {settings} (2 files) changed" in changed[0]
 
-
-def file_clock_after(moment: int, probe: Path) -> bool:
-    """Whether a file written now is stamped after `moment` (file times lag by a tick)."""
-    probe.write_text("")
-    return probe.stat().st_ctime_ns > moment
 
 
 def test_remote_filesystems_are_polled(tmp_path: Path) -> None:

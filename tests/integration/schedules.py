@@ -89,7 +89,6 @@ from reload_middleware import ReloadMiddleware
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), {template!r})) as f:
     TEMPLATE = f.read().strip() or "torn"
-print({loaded!r}, "in pid", os.getpid(), file=sys.stderr, flush=True)
 
 
 # A module loaded half written has no VERSION, a deleted one cannot be imported: the
@@ -118,6 +117,9 @@ def app(environ, start_response):
 
 
 application = ReloadMiddleware(app, **{options!r})
+# Said once the middleware is built: a file saved from here on counts as changed (README,
+# "How it works"); one saved while it was being built may count as read.
+print({loaded!r}, "in pid", os.getpid(), file=sys.stderr, flush=True)
 """
 
 

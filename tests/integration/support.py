@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,12 @@ def together(count: int, call: Callable[[], T]) -> list[T]:
     with ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(one) for _ in range(count)]
         return [future.result(60) for future in futures]
+
+
+def file_clock_after(moment: int) -> bool:
+    """Whether a file written now is stamped after `moment` (file clocks lag by a tick)."""
+    with tempfile.TemporaryFile() as probe:
+        return os.fstat(probe.fileno()).st_ctime_ns > moment
 
 
 def require(reason: str | None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apache import Apache, ApacheSite, free_port, older_than, prepare_run_dir
+from apache import Apache, ApacheSite, free_port, older_than, prepare_run_dir, wait_for
 from procs import UWSGI, gunicorn, running, uwsgi
 from schedules import (
     ACTION,
@@ -40,7 +40,7 @@ from schedules import (
     steps,
     write,
 )
-from support import PROBE, require
+from support import PROBE, file_clock_after, require
 
 from reload_middleware.tracking import YOUNG_NS
 
@@ -189,6 +189,9 @@ def test_setenv_watch_path_saved_before_the_first_request(
     server = apache(apache_site(root), bytecode=True, ready_path="/probe",
                     location_config=f"SetEnv reload_middleware.watch {root / 'templates'}")
     server.wait_for_log(LOADED, count=2)
+    # Both middlewares are built: a save stamped from now on is one they must serve.
+    built = time.time_ns()
+    wait_for(lambda: file_clock_after(built), 5, "the file clock")
     if not young:
         older_than(server, YOUNG_NS / 1e9)
     name = "setenv-watch" if young else "setenv-watch-older"
