@@ -117,8 +117,8 @@ def app(environ, start_response):
 
 
 application = ReloadMiddleware(app, **{options!r})
-# Said once the middleware is built: a file saved from here on counts as changed (README,
-# "How it works"); one saved while it was being built may count as read.
+# Said once the middleware is built: a file saved from here on counts as changed
+# (docs/promise.md, the bounds); one saved while it was being built may count as read.
 print({loaded!r}, "in pid", os.getpid(), file=sys.stderr, flush=True)
 """
 
