@@ -10,12 +10,12 @@ APACHE_PYTHON ?= /usr/bin/python3
 APACHE_VENV ?= /tmp/reload-middleware-apache-venv
 PORT ?= 8000
 
-.PHONY: demo test lint unit dist apache-venv clean bench schedules
+.PHONY: demo test lint unit dist docs apache-venv clean bench schedules
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,docs]'
 	touch $@
 
 demo: $(BIN)/.installed
@@ -35,7 +35,7 @@ apache-venv:
 	else echo "apache-venv: no apxs or $(APACHE_PYTHON): the Apache tests will be skipped"; fi
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/mypy
 	$(BIN)/mypy tests/integration
 
@@ -46,6 +46,13 @@ dist: $(BIN)/.installed
 	$(BIN)/twine check --strict dist/*
 	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live.js') if 'reload_middleware/' + f not in names), 0))"
 
+# The documentation site (mkdocs.yml, docs/) into build/site. --strict: a warning (a
+# broken link or anchor, a page left out of the nav) fails the build. Nothing is fetched:
+# the theme, its icons and the search come from pip, and the theme's web fonts are off.
+# NO_MKDOCS_2_WARNING quiets a notice the theme prints about its own future on every build.
+docs: $(BIN)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m "not integration"
 
@@ -53,7 +60,7 @@ unit: $(BIN)/.installed
 # the same schedule every time; `make schedules` draws new ones (TEST_SCHEDULE_SEED= for
 # a new one here too).
 TEST_SCHEDULE_SEED ?= 1010
-test: $(BIN)/.installed apache-venv lint dist
+test: $(BIN)/.installed apache-venv lint docs dist
 	APACHE_TEST_VENV=$(APACHE_VENV) RM_TEST_SCHEDULE_SEED=$(TEST_SCHEDULE_SEED) $(BIN)/pytest
 
 # Both schedule checkers at length. In one process: SCHEDULE_SEEDS schedules of about

@@ -58,11 +58,11 @@ from reload_middleware.watcher import Watcher
 
 GRACE = 0.25  # seconds from a completed save to the requests that must have it
 # Events lost: the safety net looks at every tracked file on the request after a report
-# of lost events, and every net.PERIOD seconds whether or not one came (README, "The promise"): that
+# of lost events, and every net.PERIOD seconds whether or not one came (docs/promise.md): that
 # look, not the events, serves the save, within the net's period and a request.
 LOST_GRACE = net.PERIOD + GRACE
 # A writer that holds a file open is waited for this long at most from its first write
-# (README, "How it works"): until then the file is not settled, and no request may get it
+# (docs/how-it-works.md, step 2): until then the file is not settled, and no request may get it
 # half written.
 WRITER_BOUND = bursts.CLOSE_WAIT
 HOUR_NS = 3600 * 10**9
@@ -993,7 +993,7 @@ class Run:
 
     def storm_holds(self) -> list[str]:
         """A storm hold once a save was dated ahead of the clock: that time is one change,
-        never a storm (README, "The promise"), and must not keep actions waiting."""
+        never a storm (docs/promise.md), and must not keep actions waiting."""
         ahead = [s for s in self.saves if s.fault == "future"]
         if not ahead:
             return []

@@ -55,7 +55,7 @@ def test_every_option_has_a_text_parser_test() -> None:
 
 
 def test_defaults_match_the_documented_table() -> None:
-    """With no options the middleware runs with the defaults the README promises."""
+    """With no options the middleware runs with the defaults the documentation promises."""
     settings = from_keywords({})
     assert settings == Settings()
     assert (settings.enabled, settings.mode, settings.modules) == (True, "auto", "project")

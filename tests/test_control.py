@@ -1,4 +1,4 @@
-"""The control endpoint: every rule of README's "Control endpoint", through WSGI."""
+"""The control endpoint: every rule of docs/control.md, through WSGI."""
 
 from __future__ import annotations
 

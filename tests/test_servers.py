@@ -165,7 +165,7 @@ def test_detect_from_modules_in_this_process() -> None:
     assert detect_from_modules() == "other"
 
 
-# The README's table of actions ("How it works", step 4), with each `mode`. Each row lists
+# The table of actions (docs/how-it-works.md, step 4), with each `mode`. Each row lists
 # the action for the eight combinations of (hook_active, forked, windows) in this order:
 FLAG_ORDER = list(itertools.product((False, True), repeat=3))
 CHOOSE: dict[tuple[Server, str], tuple[Action, ...]] = {
@@ -214,7 +214,7 @@ def test_choose_table_is_complete() -> None:
 def test_choose(
     server: Server, mode: str, hook_active: bool, forked: bool, windows: bool, expected: Action
 ) -> None:
-    """On a change each server gets the action of the README's table (hook, signal, ...)."""
+    """On a change each server gets the action of the documented table (hook, signal, ...)."""
     action = choose(server, mode=mode, hook_active=hook_active, forked=forked, windows=windows)
     assert action == expected
 

@@ -1,6 +1,6 @@
 # A Django project behind the middleware: `reload-middleware serve examples/django/app.wsgi`,
 # then edit polls/views.py, polls/templates/polls/index.html or mysite/settings.py.
-# In your own project the line that matters goes into mysite/wsgi.py (README, "Django").
+# In your own project the line that matters goes into mysite/wsgi.py (docs/frameworks.md, "Django").
 import os
 import sys
 

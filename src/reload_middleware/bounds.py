@@ -5,7 +5,7 @@ the very moment it reads it, so a *bound* stands in: a wall-clock moment known t
 before the read (the process start, the start of the request that loaded the script,
 the moment the import system looked the module up). A file whose times are later than
 its bound may have changed after it was read: it counts as changed. That costs one
-action too many at worst, never old code (README, "How it works").
+action too many at worst, never old code (docs/promise.md).
 
     >>> SECOND = 1_000_000_000
     >>> later_than("/srv/app/data.txt", (5 * SECOND + 1, 5 * SECOND + 1), 4 * SECOND)

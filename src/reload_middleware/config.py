@@ -102,12 +102,16 @@ def _split(sep: str) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+# The text form of a list: the character its items are split on (a PasteDeploy ini
+# file also takes one item a line).
+SEPARATORS: dict[str, str] = {"watch": os.pathsep, "exclude": ","}
+
 # name -> parser of the text form. A parser raises ValueError with what is accepted.
 PARSERS: dict[str, Callable[[str], Any]] = {
     "enabled": _flag,
     "mode": _choice("auto", "restart", "reload"),
-    "watch": _split(os.pathsep),
-    "exclude": _split(","),
+    "watch": _split(SEPARATORS["watch"]),
+    "exclude": _split(SEPARATORS["exclude"]),
     "modules": _choice("project", "all", "off"),
     # A wait longer than threading.TIMEOUT_MAX raises OverflowError in every request;
     # a quiet time over 10 s would hold every reload long after the save anyway.
@@ -124,7 +128,48 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "templates": _choice("auto", "off"),
     "live": _flag,
 }
-LISTS = frozenset({"watch", "exclude"})
+LISTS = frozenset(SEPARATORS)
+
+# name -> what the option does, in one short sentence or two. The documentation's
+# configuration reference is rendered from these, PARSERS and Settings (docs/hooks.py),
+# so the reference and the code cannot disagree.
+DESCRIPTIONS: dict[str, str] = {
+    "enabled": "Master switch. Off, requests go straight to the app and nothing is "
+    "watched; a `SetEnv` key or OS variable can still turn it on at the first request.",
+    "mode": "Force one action where you know better: `restart` the process or `reload` "
+    "in process. `auto` takes the server's action (see How it works, step 4).",
+    "watch": "More files or directories to watch (directories recursively). A relative "
+    "path is relative to the script's directory. The keyword, the environ key and the "
+    "OS variable all add to the list.",
+    "exclude": "Glob patterns that never count as a change, on top of the built-in list "
+    "below. A pattern with a `/` matches the whole path, any other a file or directory "
+    "name. The keyword, the environ key and the OS variable all add to the list.",
+    "modules": "Which loaded modules' source files are tracked: `project` (outside the "
+    "stdlib and site-packages; editable installs count), `all`, or `off`.",
+    "settle": "Quiet time in seconds before acting, so that a save of several files is "
+    "one change.",
+    "preflight": "What must succeed before acting: `import` (the app, in a separate "
+    "process), `compile`, or `off`. `auto` imports before a restart (mod_wsgi daemon, "
+    "gunicorn, uWSGI) and compiles before an in-process reload.",
+    "trigger": "Production mode: only a change to this one file counts, so a deploy tool "
+    "decides when (a `touch` of it).",
+    "retry": "Whether the request that finds a change gets a 307 to itself when the "
+    "process restarts without mod_wsgi's hook: `auto` for GET and HEAD, `always`, "
+    "`never`.",
+    "debug": "Error pages show the file, line and traceback of new code that does not "
+    "load. Development only.",
+    "observer": "Where file events come from: `native` (inotify and the like) or "
+    "`polling`. `auto` polls remote filesystems (network shares) only.",
+    "interval": "Polling interval in seconds, for the directories that are polled.",
+    "control": "URL path of the control endpoint; off unless set, and it needs a "
+    "`secret`.",
+    "secret": f"Bearer token the control endpoint demands: {MIN_SECRET} characters or "
+    "more.",
+    "templates": "Also watch the template directories of loaded frameworks that keep "
+    "compiled templates (`auto`), or not (`off`).",
+    "live": "Open HTML pages reload themselves after a change. Development only; on "
+    "under `reload-middleware serve`.",
+}
 
 
 def environ_key(name: str) -> str:
@@ -167,6 +212,17 @@ def _keyword_value(name: str, value: object) -> Any:
         return PARSERS[name](os.fspath(value))
     except ValueError as exc:
         raise ValueError(_message(name, value, str(exc))) from None
+
+
+def accepted(name: str) -> str:
+    """What an option's text form accepts, in the words of its error message.
+
+    >>> accepted("settle"), accepted("exclude")
+    ('a number of seconds, 0 to 10', "items separated by ','")
+    """
+    if name in LISTS:
+        return f"items separated by {SEPARATORS[name]!r}"
+    return _accepted(name)
 
 
 def _accepted(name: str) -> str:

@@ -246,7 +246,7 @@ def advise(facts: Facts) -> list[Advice]:
 
 
 def preflight_advice(check: Preflight | None) -> list[Advice]:
-    """What a failed import preflight means before a restart (README, "The promise")."""
+    """What a failed import preflight means before a restart (docs/promise.md)."""
     if check is None or check.failure is None:
         return []
     if check.own:

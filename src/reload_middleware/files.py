@@ -1,5 +1,5 @@
 """Which files does one middleware track, and since when? Modules, watch paths, the
-script, each baselined by its bound (README, "The promise").
+script, each baselined by its bound (docs/promise.md).
 
 `Files` turns settings and sys.modules into a `Registration` for the interpreter's
 watcher, keyed by the script, so a script executed again replaces what it had::
@@ -39,7 +39,7 @@ class Files:
         self._ignored = ignored  # the storm guard's, read by the watcher thread
         self._registering = registering  # False for a stand-in
         self._library = modules.library_roots()
-        # Project code (README, "Configuration": `modules`): what is tracked, and what an
+        # Project code (docs/configuration.md, `modules`): what is tracked, and what an
         # in-process reload drops.
         self.project = modules.ProjectModules(self._library)
         self._links: set[str] = set()  # symlinked directories on the way to modules
@@ -233,8 +233,8 @@ class Files:
 
         `loaded`: they count as the middleware was built, however late they are learned
         (watch paths from the environ): one newer than that changed since. The app may
-        write such files itself as it loads, so the load is not their bound (README,
-        "How it works"). Otherwise (files named by a failed import) as they are now.
+        write such files itself as it loads, so the load is not their bound (docs/promise.md,
+        the bounds). Otherwise (files named by a failed import) as they are now.
         """
         if not self._registering:
             return

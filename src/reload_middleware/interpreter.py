@@ -2,10 +2,10 @@
 
 mod_wsgi gives each application group an interpreter of its own (unless the group is
 `%{GLOBAL}`), so "per process" is really per interpreter: two groups in one daemon
-mean two `Interpreter`s and two watchers (README, "Several applications in one
-process"). Nothing is made or installed when the package is imported: the object is
-made on first use, and `install()` (the first enabled middleware) puts the import
-finder on `sys.meta_path` and hooks forks.
+mean two `Interpreter`s and two watchers (docs/how-it-works.md, "Several
+applications in one process"). Nothing is made or installed when the package is
+imported: the object is made on first use, and `install()` (the first enabled
+middleware) puts the import finder on `sys.meta_path` and hooks forks.
 
 >>> here = current()
 >>> here is current(), here.forks

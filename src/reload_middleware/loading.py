@@ -5,7 +5,7 @@ it: what the load read is bounded by that request's start (`mod_wsgi.request_sta
 not by the process start, or every file saved since the daemon started would count as
 changed and its first requests would restart it. The request tells its start only when
 it reaches the middleware; until then those files are observed but not judged, and
-other requests wait for it (README, "The promise").
+other requests wait for it (docs/promise.md).
 
     load = Load(changes, script, started=bounds.process_started_ns())   # doctest: +SKIP
     load.judge_at(environ, lock, wait=1.0)      # on each request while it waits

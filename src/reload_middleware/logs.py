@@ -1,7 +1,7 @@
 r"""The server's error log: one logger, which writes to stderr when nothing is configured.
 
 mod_wsgi, gunicorn and uWSGI all send a process's stderr to their error log, so a
-library that logs nowhere unless configured would hide the lines the README promises
+library that logs nowhere unless configured would hide the lines the documentation promises
 (the start line and one line per action).
 
 Every argument is escaped before it reaches the log: a file named

@@ -53,7 +53,7 @@ class ReloadMiddleware:
         application = ReloadMiddleware(make_app(), watch=["templates"])
 
     Options are keywords, `RELOAD_MIDDLEWARE_*` variables or `reload_middleware.*`
-    environ keys (Apache `SetEnv`); see the README for the table. Development and
+    environ keys (Apache `SetEnv`); see docs/configuration.md for them. Development and
     staging only: it reloads code when files change.
     """
 
@@ -116,7 +116,7 @@ class ReloadMiddleware:
 
         It runs under mod_wsgi's module lock, so every request of this interpreter
         waits for it, and knows no environ. So it does what must precede the request
-        and nothing else (README, "How it works"): wait for the settle time, stat the
+        and nothing else (docs/how-it-works.md): wait for the settle time, stat the
         pending files, compile them and, before a restart, import the app in a
         subprocess, since a restart into code that cannot load leaves the site broken.
         New modules come from the import finder and new files from the watcher; only
@@ -166,7 +166,7 @@ class ReloadMiddleware:
         self._configured = True
         self._server = servers.detect(environ)
         settings = config.overlay(self._settings, environ, config.environ_key, logs.error)
-        # Looked for again: Django's app registry may be ready only now (README, "Templates").
+        # Looked for again: Django's app registry may be ready only now (docs/templates.md).
         if settings != self._settings or self._tracking.templates_moved(settings, self.app):
             self._settings = settings
             if settings.enabled:

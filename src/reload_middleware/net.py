@@ -5,8 +5,8 @@ with its directory, a file untracked by its deletion), `PERIOD` seconds after it
 the net raises each latch's flag with a doubt, and the first request after that looks at
 every tracked file itself (`Tracking.start`). A report of lost events does the same at
 once. The thread only raises flags, like the watcher thread: it never stats, imports or
-acts, and with no traffic it sleeps after one doubt until a request has looked (README,
-"The promise").
+acts, and with no traffic it sleeps after one doubt until a request has looked (docs/promise.md,
+"Holes heal").
 
     net = Net(doubt=lambda: [c.doubt() for c in latches])   # doctest: +SKIP
     net.start()                                             # doctest: +SKIP

@@ -12,7 +12,7 @@ file's defaults (`here`, `__file__`) and the section's values, all strings::
     [pipeline:main]
     pipeline = reload myapp
 
-Options take their text forms (README, "Configuration"); a list is split on newlines as
+Options take their text forms (docs/configuration.md); a list is split on newlines as
 well, so one path a line reads as ini files usually do:
 
 >>> ini_options({"watch": "templates\\n/srv/shared", "settle": "0.2"}, here="/srv/app")

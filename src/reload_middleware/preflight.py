@@ -224,7 +224,7 @@ def check(kind: str, changed: Iterable[str], script: Script | None,
 
     An import that fails for a reason of its own is no failure: the changed files
     compile, the change goes ahead, and the log says why the import could not tell
-    (README, "The promise"). Holding old code for it would hold it for good.
+    (docs/promise.md). Holding old code for it would hold it for good.
     """
     if kind == "off":
         return None

@@ -47,7 +47,7 @@ def detect_from_modules(modules: Mapping[str, ModuleType] = sys.modules) -> Serv
 
 
 def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, windows: bool) -> Action:
-    """What to do about a confirmed change (README, "How it works": the table of step 4).
+    """What to do about a confirmed change (docs/how-it-works.md: the table of step 4).
 
     `forked`: the middleware was built in a parent process (gunicorn --preload), so a
     fresh worker would start from the parent's old code: only an in-process reload helps.
@@ -68,7 +68,7 @@ def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, window
 
 def preflight_for(action: Action, option: str) -> str:
     """What must succeed before `action` ("compile", "import" or "off"), for the
-    `preflight` option; "auto" imports before every restart (README, "Configuration").
+    `preflight` option; "auto" imports before every restart (docs/configuration.md).
 
     A restarted process that cannot import the app stays broken: gunicorn halts, and a
     mod_wsgi daemon serves 500s even after the fix, as the half-imported modules stay in

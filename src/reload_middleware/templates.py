@@ -4,7 +4,7 @@ A framework that re-reads a template when its file changes (Jinja2's `auto_reloa
 Mako's `filesystem_checks`, Pyramid's `reload_templates`) needs nothing from us. One
 that caches compiled templates (Django's cached loader, Flask with debug off) serves
 an edited template stale until the process restarts: its directories are watched like
-`watch=` paths (README, "Templates").
+`watch=` paths (docs/templates.md).
 
 Everything here reads objects that already exist, found in a `sys.modules`-like
 mapping and in the wrapped app: it never imports a framework the app did not import,

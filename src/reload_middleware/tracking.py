@@ -141,7 +141,7 @@ class Tracking:
         return self.files.names(files)
 
     def _templates(self, settings: Settings, app: object) -> templates.Found:
-        """The template directories to watch (README, "Templates")."""
+        """The template directories to watch (docs/templates.md)."""
         return templates.watched(settings.templates, app, self.files.library)
 
     def refresh(self) -> None:

@@ -43,8 +43,8 @@ from reload_middleware import net
 # The time a file event takes to reach every process, allowed before a request must see it.
 GRACE = 0.25
 # Events lost in an overflow: the safety net looks at every tracked file on the first
-# request after watchdog reports the loss, and every net.PERIOD s anyway (README, "The
-# promise"); that look, not an event, serves the save, within the net's period and a
+# request after watchdog reports the loss, and every net.PERIOD s anyway (docs/promise.md,
+# "Holes heal"); that look, not an event, serves the save, within the net's period and a
 # request.
 LOST_GRACE = net.PERIOD + GRACE
 # Saved by the schedules: a module imported inside the request function (as Django imports
@@ -117,8 +117,8 @@ def app(environ, start_response):
 
 
 application = ReloadMiddleware(app, **{options!r})
-# Said once the middleware is built: a file saved from here on counts as changed (README,
-# "How it works"); one saved while it was being built may count as read.
+# Said once the middleware is built: a file saved from here on counts as changed
+# (docs/promise.md, the bounds); one saved while it was being built may count as read.
 print({loaded!r}, "in pid", os.getpid(), file=sys.stderr, flush=True)
 """
 

@@ -148,7 +148,8 @@ def test_a_daemon_that_cannot_load_its_script_recovers_with_startup_timeout(
     site: Callable[..., Site], apache: Callable[..., Apache]
 ) -> None:
     """Restarted into an import error anyway (preflight off here): with mod_wsgi's
-    startup-timeout, the README's advice, the daemon starts afresh and serves the fix."""
+    startup-timeout, the advice of docs/getting-started.md, the daemon starts afresh and
+    serves the fix."""
     app = site()
     app.write("app.wsgi", IMPORTING_APP)
     server = apache(app, processes=1, daemon_options="startup-timeout=2",
