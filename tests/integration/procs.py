@@ -51,11 +51,11 @@ def gunicorn(port: int, kind: str) -> list[str]:
             "app:application"]
 
 
-def uwsgi(port: int, lazy: bool) -> list[str]:
-    """uWSGI, a master and 2 workers serving app.py's application, --lazy-apps or not."""
+def uwsgi(port: int, lazy: bool, script: str = "app.py") -> list[str]:
+    """uWSGI, a master and 2 workers serving `script`'s application, --lazy-apps or not."""
     assert UWSGI is not None
     return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", "2",
-            "--wsgi-file", "app.py", "--callable", "application", "--need-app",
+            "--wsgi-file", script, "--callable", "application", "--need-app",
             "--die-on-term", "--enable-threads", "--disable-logging",
             *(["--lazy-apps"] if lazy else [])]
 

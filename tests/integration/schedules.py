@@ -1,5 +1,6 @@
 """The schedule checker: client threads send GETs to a real server while a seeded random
-schedule saves the app's modules, and no request may be silently stale.
+schedule saves the app's modules (and its script, where a configuration says so), and no
+request may be silently stale.
 
 The rule: every GET that starts at least GRACE seconds after a save completed gets code
 at least as new as that save; no request fails; 307s are followed as a browser follows
@@ -27,6 +28,7 @@ import json
 import os
 import pwd
 import random
+import re
 import signal
 import stat
 import threading
@@ -57,6 +59,10 @@ MODULES = ("lazymod.py", "webapp/lazyviews.py", "webapp/views.py")
 WEIGHTS = (2, 2, 1)
 # Read by the script when it is loaded; only saved where a test names it a watch path.
 TEMPLATE = "templates/page.txt"
+# The script of a mod_wsgi site, saved only where a configuration names it among the
+# files to save (`plan(files=...)`): its version is its SCRIPT_VERSION line (SCRIPT_LINE).
+SCRIPT = "app.wsgi"
+SCRIPT_LINE = re.compile(r'^SCRIPT_VERSION = "v[0-9]{3}"$', re.MULTILINE)
 LOADED = "schedule app loaded"
 # The middleware's log line for each restart or reload it decides.
 ACTION = " changed: "
@@ -80,14 +86,22 @@ RESTORED_NS = time.time_ns() - 24 * HOUR_NS
 REDIRECT_LIMIT = 21
 
 # Every version string has the same length, so that every save keeps the file's size:
-# Python trusts a .pyc whose source size and whole-second mtime match.
+# Python trusts a .pyc whose source size and whole-second mtime match. The script has a
+# version of its own (SCRIPT_LINE); it puts its directory on sys.path, as a mod_wsgi
+# script does, so that a server started elsewhere (uWSGI --wsgi-file by absolute path)
+# imports the app's modules: a no-op where the server put it there already.
 APP = """\
 import importlib, json, os, sys
+
+SCRIPT_VERSION = "v000"
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
 from webapp import views
 from reload_middleware import ReloadMiddleware
 
-with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), {template!r})) as f:
+with open(os.path.join(HERE, {template!r})) as f:
     TEMPLATE = f.read().strip() or "torn"
 
 
@@ -111,6 +125,7 @@ def app(environ, start_response):
         "webapp/lazyviews.py": lazily("webapp.lazyviews"),
         "webapp/views.py": version(views),
         {template!r}: TEMPLATE,
+        {script!r}: SCRIPT_VERSION,
     }}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
@@ -127,8 +142,13 @@ def version(index: int) -> str:
     return f"v{index:03d}"
 
 
-def content(relpath: str, index: int) -> str:
-    """The text of `relpath` at version `index`."""
+def content(relpath: str, index: int, script: str | None = None) -> str:
+    """The text of `relpath` at version `index`. For the script, `script` is its text at
+    any version: only its version line changes, so its size stays the same (see APP)."""
+    if script is not None:
+        text, found = SCRIPT_LINE.subn(f'SCRIPT_VERSION = "{version(index)}"', script)
+        assert found == 1, f"no single SCRIPT_VERSION line in {relpath}"
+        return text
     if relpath.endswith(".py"):
         return f"VERSION = {version(index)!r}\n"
     return version(index) + "\n"
@@ -140,7 +160,8 @@ def make_app(root: Path, script_name: str, options: Mapping[str, object] | None 
     site.write("webapp/__init__.py", "")
     for relpath in (*MODULES, TEMPLATE):
         site.write(relpath, content(relpath, 0))
-    site.write(script_name, APP.format(template=TEMPLATE, loaded=LOADED, options=options or {}))
+    site.write(script_name, APP.format(template=TEMPLATE, loaded=LOADED, options=options or {},
+                                       script=script_name))
     return site.script
 
 
@@ -189,7 +210,9 @@ class Save:
         return f"{kind}{what} after {self.gap:.2f} s{second}"
 
 
-def plan(seed: int, steps: int) -> list[Save]:
+def plan(
+    seed: int, steps: int, files: Sequence[str] = MODULES, weights: Sequence[int] = WEIGHTS
+) -> list[Save]:
     """A seeded schedule of `steps` steps of about 2 s each: every kind comes once in
     every len(KINDS) steps, an auto-save of n seconds counting for n / 2 steps.
 
@@ -197,6 +220,12 @@ def plan(seed: int, steps: int) -> list[Save]:
     several: 2 or more files in one go; twin: one file saved twice within one second
     (same size, so a .pyc written in between looks valid for the second). The faults,
     see `write()`: lost, recreate, future, past, slow, chmod, autosave.
+
+    A step saves one of `files`, drawn by `weights` (several: 2 or more of them); the
+    defaults draw as every schedule did before a configuration could add the script, so
+    a seed names the same schedule. recreate deletes a LAZY module only, whatever
+    `files` holds: without a file it loads with (webapp/views.py, the script) no
+    process can load the app at all.
     """
     rng = random.Random(seed)
     saves: list[Save] = []
@@ -204,19 +233,21 @@ def plan(seed: int, steps: int) -> list[Save]:
     spent = 0
     while spent < steps:
         kinds = kinds or rng.sample(KINDS, len(KINDS))
-        made = _step(rng, kinds.pop(), len(saves) + 1)
+        made = _step(rng, kinds.pop(), len(saves) + 1, files, weights)
         saves += made
         spent += (len(made) + 1) // 2 if made[0].kind == "autosave" else 1
     return saves
 
 
-def _step(rng: random.Random, kind: str, index: int) -> list[Save]:
+def _step(
+    rng: random.Random, kind: str, index: int, files: Sequence[str], weights: Sequence[int]
+) -> list[Save]:
     """The saves of one step of `kind`, the first one writing version `index`."""
     atomic = kind == "atomic" or (kind != "plain" and rng.random() < 0.5)
     gap = rng.uniform(1.5, 2.5)
-    one = (rng.choices(MODULES, WEIGHTS)[0],)
+    one = (rng.choices(files, weights)[0],)
     if kind == "several":
-        chosen = tuple(sorted(rng.sample(MODULES, rng.randint(2, len(MODULES)))))
+        chosen = tuple(sorted(rng.sample(files, rng.randint(2, len(files)))))
         return [Save(index, chosen, atomic, gap, kind=kind)]
     if kind == "twin":
         # The second late in the second: a restarted process has had time to import the first.
@@ -228,8 +259,8 @@ def _step(rng: random.Random, kind: str, index: int) -> list[Save]:
                 for n in range(rng.randint(5, 10))]
     hold = {"recreate": rng.uniform(0.5, 1.0), "slow": rng.uniform(0.3, 1.0),
             "chmod": 1.0}.get(kind, 0.0)  # fmt: skip
-    files = (rng.choice(LAZY),) if kind == "recreate" else one
-    return [Save(index, files, atomic and kind != "slow", gap, kind=kind, hold=hold)]
+    saved = (rng.choice(LAZY),) if kind == "recreate" else one
+    return [Save(index, saved, atomic and kind != "slow", gap, kind=kind, hold=hold)]
 
 
 @dataclass(frozen=True)
@@ -277,7 +308,7 @@ def save_files(root: Path, step: Save) -> None:
     """Write version `step.index` into the step's files."""
     for relpath in step.files:
         path = root / relpath
-        text = content(relpath, step.index)
+        text = content(relpath, step.index, path.read_text() if relpath == SCRIPT else None)
         if step.kind == "slow":
             with open(path, "w") as target:  # empty from here until the close
                 threading.Event().wait(step.hold)

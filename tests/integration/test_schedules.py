@@ -8,6 +8,7 @@ servers write bytecode, as they do on a developer's machine.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +27,11 @@ from schedules import (
     LOADED,
     LOST,
     MODULES,
+    SCRIPT,
     SEEDS,
     SUMMARIES,
     TEMPLATE,
+    WEIGHTS,
     Outcome,
     Save,
     aged,
@@ -57,6 +60,12 @@ class Config:
     clients: int = 8
     options: dict[str, Any] = field(default_factory=dict)  # Apache(...) keywords
     lazy_apps: bool = False
+    # uWSGI serves a mod_wsgi site's script (SCRIPT) by its absolute path, from a working
+    # directory that is not the app's (docs/getting-started.md, uWSGI).
+    wsgi_script: bool = False
+    # The files a schedule saves and how often a single save picks each (see `plan()`).
+    files: tuple[str, ...] = MODULES
+    weights: tuple[int, ...] = WEIGHTS
 
     @property
     def started(self) -> str:
@@ -74,6 +83,10 @@ CONFIGS = [
     # Two clients: a uWSGI worker serves one request at a time.
     Config("uwsgi-preforked", "uwsgi", 2, clients=2),
     Config("uwsgi-lazy-apps", "uwsgi", 2, clients=2, lazy_apps=True),
+    # Preforked: the master runs the script again at each graceful reload, a save of the
+    # script included; the preflight runs it by path (uWSGI names it uwsgi_file_...).
+    Config("uwsgi-wsgi-script", "uwsgi", 2, clients=2, wsgi_script=True,
+           files=(*MODULES, SCRIPT), weights=(*WEIGHTS, 2)),
 ]
 
 
@@ -118,12 +131,24 @@ def serving(config: Config, root: Path, request: pytest.FixtureRequest) -> Itera
             yield Served(server.port, server.error_log)
         return
     port = free_port()
-    make_app(root, "app.py")
+    script = make_app(root, SCRIPT if config.wsgi_script else "app.py")
     aged(root)
-    argv = gunicorn(port, "sync") if config.server == "gunicorn" else uwsgi(port, config.lazy_apps)
     live: list[str] = []
-    with running(argv, root, port, bytecode=True, live=live):
-        yield Served(port, lambda: "".join(live))
+    with tempfile.TemporaryDirectory() as elsewhere:
+        argv, cwd = command(config, port, script, Path(elsewhere))
+        with running(argv, cwd, port, bytecode=True, live=live):
+            yield Served(port, lambda: "".join(live))
+
+
+def command(config: Config, port: int, script: Path, elsewhere: Path) -> tuple[list[str], Path]:
+    """gunicorn's or uWSGI's command line and working directory: the app's directory, but
+    `elsewhere` (empty) where uWSGI serves the script by its absolute path, as a service
+    does: the script alone makes the app's modules importable."""
+    if config.server == "gunicorn":
+        return gunicorn(port, "sync"), script.parent
+    if config.wsgi_script:
+        return uwsgi(port, False, str(script)), elsewhere
+    return uwsgi(port, config.lazy_apps), script.parent
 
 
 def tally(outcome: Outcome, log: str, started: str, began: float) -> None:
@@ -150,7 +175,7 @@ def test_no_request_is_silently_stale(
         require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
     outcomes = []
     for seed in SEEDS:
-        saves = plan(seed, steps())
+        saves = plan(seed, steps(), config.files, config.weights)
         root = app_dir()
         began = time.monotonic()
         with serving(config, root, request) as served:
