@@ -272,7 +272,9 @@ class Saved:
     seconds: tuple[int, ...]
     grace: float = GRACE  # from `at` to the requests that must have it
     gone: float | None = None  # recreate: when the module was deleted
-    opened: float | None = None  # slow: when the writer truncated the file
+    # A write in place (not atomic; slow is one): when the writer opened the file, which
+    # is empty or half written until it is closed.
+    opened: float | None = None
     stopped: int = 0  # lost: the watching processes stopped around the save
     actions: int = 0  # chmod: the actions on its file logged after it
 
@@ -285,9 +287,10 @@ def write(root: Path, step: Save, log: Callable[[], str] = lambda: "") -> Saved:
     module), then saved again. future: saved, then dated an hour ahead: one change, never
     the start of a storm hold. past: saved with a time from long ago (a restore with
     cp -p or tar). slow: truncated, held open `hold` s, written and closed: complete at
-    the close, and until then (within the middleware's bound on writers) no process may
-    load it half written. chmod: see `chmod()`. autosave: one of an editor's saves a
-    second. Each is GRACE from its completion, but a save whose events were lost.
+    the close, and until then (within the middleware's bound on writers) no process that
+    had the module may load it half written (see `unreadable()`). chmod: see `chmod()`.
+    autosave: one of an editor's saves a second. Each is GRACE from its completion, but
+    a save whose events were lost.
     """
     if step.kind == "lost":
         return lose_events(root, step)
@@ -301,7 +304,7 @@ def write(root: Path, step: Save, log: Callable[[], str] = lambda: "") -> Saved:
     opened = time.monotonic()
     save_files(root, step)
     return Saved(step, time.monotonic(), mtimes(root, step), gone=gone,
-                 opened=opened if step.kind == "slow" else None)
+                 opened=None if step.atomic else opened)
 
 
 def save_files(root: Path, step: Save) -> None:
@@ -521,7 +524,7 @@ def required(saved: Sequence[Saved], start: float) -> dict[str, int]:
 def during(record: Request, relpath: str, began: float | None, done: Saved) -> bool:
     """Whether `record` came while `done` had `relpath` gone or half written (from
     `began`), before the requests that must have its new version."""
-    return (done.save.files == (relpath,) and began is not None and began <= record.end
+    return (relpath in done.save.files and began is not None and began <= record.end
             and record.start < done.at + done.grace)
 
 
@@ -533,12 +536,17 @@ def unreadable(
     answer says were half written or missing. Missing is no failure in a process that
     loaded the app while the module was deleted (`deleted`: each deletion, with the pids
     answering before it); a process that had it must keep serving the code it loaded.
-    Half written is no failure in a process that started while a slow writer was at
-    work (`written`, likewise): it loaded the module as the writer had left it, which
-    nothing can prevent where the writer's process is not visible to the server's user
-    (/proc); its close is the change that heals it, due GRACE after the close like any
-    save. A process that had loaded the module before the writer began must never
-    load it half written."""
+    Half written is no failure in a process that first imported the module while a
+    writer in place was at work (`written`: each such write, with the pids that had the
+    module: those answering before it began, or before the deletion a recreate's write
+    follows): it loaded the module as the writer had left it, which nothing can prevent
+    where the writer's process is not visible to the server's user (/proc). A slow
+    writer leaves it so for up to a second; a plain save for the moment between its
+    open and its close, which a process restarted for the save before lands in now and
+    then, and a process that loaded the app while the module was deleted, retrying the
+    import on every request, at the recreate's write. The close is the change that heals
+    it, due GRACE after the close like any save. A process that had loaded the module
+    before the writer began must never load it half written."""
     unjudged: set[str] = set()
     failures: list[str] = []
     for relpath, value in sorted(record.versions.items()):
@@ -568,7 +576,8 @@ def judge(
     verdict = Verdict(requests=len(records))
     deleted = [(done, {r.pid for r in records if r.pid is not None and r.end < done.gone})
                for done in saved if done.gone is not None]
-    written = [(done, {r.pid for r in records if r.pid is not None and r.end < done.opened})
+    written = [(done, {r.pid for r in records if r.pid is not None
+                       and r.end < (done.opened if done.gone is None else done.gone)})
                for done in saved if done.opened is not None]
     for record in sorted(records, key=lambda r: r.start):
         when = f"t={record.start - origin:.3f}s"
