@@ -154,19 +154,24 @@ def process_started_ns(modules: Mapping[str, object] = sys.modules) -> int:
     re-exec's whole second rounded down. Never this module's import: the application
     imports its own modules before it builds the middleware.
     """
-    started = _IMPORTED_NS
-    try:
-        with open("/proc/self/stat") as stat:
-            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        started = min(started, time.time_ns() - int(age * SECOND))
-    except (OSError, ValueError, IndexError, AttributeError):
-        pass  # not Linux: the best earlier moment known
+    started = min(_IMPORTED_NS, process_start_ns() or _IMPORTED_NS)  # else: not Linux
     started_on = getattr(modules.get("uwsgi"), "started_on", None)
     if isinstance(started_on, int):
         started = min(max(started, started_on * SECOND), _IMPORTED_NS)
     return started
+
+
+def process_start_ns(pid: int | str = "self", proc: str = "/proc") -> int | None:
+    """When process `pid` started, wall clock (ns), from its /proc entry; None if it is
+    gone, or not on Linux."""
+    try:
+        with open(f"{proc}/{pid}/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time_ns() - int(age * SECOND)
 
 
 _IMPORTED_NS = time.time_ns()

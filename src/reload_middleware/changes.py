@@ -22,7 +22,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import bounds, bursts, logs, writers
-from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
+from .stats import (
+    STALE,
+    UNREADABLE,
+    Observed,
+    Stat,
+    differs,
+    metadata_only,
+    newest,
+    observe,
+    stat_of,
+)
 
 __all__ = ["ATTRIB", "STALE", "UNKNOWN", "UNREADABLE", "WRITE", "WRITTEN", "Changes", "Observed",
            "Stat", "Taken", "differs", "stat_of"]
@@ -44,6 +54,10 @@ class Taken:
     seq: int
     states: Mapping[str, Stat] = field(default_factory=dict)  # as confirmed, before acting
     events: int = 0  # `Changes.events` when confirmed: a later event is a later change
+
+    def saved_at(self, now: int) -> int:
+        """When the change was made, as the files' times tell (wall clock ns)."""
+        return newest(self.states.values(), now)
 
 
 class Changes:

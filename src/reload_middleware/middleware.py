@@ -217,7 +217,8 @@ class ReloadMiddleware:
         logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
         self._last_action = {"action": action, "time": time.time(), "files": sorted(taken.paths)}
         reloading.drop_stale_bytecode(taken.paths)
-        outcome = strategies.STRATEGIES[action]().act(self._settings.retry)
+        outcome = strategies.STRATEGIES[action]().act(self._settings.retry,
+                                                      since=taken.saved_at(time.time_ns()))
         if outcome == strategies.IN_PROCESS:
             self._reload(taken)
         elif isinstance(outcome, strategies.Restart):
