@@ -162,7 +162,6 @@ def test_a_mod_wsgi_shutdown_releases_waiting_requests(
 ) -> None:
     """mod_wsgi stopping the process for its own reasons answers the waiting requests."""
     told: list[Any] = []
-    monkeypatch.setattr(live, "_SUBSCRIBED", [])
     monkeypatch.setitem(sys.modules, "mod_wsgi",
                         types.SimpleNamespace(subscribe_shutdown=told.append))
     app = project(HTML_SCRIPT, live=True).application

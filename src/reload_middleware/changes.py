@@ -68,10 +68,15 @@ class Changes:
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[str], os.stat_result] = os.lstat,
         holding: Callable[[Iterable[str]], set[str]] = writers.holding,
+        *,
+        told: logs.Once | None = None,
     ) -> None:
         self._clock = clock
         self._stat = stat
         self._holding = holding  # which files are open for writing by some process?
+        # The doubts about file times said once (bounds.py): the interpreter's, so each is
+        # said once however many scripts track the file; a latch of its own by default.
+        self.told = logs.Once() if told is None else told
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
@@ -143,7 +148,7 @@ class Changes:
         stale = []
         for path, (state, times) in observed.items():
             bound = loaded_since if isinstance(loaded_since, int) else loaded_since[path]
-            if state and bounds.later_than(path, times, bound, state[1]):
+            if state and bounds.later_than(path, times, bound, state[1], told=self.told):
                 stale.append(path)
         with self._cond:  # a baseline replaced since was taken later: it stands
             stale = [p for p in stale if self._baselines.get(p) == observed[p][0]]
@@ -325,7 +330,8 @@ class Changes:
                      if s is not None and s[0] > 0 and p not in ignore for t in (s[0], s[3])]
         now = time.time_ns()  # a time ahead of it is no change going on (bounds.reached)
         return [t for t in known if t <= now] + [
-            t for p in pending for t in bounds.reached(p, observe(p, self._stat)[1], now)]
+            t for p in pending
+            for t in bounds.reached(p, observe(p, self._stat)[1], now, self.told)]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

@@ -73,7 +73,8 @@ class ReloadMiddleware:
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
-        self._beacon = live.Beacon(self._latch, self._tracking.storms.ignored)  # live reload
+        # Live reload's, released when mod_wsgi stops the process (the interpreter's Beacons).
+        self._beacon = place.beacons.add(live.Beacon(self._latch, self._tracking.storms.ignored))
         self._app = bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
@@ -210,7 +211,8 @@ class ReloadMiddleware:
         self._failure = None
         kind = servers.preflight_for(action, self._settings.preflight)
         failure = preflight.check(kind, taken.paths, self._script,
-                                  self._tracking.module_names(taken.paths))
+                                  self._tracking.module_names(taken.paths),
+                                  told=self._tracking.place.told)
         if failure is not None:
             self._fail(failure, taken)
             return

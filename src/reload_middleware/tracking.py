@@ -40,7 +40,8 @@ class Tracking:
         self._key = script.given if script else f"middleware-{id(self)}"
         self.place = place
         self.stand_in = stand_in
-        self.changes = Changes() if stand_in else place.latches.setdefault(self._key, Changes())
+        latch = Changes(told=place.told)  # each doubt said once in the interpreter
+        self.changes = latch if stand_in else place.latches.setdefault(self._key, latch)
         self.changes.poke()  # the first request reads its environ
         self._settings = Settings()
         self._forks = place.forks
@@ -49,7 +50,7 @@ class Tracking:
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
-        self.state = statedir.default()
+        self.state = place.state_dir()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
                            loaded_since=self._loaded_since, ignored=self.storms.ignored,
