@@ -95,7 +95,8 @@ class Beacons:
     mod_wsgi stops a process for reasons of its own (Apache stopping, `maximum-requests`,
     its own script reloading) and waits for the requests in it: the waiting events
     requests must answer at once. The first beacon asks it to say so, once per
-    interpreter state (interpreter.py holds this object).
+    interpreter state (interpreter.py holds this object). A middleware makes its beacon
+    only when live reload is on: with it off, nothing is asked.
 
         beacon = interpreter.current().beacons.add(Beacon(changes))
     """
@@ -128,8 +129,9 @@ class Beacons:
 
 
 class Beacon:
-    """What the events endpoint of one middleware knows: its changes and restarts; the
-    interpreter's `Beacons` releases it when the server stops the process.
+    """What the events endpoint of one middleware knows: its changes and restarts. A
+    middleware makes one only when live reload is on; the interpreter's `Beacons`
+    releases it when the server stops the process.
 
         beacon = Beacon(middleware_changes, ignored=storm_guard.ignored)
         beacon.release()      # a restart is decided: every waiting request answers now
@@ -208,9 +210,10 @@ def reserved(environ: WSGIEnvironment) -> bool:
     return str(environ.get("PATH_INFO", "")).startswith(PREFIX)
 
 
-def front(app: WSGIApplication, beacon: Beacon, on: bool) -> WSGIApplication:
-    """`app` behind `Front` when live reload is `on`, else `app` itself."""
-    return Front(app, beacon) if on else app
+def front(app: WSGIApplication, beacon: Beacon | None, on: bool) -> WSGIApplication:
+    """`app` behind `Front` when live reload is `on`, else `app` itself. There is no
+    `beacon` where live reload was never on: then `app` itself too."""
+    return Front(app, beacon) if on and beacon is not None else app
 
 
 class Front:

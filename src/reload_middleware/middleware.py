@@ -73,8 +73,7 @@ class ReloadMiddleware:
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
-        # Live reload's, released when mod_wsgi stops the process (the interpreter's Beacons).
-        self._beacon = place.beacons.add(live.Beacon(self._latch, self._tracking.storms.ignored))
+        self._beacon: live.Beacon | None = None  # live reload's, made when on: _light_beacon
         self._app = bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
@@ -183,9 +182,17 @@ class ReloadMiddleware:
 
     def _start_tracking(self) -> None:
         self._tracking.update(self._settings, self.app)
+        self._light_beacon()
         self._serve = self._guarded(self._app)
         self._tracking.place.middlewares.add(self)
         reloading.offer_hook(self._script, self.reload_required)
+
+    def _light_beacon(self) -> None:
+        """Make the beacon of live reload once it is on (built so, or SetEnv at the first
+        request): while it is off there is none, and mod_wsgi is asked nothing."""
+        if self._settings.live and self._beacon is None:
+            beacon = live.Beacon(self._latch, self._tracking.storms.ignored)
+            self._beacon = self._tracking.place.beacons.add(beacon)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
@@ -226,7 +233,8 @@ class ReloadMiddleware:
         elif isinstance(outcome, strategies.Restart):
             self._tracking.acted(taken, restarting=True)
             self._restart = outcome
-            self._beacon.release()  # waiting events requests must not delay the restart
+            if self._beacon is not None:  # waiting events requests must not delay the restart
+                self._beacon.release()
             self._serve = self._guarded(functools.partial(outcome.answer, self._app))
 
     def _reload(self, taken: Taken) -> None:
