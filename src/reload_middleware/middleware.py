@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import (
@@ -60,14 +60,45 @@ class ReloadMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        watch: Iterable[str] | str = (),
+        watch: Iterable[str | os.PathLike[str]] | str = (),
         *,
-        _script: reloading.Script | None = None,
-        **options: Any,
+        enabled: bool = True,
+        mode: config.Mode = "auto",
+        exclude: Iterable[str] | str = (),
+        modules: config.Modules = "project",
+        settle: float = 0.05,
+        preflight: config.Preflight = "auto",
+        trigger: str | os.PathLike[str] | None = None,
+        retry: config.Retry = "auto",
+        debug: bool = False,
+        observer: config.Observer = "auto",
+        interval: float = 1.0,
+        control: str | None = None,
+        secret: str | None = None,
+        templates: config.Templates = "auto",
+        live: bool = False,
     ) -> None:
-        settings = config.from_keywords({"watch": watch, **options})
+        """Each keyword is an option (docs/configuration.md), as `config.Settings`
+        declares it: `watch` and `exclude` add to what is watched and left out, `mode`,
+        `preflight` and `retry` change what happens at a change, `debug` and `live` are
+        for development only. A bad value raises ValueError naming what is accepted."""
+        # Every parameter but `app` is an option: one Settings value, checked once.
+        given = {name: value for name, value in locals().items() if name in config.PARSERS}
+        self._start(app, config.from_keywords(given), reloading.find_script())
+
+    @classmethod
+    def _for_script(cls, app: WSGIApplication, script: reloading.Script | None,
+                    options: Mapping[str, object]) -> ReloadMiddleware:
+        """For the callers that know which script the server ran when no frame tells
+        (the `serve` command, PasteDeploy); `options` as keywords, text forms included."""
+        middleware = cls.__new__(cls)
+        middleware._start(app, config.from_keywords(options), script)
+        return middleware
+
+    def _start(self, app: WSGIApplication, settings: config.Settings,
+               script: reloading.Script | None) -> None:
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
-        self._script = _script or reloading.find_script()
+        self._script = script
         place = interpreter.current()
         stand_in = self._script is not None and place.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
