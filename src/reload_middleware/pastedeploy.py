@@ -61,7 +61,7 @@ def filter_app_factory(
     if ini is not None:
         options["watch"] = (*options.get("watch", ()), os.path.abspath(ini))
         script = script or ini_script(os.path.abspath(ini), loader_call(frame))
-    return ReloadMiddleware(app, _script=script, **options)
+    return ReloadMiddleware._for_script(app, script, options)
 
 
 def ini_options(local_conf: Mapping[str, str], here: str) -> dict[str, Any]:
