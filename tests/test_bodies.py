@@ -12,7 +12,7 @@ import pytest
 
 from reload_middleware import ReloadMiddleware
 from reload_middleware.bodies import ClosingBody, then
-from reload_middleware.reloading import Script
+from reload_middleware.script import Script
 
 
 class Body:

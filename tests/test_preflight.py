@@ -19,7 +19,7 @@ import pytest
 from reload_middleware import entry, logs, preflight
 from reload_middleware.entry import Entry
 from reload_middleware.preflight import Failure, compile_files, from_exception, import_app
-from reload_middleware.reloading import Script
+from reload_middleware.script import Script
 
 
 def write(path: Path, text: str) -> str:

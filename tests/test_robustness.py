@@ -19,7 +19,7 @@ import pytest
 
 from helpers import SCRIPT, MakeProject, Until, call, file_clock_after, wait_until
 from reload_middleware import ReloadMiddleware, bounds, bursts, interpreter, modules
-from reload_middleware.reloading import Script
+from reload_middleware.script import Script
 from reload_middleware.watcher import Watcher
 
 

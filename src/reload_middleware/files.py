@@ -21,7 +21,7 @@ from .changes import Changes, Stat
 from .config import Settings
 from .interpreter import Interpreter
 from .loading import Load
-from .reloading import Script
+from .script import Script
 from .strays import Strays
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import bounds
 from .changes import Changes, Observed
-from .reloading import Script
+from .script import Script
 
 
 class Load:

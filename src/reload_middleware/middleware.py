@@ -32,6 +32,7 @@ from . import (
     servers,
     strategies,
 )
+from .script import Script, find_script, offer_hook
 from .tracking import RESTARTING, Change, Kept, Tracking
 
 if TYPE_CHECKING:
@@ -99,10 +100,10 @@ class ReloadMiddleware:
         for development only. A bad value raises ValueError naming what is accepted."""
         # Every parameter but `app` is an option: one Settings value, checked once.
         given = {name: value for name, value in locals().items() if name in config.PARSERS}
-        self._start(app, config.from_keywords(given), reloading.find_script())
+        self._start(app, config.from_keywords(given), find_script())
 
     @classmethod
-    def _for_script(cls, app: WSGIApplication, script: reloading.Script | None,
+    def _for_script(cls, app: WSGIApplication, script: Script | None,
                     options: Mapping[str, object]) -> ReloadMiddleware:
         """For the callers that know which script the server ran when no frame tells
         (the `serve` command, PasteDeploy); `options` as keywords, text forms included."""
@@ -111,7 +112,7 @@ class ReloadMiddleware:
         return middleware
 
     def _start(self, app: WSGIApplication, settings: config.Settings,
-               script: reloading.Script | None) -> None:
+               script: Script | None) -> None:
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
         self._script = script
         self._place = place = interpreter.current()
@@ -230,7 +231,7 @@ class ReloadMiddleware:
         self._light_beacon()
         self._serve = self._guarded(self._app)
         self._place.middlewares.add(self)
-        reloading.offer_hook(self._script, self.reload_required)
+        offer_hook(self._script, self.reload_required)
 
     def _light_beacon(self) -> None:
         """Make the beacon of live reload once it is on (built so, or SetEnv at the first

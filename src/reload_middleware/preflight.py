@@ -28,7 +28,7 @@ from . import entry, logs, paths
 from .modules import library_roots
 
 if TYPE_CHECKING:
-    from .reloading import Script
+    from .script import Script
 
 
 @dataclass(frozen=True)

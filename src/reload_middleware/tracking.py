@@ -29,7 +29,8 @@ from .files import Files
 from .imports import Inbox
 from .interpreter import Interpreter
 from .loading import Load
-from .reloading import Reloaded, Script
+from .reloading import Reloaded
+from .script import Script
 from .storms import StormGuard
 
 # What a control POST is recorded as where no file can carry it to the other processes.
