@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 
 from reload_middleware import config, paths
@@ -36,11 +37,19 @@ def text_form(value: object) -> str:
 
 
 def keyword_type(name: str) -> str:
-    """The keyword's type, as `Settings` declares it (a list also takes one item)."""
-    declared = f"`{FIELDS[name].type}`"
+    """The keyword's type, as `Settings` declares it: an enumeration by its values, a
+    list as one item or several.
+
+    >>> keyword_type("mode"), keyword_type("settle")
+    ("`'auto' | 'restart' | 'reload'`", '`float`')
+    """
+    declared = str(FIELDS[name].type)
+    alias = getattr(config, declared, None)
+    if typing.get_origin(alias) is typing.Literal:
+        declared = " | ".join(repr(value) for value in typing.get_args(alias))
     if name in config.LISTS:
-        return f"{declared}; one item, or a list of them"
-    return declared
+        return f"`{declared}`; one item, or a list of them"
+    return f"`{declared}`"
 
 
 def option(name: str) -> str:

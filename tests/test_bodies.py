@@ -12,7 +12,7 @@ import pytest
 
 from reload_middleware import ReloadMiddleware
 from reload_middleware.bodies import ClosingBody, then
-from reload_middleware.reloading import Script
+from reload_middleware.script import Script
 
 
 class Body:
@@ -92,7 +92,8 @@ def test_a_file_wrapper_reaches_the_server_as_itself(tmp_path: Path) -> None:
     """Through the middleware, in front of an app it counts, the server gets the very
     object its file_wrapper made (else no sendfile)."""
     app = ClosableApp()
-    middleware = ReloadMiddleware(app, _script=Script("server_script", str(tmp_path / "s.py")))
+    middleware = ReloadMiddleware._for_script(app, Script("server_script", str(tmp_path / "s.py")),
+                                              {})
     environ: dict[str, Any] = {"wsgi.file_wrapper": FileWrapper}
     setup_testing_defaults(environ)
     body = middleware(environ, lambda status, headers, exc_info=None: lambda data: None)

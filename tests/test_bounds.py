@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import bounds
+from reload_middleware import bounds, logs
 
 SECOND = 10**9
 NOW = 1_800_000_000 * SECOND
 BOUND = NOW - 10 * SECOND
 
 
-def later(times: tuple[int, ...], path: str = "/srv/app/data.txt", size: int = 10) -> bool:
-    return bounds.later_than(path, times, BOUND, size, now=lambda: NOW)
+def later(times: tuple[int, ...], path: str = "/srv/app/data.txt", size: int = 10,
+          told: logs.Once | None = None) -> bool:
+    return bounds.later_than(path, times, BOUND, size, now=lambda: NOW, told=told)
 
 
 @pytest.mark.parametrize(
@@ -40,11 +41,13 @@ def test_later_than(times: tuple[int, ...], expected: bool) -> None:
 
 
 def test_doubts_are_said_once_per_file(caplog: pytest.LogCaptureFixture) -> None:
-    """A time in the future or a coarse file clock is logged once, naming the file."""
+    """A time in the future or a coarse file clock is logged once, naming the file, as
+    far as the caller's memory (`told`) goes."""
     caplog.set_level(logging.INFO, logger="reload_middleware")
+    told = logs.Once()
     for _ in range(3):
-        later((NOW + SECOND,) * 2, "/srv/app/future.txt")
-        later((BOUND // SECOND * SECOND,) * 2, "/srv/app/coarse.txt")
+        later((NOW + SECOND,) * 2, "/srv/app/future.txt", told=told)
+        later((BOUND // SECOND * SECOND,) * 2, "/srv/app/coarse.txt", told=told)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("/srv/app/future.txt has a time 1 s ahead" in m for m in messages) == 1
     assert sum("/srv/app/coarse.txt has whole-second file times" in m for m in messages) == 1

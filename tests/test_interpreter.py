@@ -3,15 +3,21 @@ middleware, never by importing the package."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from helpers import MakeProject, call
-from reload_middleware import interpreter
+from reload_middleware import interpreter, live, statedir
+from reload_middleware.changes import Changes
+from reload_middleware.tracking import Tracking
 from reload_middleware.watcher import Watcher
 
 IMPORT_ONLY = """
@@ -69,3 +75,101 @@ def test_track_paths_are_kept_once_each_in_order() -> None:
     assert place.track(["/srv/a", "/srv/b"]) is True
     assert place.track(["/srv/a"]) is False
     assert list(place.tracked) == ["/srv/a", "/srv/b"]
+
+
+# --- reset(): nothing from before is remembered -------------------------------------------
+
+
+def said(caplog: pytest.LogCaptureFixture, words: str) -> int:
+    """How many log lines so far have `words` in them."""
+    return sum(words in r.getMessage() for r in caplog.records)
+
+
+def test_reset_says_a_doubt_about_file_times_again(
+    fresh_process: Watcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file time ahead of the clock is said once per interpreter, whichever latch meets
+    it (bounds.py), and again after reset(), as in a new process."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    ahead = tmp_path / "data.txt"
+    ahead.write_text("")
+    later = time.time_ns() + 3600 * 10**9
+    os.utime(ahead, ns=(later, later))
+
+    def meet() -> None:  # a middleware of no script: a latch of its own
+        latch = Tracking(None, interpreter.current()).changes
+        latch.baseline([str(ahead)], loaded_since=time.time_ns())
+
+    meet()
+    meet()
+    assert said(caplog, "ahead of this machine's clock") == 1
+    interpreter.reset()
+    meet()
+    assert said(caplog, "ahead of this machine's clock") == 2
+
+
+def test_reset_reports_an_unreadable_file_again(
+    fresh_process: Watcher, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A source that cannot be read is reported once per interpreter, whichever
+    middleware compiles it (preflight.py), and again after reset()."""
+    secret = tmp_path / "secret.py"
+    secret.write_text("x = 1\n")
+    read_bytes = Path.read_bytes
+
+    def unreadable(path: Path) -> bytes:  # root reads through any mode: refused here
+        if path.name == "secret.py":
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+
+    def compile_stray() -> None:  # saved, imported by nothing: the next request compiles it
+        strays = Tracking(None, interpreter.current()).files.strays
+        strays.note(str(secret), {str(tmp_path): False}, ())
+        strays.report()
+
+    compile_stray()
+    compile_stray()
+    assert said(caplog, "cannot read") == 1
+    interpreter.reset()
+    compile_stray()
+    assert said(caplog, "cannot read") == 2
+
+
+def test_reset_chooses_the_state_directory_again(
+    fresh_process: Watcher, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The middlewares of an interpreter share its state directory, a skipped candidate
+    said once (statedir.py); after reset() it is chosen, and said, again."""
+    planted, usable = tmp_path / "planted", tmp_path / "usable"
+    planted.write_text("")  # no directory: skipped
+    monkeypatch.setattr(statedir, "candidates", lambda *_: [str(planted), str(usable)])
+    chosen = interpreter.current().state_dir()
+    assert Tracking(None, interpreter.current()).state is chosen
+    assert chosen.path == str(usable) and said(caplog, "skipped") == 1
+    interpreter.reset()
+    again = interpreter.current().state_dir()
+    assert again is not chosen
+    assert again.path == str(usable) and said(caplog, "skipped") == 2
+
+
+def test_reset_asks_mod_wsgi_for_its_shutdown_again(
+    fresh_process: Watcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mod_wsgi is asked once per interpreter to tell of a shutdown, by the first beacon
+    (live.py); after reset() the next beacon asks again, and each state's answer
+    releases its own beacons."""
+    told: list[Callable[..., None]] = []
+    monkeypatch.setitem(sys.modules, "mod_wsgi",
+                        types.SimpleNamespace(subscribe_shutdown=told.append))
+    before = interpreter.current().beacons.add(live.Beacon(Changes()))
+    interpreter.current().beacons.add(live.Beacon(Changes()))
+    assert len(told) == 1
+    interpreter.reset()
+    after = interpreter.current().beacons.add(live.Beacon(Changes()))
+    assert len(told) == 2
+    told[1]("process_stopping", shutdown_reason="shutdown_signal")
+    assert after._released.is_set() and not before._released.is_set()

@@ -113,7 +113,7 @@ def test_a_waiting_request_ends_when_the_change_comes(project: MakeProject, unti
     answers: list[dict[str, int]] = []
     waiting = threading.Thread(target=lambda: answers.append(events(app, version, threaded=True)))
     waiting.start()
-    until(lambda: app._beacon._waiting == 1)
+    until(lambda: app._beacon is not None and app._beacon._waiting == 1)
     busy = events(app, version, threaded=True)  # beyond the cap of 1: come back later
     assert busy["version"] == version and busy["wait"] >= live.BUSY_MS
     proj.save_views("TEXT = 'new'\n")
@@ -136,7 +136,7 @@ def test_a_restart_releases_waiting_requests(
     answers: list[dict[str, int]] = []
     waiting = threading.Thread(target=lambda: answers.append(events(app, newest, threaded=True)))
     waiting.start()
-    until(lambda: app._beacon._waiting == 1)
+    until(lambda: app._beacon is not None and app._beacon._waiting == 1)
     proj.save_views("TEXT = 'new'\n")
     until(lambda: app.pending)
     call(app, environ=dict(daemon))  # the page's reload: the restart is decided
@@ -162,7 +162,6 @@ def test_a_mod_wsgi_shutdown_releases_waiting_requests(
 ) -> None:
     """mod_wsgi stopping the process for its own reasons answers the waiting requests."""
     told: list[Any] = []
-    monkeypatch.setattr(live, "_SUBSCRIBED", [])
     monkeypatch.setitem(sys.modules, "mod_wsgi",
                         types.SimpleNamespace(subscribe_shutdown=told.append))
     app = project(HTML_SCRIPT, live=True).application
@@ -170,6 +169,34 @@ def test_a_mod_wsgi_shutdown_releases_waiting_requests(
     told[0]("process_stopping", shutdown_reason="shutdown_signal")
     answer = events(app, 10**18, threaded=True)
     assert answer["wait"] == live.AFTER_RESTART_MS
+
+
+def test_live_off_builds_no_beacon_and_asks_mod_wsgi_nothing(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With live reload off there is no beacon, and mod_wsgi is not asked to tell of a
+    shutdown; pages go out as the app made them."""
+    told: list[Any] = []
+    monkeypatch.setitem(sys.modules, "mod_wsgi",
+                        types.SimpleNamespace(subscribe_shutdown=told.append))
+    app = project(HTML_SCRIPT).application
+    response = call(app)  # the first request reads the environ: still off
+    assert b"live.js" not in response.body
+    assert app._beacon is None and told == []
+
+
+def test_live_by_setenv_makes_the_beacon_at_the_first_request(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`SetEnv reload_middleware.live on`: the beacon is made, and mod_wsgi asked, by
+    the first request, which reads it."""
+    told: list[Any] = []
+    monkeypatch.setitem(sys.modules, "mod_wsgi",
+                        types.SimpleNamespace(subscribe_shutdown=told.append))
+    app = project(HTML_SCRIPT).application
+    assert app._beacon is None and told == []
+    call(app, extra={"reload_middleware.live": "on"})
+    assert app._beacon is not None and len(told) == 1
 
 
 def test_live_from_the_environ_key(project: MakeProject) -> None:

@@ -37,9 +37,9 @@ class CountingReload(strategies.Reload):
 
     acts: ClassVar[list[int]] = []
 
-    def act(self, retry: str) -> strategies.Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> strategies.Outcome:
         self.acts.append(threading.get_ident())
-        return super().act(retry)
+        return super().act(retry, since=since)
 
 
 @pytest.fixture
@@ -726,7 +726,8 @@ def test_a_gunicorn_worker_exits_gracefully_after_the_response(
         sent.append((pid, signum))
 
     monkeypatch.setitem(
-        strategies.STRATEGIES, "restart-by-sigterm", lambda: strategies.Terminate(kill=kill)
+        strategies.STRATEGIES, "restart-by-sigterm",
+        lambda: strategies.Terminate(kill=kill, workers=set)
     )
     gunicorn = {"SERVER_SOFTWARE": "gunicorn/23.0.0"}
     made = project()

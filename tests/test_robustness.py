@@ -19,7 +19,7 @@ import pytest
 
 from helpers import SCRIPT, MakeProject, Until, call, file_clock_after, wait_until
 from reload_middleware import ReloadMiddleware, bounds, bursts, interpreter, modules
-from reload_middleware.reloading import Script
+from reload_middleware.script import Script
 from reload_middleware.watcher import Watcher
 
 
@@ -410,7 +410,8 @@ def _watch_without_instances(root: Path) -> str:
             held.append(fd)
             assert len(held) < 100_000
         assert ctypes.get_errno() == errno.EMFILE
-        middleware = ReloadMiddleware(hello, watch=[str(root)], interval=0.05, _script=script)
+        middleware = ReloadMiddleware._for_script(
+            hello, script, {"watch": [str(root)], "interval": 0.05})
         middleware.arm()
     finally:
         for fd in held:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reload_middleware import servers, strategies
+from reload_middleware import bounds, servers, strategies
 
 
 def old_app(environ: Any, start_response: Any) -> Iterable[bytes]:
@@ -43,12 +43,28 @@ def test_signal_fires_after_close_and_only_once() -> None:
 def test_gunicorn_uses_sigterm_and_post_gets_old_code() -> None:
     """gunicorn workers get SIGTERM; a POST is answered by the old code first."""
     kills: list[int] = []
-    restart = strategies.Terminate(kill=lambda pid, sig: kills.append(sig)).act("auto")
-    assert restart is not None
+    strategy = strategies.Terminate(kill=lambda pid, sig: kills.append(sig), workers=set)
+    restart = strategy.act("auto")
     status, text, body = call(restart, "POST")
-    assert (status, text) == ("200 OK", b"old code")
+    assert (status, text, kills) == ("200 OK", b"old code", [])
     body.close()
     assert kills == [signal.SIGTERM]
+
+
+def test_gunicorn_replaces_the_workers_older_than_the_change_before_its_307() -> None:
+    """A GET: SIGTERM to the siblings that started before the change, then to this
+    worker, before the 307 is sent, so that none of them takes the retried request."""
+    old, fresh, since = before_and_since()
+    kills: list[tuple[int, int]] = []
+    strategy = strategies.Terminate(kill=lambda pid, sig: kills.append((pid, sig)),
+                                    workers=lambda: {old, fresh})
+    restart = strategy.act("auto", since=since)
+    status, _, body = call(restart)
+    assert status.startswith("307")
+    assert kills == [(old, signal.SIGTERM), (os.getpid(), signal.SIGTERM)]
+    body.close()
+    call(restart)[2].close()  # a request it had taken meanwhile: no second round
+    assert len(kills) == 2
 
 
 def test_reload_strategy_reloads_in_process() -> None:
@@ -85,6 +101,7 @@ class FakeUwsgi:
         self.calls = calls
         self.opt = opt
         self._master = master
+        self.pids: list[int] = [os.getpid()]  # uwsgi.workers() lists this worker too
 
     def masterpid(self) -> int:
         return self._master
@@ -93,33 +110,54 @@ class FakeUwsgi:
         self.calls.append("reload")
         return True
 
+    def workers(self) -> list[dict[str, int]]:
+        return [{"pid": pid} for pid in self.pids]
+
+
+def before_and_since() -> tuple[int, int, int]:
+    """A sibling started before a change (init, pid 1), one started since (this
+    process), and the change's time between them."""
+    started = bounds.process_start_ns()
+    assert started is not None
+    return 1, os.getpid(), started - 5_000_000
+
 
 def uwsgi_worker(
-    opt: dict[str, object] | None = None, master: int = 4242
+    opt: dict[str, object] | None = None, master: int = 4242, siblings: Iterable[int] = ()
 ) -> tuple[strategies.Uwsgi, list[str]]:
     """A Uwsgi strategy over a fake module; signals are recorded as 'SIGHUP to self'."""
     calls: list[str] = []
 
     def kill(pid: int, sig: int) -> None:
-        assert pid == os.getpid()
-        calls.append(f"{signal.Signals(sig).name} to self")
+        who = "self" if pid == os.getpid() else "sibling"
+        calls.append(f"{signal.Signals(sig).name} to {who}")
 
     server = FakeUwsgi(calls, opt if opt is not None else {}, master)
+    server.pids.extend(siblings)
     return strategies.Uwsgi(server=server, kill=kill), calls
 
 
-def test_uwsgi_preforked_reloads_the_instance_after_the_307() -> None:
-    """Preforked: a 307, then after it is delivered uwsgi.reload() and the worker's own
-    graceful exit, in that order (the master must be reloading when it reaps us)."""
+def test_uwsgi_preforked_reloads_the_instance_before_the_307() -> None:
+    """Preforked: uwsgi.reload() and the worker's own graceful exit, in that order (the
+    master must be reloading when it reaps us), before the 307 goes out: no worker of
+    the old code takes the retried request."""
     strategy, calls = uwsgi_worker({"master": True, "processes": b"2"})
     restart = strategy.act("auto")
-    assert restart is not None
     status, _, body = call(restart)
-    assert status.startswith("307") and calls == []
+    assert status.startswith("307") and calls == ["reload", "SIGHUP to self"]
     body.close()
-    assert calls == ["reload", "SIGHUP to self"]
     call(restart)[2].close()  # a request that arrived meanwhile: 307 again, no second ask
     assert calls == ["reload", "SIGHUP to self"]
+
+
+def test_uwsgi_lazy_apps_replaces_the_workers_older_than_the_change() -> None:
+    """--lazy-apps: SIGHUP, uWSGI's graceful exit of a worker, to the siblings started
+    before the change, then to itself; no reload of the instance."""
+    old, _, since = before_and_since()
+    strategy, calls = uwsgi_worker({"lazy-apps": True}, siblings=[old])
+    restart = strategy.act("auto", since=since)
+    call(restart)[2].close()
+    assert calls == ["SIGHUP to sibling", "SIGHUP to self"]
 
 
 def test_uwsgi_every_worker_asks_no_marker() -> None:
@@ -149,7 +187,7 @@ def test_uwsgi_old_code_answers_where_retry_says_so(retry: str, method: str) -> 
 @pytest.mark.parametrize(
     ("opt", "calls"),
     [
-        ({"lazy-apps": True}, ["SIGHUP to self"]),
+        ({"lazy-apps": True}, ["SIGHUP to self"]),  # no sibling older than the change
         ({"lazy": b"1"}, ["SIGHUP to self"]),
         ({"lazy-apps": True, "mule": True}, ["reload", "SIGHUP to self"]),
         ({"lazy-apps": True, "shared-import": b"myproject.tasks"}, ["reload", "SIGHUP to self"]),

@@ -32,8 +32,6 @@ TICK_NS = 20_000_000
 # The coarsest file clock in use (FAT and some shares keep even seconds only).
 COARSE_NS = 2 * SECOND
 
-_told: set[tuple[str, str]] = set()
-
 
 def later_than(
     path: str,
@@ -42,12 +40,14 @@ def later_than(
     size: int = -1,
     *,
     now: Callable[[], int] = time.time_ns,
+    told: logs.Once | None = None,
 ) -> bool:
     """Whether a file with these (mtime, ctime) may have changed after a read at `bound`.
 
     The ctime tells as well as the mtime: a copy that puts the old mtime back (rsync -a,
     cp -p, tar) still sets it. Where the times cannot tell, the answer is the safe one
-    and the log says so once, naming the file:
+    and the log says so, naming the file, once per file and doubt remembered in `told`
+    (the caller's: its latch's, which is the interpreter's; None: said every time):
     - a time ahead of the clock (skew, a share) proves nothing and would act forever:
       such a time is left out (`reached`);
     - whole-second times (a coarse filesystem clock) may hide a change made in the
@@ -56,14 +56,14 @@ def later_than(
       `.pyc` of the previous save (Python trusts a pyc whose whole-second mtime and
       size match the source).
     """
-    valid = reached(path, times, now())
+    valid = reached(path, times, now(), told)
     if not valid:
         return False
     latest = max(valid)
     if latest > bound:
         return True
     if all(t % SECOND == 0 for t in valid) and latest + COARSE_NS > bound:
-        _tell(path, "coarse", "%s has whole-second file times: a change made in the "
+        _tell(told, path, "coarse", "%s has whole-second file times: a change made in the "
               "second its code was loaded counts as a change", path)
         return True
     return (
@@ -71,15 +71,17 @@ def later_than(
     )
 
 
-def reached(path: str, times: Sequence[int], now: int) -> list[int]:
+def reached(path: str, times: Sequence[int], now: int, told: logs.Once | None = None
+            ) -> list[int]:
     """The file times the clock `now` has reached. One ahead of it (a skewed clock on a
     share, a restored archive, `touch -d`) says nothing of when the file changed: it is
-    left out, and said once per file with the skew."""
+    left out, and said with the skew, once per file remembered in `told` (as in
+    `later_than`)."""
     valid = [t for t in times if t <= now]
     if len(valid) < len(times):
-        _tell(path, "future", "%s has a time %.0f s ahead of this machine's clock: each "
-              "change to it counts once, told by its size, inode and times, never as a "
-              "change still going on", path, (max(times) - now) / SECOND)
+        _tell(told, path, "future", "%s has a time %.0f s ahead of this machine's clock: "
+              "each change to it counts once, told by its size, inode and times, never as "
+              "a change still going on", path, (max(times) - now) / SECOND)
     return valid
 
 
@@ -119,10 +121,12 @@ def _same_code(path: str, bytecode: bytes) -> bool:
         return False  # unreadable or not code: not the source's, count it as changed
 
 
-def _tell(path: str, kind: str, message: str, *args: object) -> None:
-    """Log a doubt once per file and kind."""
-    if (path, kind) not in _told:
-        _told.add((path, kind))
+def _tell(told: logs.Once | None, path: str, kind: str, message: str, *args: object) -> None:
+    """Log a doubt once per file and kind, as far as `told` remembers (None: every time).
+
+    The memory is the caller's: this module keeps no state, so a new interpreter state
+    (interpreter.reset) says every doubt again."""
+    if told is None or told.first((kind, path)):
         logs.info(message, *args)
 
 
@@ -154,19 +158,24 @@ def process_started_ns(modules: Mapping[str, object] = sys.modules) -> int:
     re-exec's whole second rounded down. Never this module's import: the application
     imports its own modules before it builds the middleware.
     """
-    started = _IMPORTED_NS
-    try:
-        with open("/proc/self/stat") as stat:
-            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
-        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-        started = min(started, time.time_ns() - int(age * SECOND))
-    except (OSError, ValueError, IndexError, AttributeError):
-        pass  # not Linux: the best earlier moment known
+    started = min(_IMPORTED_NS, process_start_ns() or _IMPORTED_NS)  # else: not Linux
     started_on = getattr(modules.get("uwsgi"), "started_on", None)
     if isinstance(started_on, int):
         started = min(max(started, started_on * SECOND), _IMPORTED_NS)
     return started
+
+
+def process_start_ns(pid: int | str = "self", proc: str = "/proc") -> int | None:
+    """When process `pid` started, wall clock (ns), from its /proc entry; None if it is
+    gone, or not on Linux."""
+    try:
+        with open(f"{proc}/{pid}/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        # Both clocks count from boot: exact to a clock tick (btime is whole seconds).
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time_ns() - int(age * SECOND)
 
 
 _IMPORTED_NS = time.time_ns()

@@ -22,7 +22,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import bounds, bursts, logs, writers
-from .stats import STALE, UNREADABLE, Observed, Stat, differs, metadata_only, observe, stat_of
+from .stats import (
+    STALE,
+    UNREADABLE,
+    Observed,
+    Stat,
+    differs,
+    metadata_only,
+    newest,
+    observe,
+    stat_of,
+)
 
 __all__ = ["ATTRIB", "STALE", "UNKNOWN", "UNREADABLE", "WRITE", "WRITTEN", "Changes", "Observed",
            "Stat", "Taken", "differs", "stat_of"]
@@ -45,6 +55,10 @@ class Taken:
     states: Mapping[str, Stat] = field(default_factory=dict)  # as confirmed, before acting
     events: int = 0  # `Changes.events` when confirmed: a later event is a later change
 
+    def saved_at(self, now: int) -> int:
+        """When the change was made, as the files' times tell (wall clock ns)."""
+        return newest(self.states.values(), now)
+
 
 class Changes:
     """Pending paths, baselines and the `dirty` flag, for one middleware in one process."""
@@ -54,10 +68,15 @@ class Changes:
         clock: Callable[[], float] = time.monotonic,
         stat: Callable[[str], os.stat_result] = os.lstat,
         holding: Callable[[Iterable[str]], set[str]] = writers.holding,
+        *,
+        told: logs.Once | None = None,
     ) -> None:
         self._clock = clock
         self._stat = stat
         self._holding = holding  # which files are open for writing by some process?
+        # The doubts about file times said once (bounds.py): the interpreter's, so each is
+        # said once however many scripts track the file; a latch of its own by default.
+        self.told = logs.Once() if told is None else told
         self._cond = threading.Condition()
         self._pending: set[str] = set()
         self._baselines: dict[str, Stat] = {}
@@ -129,7 +148,7 @@ class Changes:
         stale = []
         for path, (state, times) in observed.items():
             bound = loaded_since if isinstance(loaded_since, int) else loaded_since[path]
-            if state and bounds.later_than(path, times, bound, state[1]):
+            if state and bounds.later_than(path, times, bound, state[1], told=self.told):
                 stale.append(path)
         with self._cond:  # a baseline replaced since was taken later: it stands
             stale = [p for p in stale if self._baselines.get(p) == observed[p][0]]
@@ -311,7 +330,8 @@ class Changes:
                      if s is not None and s[0] > 0 and p not in ignore for t in (s[0], s[3])]
         now = time.time_ns()  # a time ahead of it is no change going on (bounds.reached)
         return [t for t in known if t <= now] + [
-            t for p in pending for t in bounds.reached(p, observe(p, self._stat)[1], now)]
+            t for p in pending
+            for t in bounds.reached(p, observe(p, self._stat)[1], now, self.told)]
 
     def take(
         self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import doctor, probe
 from .middleware import ReloadMiddleware
-from .reloading import Script
+from .script import Script
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,7 +72,7 @@ def load(path: str) -> ReloadMiddleware:
         raise SystemExit(f"reload-middleware: {path} defines no 'application'")
     if isinstance(app, ReloadMiddleware):
         return app
-    return ReloadMiddleware(app, debug=True, _script=Script(name, path))
+    return ReloadMiddleware._for_script(app, Script(name, path), {"debug": True})
 
 
 def parser() -> argparse.ArgumentParser:

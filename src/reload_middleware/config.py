@@ -15,7 +15,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 FLAG_WORDS = {
     "on": True, "true": True, "yes": True, "1": True,
@@ -26,29 +26,39 @@ MAX_SETTLE = 10.0  # seconds
 MAX_INTERVAL = 3600.0  # seconds
 
 
+# The values of each enumerated option: the keyword's type, and what its text accepts.
+Mode = Literal["auto", "restart", "reload"]
+Modules = Literal["project", "all", "off"]
+Preflight = Literal["auto", "compile", "import", "off"]
+Retry = Literal["auto", "always", "never"]
+Observer = Literal["auto", "native", "polling"]
+Templates = Literal["auto", "off"]
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every option of the middleware, validated. Field names are the option names."""
+    """Every option of the middleware, validated. Field names are the option names, and
+    `ReloadMiddleware`'s keywords (tests/test_config.py holds them to it)."""
 
-    enabled: bool = True
-    mode: str = "auto"
     watch: tuple[str, ...] = ()
+    enabled: bool = True
+    mode: Mode = "auto"
     exclude: tuple[str, ...] = ()
-    modules: str = "project"
+    modules: Modules = "project"
     settle: float = 0.05
     # "auto": import before any restart, compile before an in-process reload.
-    preflight: str = "auto"
+    preflight: Preflight = "auto"
     # Production mode: only a change to this one file counts.
     trigger: str | None = None
-    retry: str = "auto"
+    retry: Retry = "auto"
     # Development only: error pages show files, lines and tracebacks.
     debug: bool = False
-    observer: str = "auto"
+    observer: Observer = "auto"
     interval: float = 1.0
     control: str | None = None
     secret: str | None = None
     # Also watch the template directories of frameworks that cache templates (templates.py).
-    templates: str = "auto"
+    templates: Templates = "auto"
     # Development only: HTML pages get a script that reloads them after a change.
     live: bool = False
 
@@ -60,7 +70,9 @@ def _flag(text: str) -> bool:
         raise ValueError("on/off, true/false, yes/no or 1/0") from None
 
 
-def _choice(*accepted: str) -> Callable[[str], str]:
+def _choice(values: object) -> Callable[[str], str]:
+    accepted = get_args(values)
+
     def parse(text: str) -> str:
         if text.strip().lower() not in accepted:
             raise ValueError(" or ".join(repr(a) for a in accepted))
@@ -108,24 +120,24 @@ SEPARATORS: dict[str, str] = {"watch": os.pathsep, "exclude": ","}
 
 # name -> parser of the text form. A parser raises ValueError with what is accepted.
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "enabled": _flag,
-    "mode": _choice("auto", "restart", "reload"),
     "watch": _split(SEPARATORS["watch"]),
+    "enabled": _flag,
+    "mode": _choice(Mode),
     "exclude": _split(SEPARATORS["exclude"]),
-    "modules": _choice("project", "all", "off"),
+    "modules": _choice(Modules),
     # A wait longer than threading.TIMEOUT_MAX raises OverflowError in every request;
     # a quiet time over 10 s would hold every reload long after the save anyway.
     "settle": _seconds(0.0, MAX_SETTLE),
-    "preflight": _choice("auto", "compile", "import", "off"),
+    "preflight": _choice(Preflight),
     "trigger": _text,
-    "retry": _choice("auto", "always", "never"),
+    "retry": _choice(Retry),
     "debug": _flag,
-    "observer": _choice("auto", "native", "polling"),
+    "observer": _choice(Observer),
     # A larger interval kills the polling thread (its wait overflows): an hour at most.
     "interval": _seconds(0.01, MAX_INTERVAL),
     "control": _url_path,
     "secret": _text,
-    "templates": _choice("auto", "off"),
+    "templates": _choice(Templates),
     "live": _flag,
 }
 LISTS = frozenset(SEPARATORS)
@@ -134,13 +146,13 @@ LISTS = frozenset(SEPARATORS)
 # configuration reference is rendered from these, PARSERS and Settings (docs/hooks.py),
 # so the reference and the code cannot disagree.
 DESCRIPTIONS: dict[str, str] = {
+    "watch": "More files or directories to watch (directories recursively). A relative "
+    "path is relative to the script's directory. The keyword, the environ key and the "
+    "OS variable all add to the list.",
     "enabled": "Master switch. Off, requests go straight to the app and nothing is "
     "watched; a `SetEnv` key or OS variable can still turn it on at the first request.",
     "mode": "Force one action where you know better: `restart` the process or `reload` "
     "in process. `auto` takes the server's action (see How it works, step 4).",
-    "watch": "More files or directories to watch (directories recursively). A relative "
-    "path is relative to the script's directory. The keyword, the environ key and the "
-    "OS variable all add to the list.",
     "exclude": "Glob patterns that never count as a change, on top of the built-in list "
     "below. A pattern with a `/` matches the whole path, any other a file or directory "
     "name. The keyword, the environ key and the OS variable all add to the list.",

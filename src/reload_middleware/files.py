@@ -21,7 +21,7 @@ from .changes import Changes, Stat
 from .config import Settings
 from .interpreter import Interpreter
 from .loading import Load
-from .reloading import Script
+from .script import Script
 from .strays import Strays
 
 
@@ -54,7 +54,7 @@ class Files:
         self._registered: watcher.Registration | None = None  # the latest registration
         self.registered_at = self._built_at = time.time_ns()
         self.templates = templates.Found()  # template directories, set by the middleware
-        self.strays = Strays()  # saved .py files no module was loaded from (strays.py)
+        self.strays = Strays(told=place.told)  # saved .py files no module was loaded from
 
     def is_module(self, path: str) -> bool:
         return bool(self._files.get(path))

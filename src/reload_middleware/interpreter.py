@@ -21,14 +21,19 @@ import threading
 import weakref
 from typing import Any
 
+from . import logs, statedir
 from .changes import Changes
 from .imports import Recorder
+from .live import Beacons
 from .watcher import Watcher
 
 
 class Interpreter:
     """The watcher, the latches by script, the fork generation, the live middlewares,
-    the `track()` paths and the scripts being re-executed, of this interpreter."""
+    the `track()` paths and the scripts being re-executed, of this interpreter; and
+    what it remembers besides: what its log said once, its state directory, its live
+    reload beacons. The package's modules keep nothing but constants, so a new
+    `Interpreter` (`reset()`) remembers nothing from before, as a new process."""
 
     def __init__(self) -> None:
         self.watcher = Watcher()  # no thread until a request starts it
@@ -40,6 +45,12 @@ class Interpreter:
         self.middlewares: weakref.WeakSet[Any] = weakref.WeakSet()  # for track()
         self.tracked: dict[str, None] = {}  # track() paths, once each, in order
         self._reexecuting: set[str] = set()  # their middlewares are stand-ins
+        # Doubts about file times (bounds.py) and unreadable sources (preflight.py): every
+        # request would say them again, so they are said once per interpreter.
+        self.told = logs.Once()
+        self.beacons = Beacons()  # live reload's, released when mod_wsgi stops the process
+        # By list of candidates: every middleware shares the choice (statedir.py).
+        self._state_dirs: dict[tuple[str, ...], statedir.StateDir] = {}
         self._lock = threading.Lock()
 
     def install(self) -> None:
@@ -57,6 +68,13 @@ class Interpreter:
             self.tracked.update(dict.fromkeys(new))
         return bool(new)
 
+    def state_dir(self) -> statedir.StateDir:
+        """This user's private state directory, one object per list of candidates: it
+        chooses once, and says a skipped or lost candidate once, for every middleware."""
+        paths = statedir.user_candidates()
+        with self._lock:
+            return self._state_dirs.setdefault(paths, statedir.StateDir(paths))
+
     def reexecuting(self, script: str) -> bool:
         """True while `script` is being executed again by an in-process reload."""
         with self._lock:
@@ -72,6 +90,8 @@ class Interpreter:
         self.watcher.forget_threads()
 
 
+# The one place for mutable state: which state is current, and whether this process
+# registered its fork hook, which `reset()` must not forget (it cannot be undone).
 _CURRENT: Interpreter | None = None
 _HOOKED = False
 _LOCK = threading.Lock()

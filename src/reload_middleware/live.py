@@ -89,28 +89,49 @@ def script() -> bytes:
     return resources.files(__package__).joinpath("live.js").read_bytes()
 
 
-_BEACONS: weakref.WeakSet[Beacon] = weakref.WeakSet()
-_SUBSCRIBED: list[object] = []  # the server module we asked to tell us of a shutdown
+class Beacons:
+    """The beacons of one interpreter, and the server asked to say when it stops it.
 
+    mod_wsgi stops a process for reasons of its own (Apache stopping, `maximum-requests`,
+    its own script reloading) and waits for the requests in it: the waiting events
+    requests must answer at once. The first beacon asks it to say so, once per
+    interpreter state (interpreter.py holds this object). A middleware makes its beacon
+    only when live reload is on: with it off, nothing is asked.
 
-def _stopping(*args: object, **kwargs: object) -> None:
-    """mod_wsgi's shutdown: answer the waiting requests before it waits for them."""
-    for beacon in list(_BEACONS):
-        beacon.release()
+        beacon = interpreter.current().beacons.add(Beacon(changes))
+    """
 
+    def __init__(self) -> None:
+        self._beacons: weakref.WeakSet[Beacon] = weakref.WeakSet()
+        self._subscribed: list[object] = []  # the server module asked: any object, hashed or not
+        self._lock = threading.Lock()
 
-def _subscribe(modules: Mapping[str, object] = sys.modules) -> None:
-    """Ask mod_wsgi, once per process, to say when it stops this process for any reason
-    (Apache stopping, `maximum-requests`, its own script reloading)."""
-    mod_wsgi = modules.get("mod_wsgi")
-    subscribe = getattr(mod_wsgi, "subscribe_shutdown", None)
-    if subscribe is not None and mod_wsgi not in _SUBSCRIBED:
-        _SUBSCRIBED.append(mod_wsgi)
-        subscribe(_stopping)
+    def add(self, beacon: Beacon, modules: Mapping[str, object] = sys.modules) -> Beacon:
+        """Release `beacon` too when the server stops the process; returns it."""
+        self._beacons.add(beacon)
+        self._subscribe(modules)
+        return beacon
+
+    def release(self, *args: object, **kwargs: object) -> None:
+        """mod_wsgi's shutdown: answer the waiting requests before it waits for them."""
+        for beacon in list(self._beacons):
+            beacon.release()
+
+    def _subscribe(self, modules: Mapping[str, object]) -> None:
+        """Ask mod_wsgi, once, to say when it stops this process for any reason."""
+        mod_wsgi = modules.get("mod_wsgi")
+        subscribe = getattr(mod_wsgi, "subscribe_shutdown", None)
+        with self._lock:
+            if subscribe is None or mod_wsgi in self._subscribed:
+                return
+            self._subscribed.append(mod_wsgi)
+        subscribe(self.release)
 
 
 class Beacon:
-    """What the events endpoint of one middleware knows: its changes and restarts.
+    """What the events endpoint of one middleware knows: its changes and restarts. A
+    middleware makes one only when live reload is on; the interpreter's `Beacons`
+    releases it when the server stops the process.
 
         beacon = Beacon(middleware_changes, ignored=storm_guard.ignored)
         beacon.release()      # a restart is decided: every waiting request answers now
@@ -122,8 +143,6 @@ class Beacon:
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._waiting = 0
-        _BEACONS.add(self)
-        _subscribe()
 
     @functools.cached_property
     def script(self) -> bytes:
@@ -191,9 +210,10 @@ def reserved(environ: WSGIEnvironment) -> bool:
     return str(environ.get("PATH_INFO", "")).startswith(PREFIX)
 
 
-def front(app: WSGIApplication, beacon: Beacon, on: bool) -> WSGIApplication:
-    """`app` behind `Front` when live reload is `on`, else `app` itself."""
-    return Front(app, beacon) if on else app
+def front(app: WSGIApplication, beacon: Beacon | None, on: bool) -> WSGIApplication:
+    """`app` behind `Front` when live reload is `on`, else `app` itself. There is no
+    `beacon` where live reload was never on: then `app` itself too."""
+    return Front(app, beacon) if on and beacon is not None else app
 
 
 class Front:

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import bounds
 from .changes import Changes, Observed
-from .reloading import Script
+from .script import Script
 
 
 class Load:
@@ -63,7 +63,8 @@ class Load:
 
     def settle_early(self) -> None:
         """Judge at once when nothing the load read is newer than the process start."""
-        if not any(bounds.later_than(p, times, self._started, state[1] if state else -1)
+        if not any(bounds.later_than(p, times, self._started, state[1] if state else -1,
+                                     told=self._changes.told)
                    for p, (state, times) in self._unjudged.items()):
             self.judge(None)
 

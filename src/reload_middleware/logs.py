@@ -18,7 +18,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Hashable, Iterable
 
 logger = logging.getLogger("reload_middleware")
 
@@ -67,6 +68,31 @@ def info(message: str, *args: object) -> None:
 
 def error(message: str, *args: object) -> None:
     log(logging.ERROR, message, *args)
+
+
+class Once:
+    """What the log has said once already: a doubt or an error that every request would
+    repeat is said the first time only.
+
+    Held by the state the saying belongs to (the interpreter's, interpreter.py), never by
+    a module, so that a new state, as a new process has it, says everything again.
+
+    >>> told = Once()
+    >>> told.first(("future", "/srv/app/a.py")), told.first(("future", "/srv/app/a.py"))
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._said: set[Hashable] = set()
+        self._lock = threading.Lock()  # two requests may have the same thing to say
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time `key` is given, False ever after."""
+        with self._lock:
+            if key in self._said:
+                return False
+            self._said.add(key)
+            return True
 
 
 def describe(paths: Iterable[str], first: int = 3) -> str:

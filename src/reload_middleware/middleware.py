@@ -13,8 +13,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import (
     bodies,
@@ -31,8 +32,8 @@ from . import (
     servers,
     strategies,
 )
-from .changes import Taken
-from .tracking import Tracking
+from .script import Script, find_script, offer_hook
+from .tracking import RESTARTING, Change, Kept, Tracking
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,6 +41,21 @@ if TYPE_CHECKING:
 # How long a request waits for the one that loaded the script to reach the middleware
 # (it is past mod_wsgi's module lock already: microseconds, unless it never comes).
 LOAD_WAIT = 1.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    """New code did not load: the old serves on (with `debug`, requests get the error
+    page instead). `events`: the latch's event count then; a later change retries."""
+
+    failure: preflight.Failure
+    events: int
+
+
+# Where a middleware stands: serving the current app, failed to load the new code, or
+# restarting (every request then gets the restart's answer, and the hook says True).
+SERVING: Final = "serving"
+Phase = Literal["serving"] | Failed | strategies.Restart
 
 
 class ReloadMiddleware:
@@ -60,20 +76,51 @@ class ReloadMiddleware:
     def __init__(
         self,
         app: WSGIApplication,
-        watch: Iterable[str] | str = (),
+        watch: Iterable[str | os.PathLike[str]] | str = (),
         *,
-        _script: reloading.Script | None = None,
-        **options: Any,
+        enabled: bool = True,
+        mode: config.Mode = "auto",
+        exclude: Iterable[str] | str = (),
+        modules: config.Modules = "project",
+        settle: float = 0.05,
+        preflight: config.Preflight = "auto",
+        trigger: str | os.PathLike[str] | None = None,
+        retry: config.Retry = "auto",
+        debug: bool = False,
+        observer: config.Observer = "auto",
+        interval: float = 1.0,
+        control: str | None = None,
+        secret: str | None = None,
+        templates: config.Templates = "auto",
+        live: bool = False,
     ) -> None:
-        settings = config.from_keywords({"watch": watch, **options})
+        """Each keyword is an option (docs/configuration.md), as `config.Settings`
+        declares it: `watch` and `exclude` add to what is watched and left out, `mode`,
+        `preflight` and `retry` change what happens at a change, `debug` and `live` are
+        for development only. A bad value raises ValueError naming what is accepted."""
+        # Every parameter but `app` is an option: one Settings value, checked once.
+        given = {name: value for name, value in locals().items() if name in config.PARSERS}
+        self._start(app, config.from_keywords(given), find_script())
+
+    @classmethod
+    def _for_script(cls, app: WSGIApplication, script: Script | None,
+                    options: Mapping[str, object]) -> ReloadMiddleware:
+        """For the callers that know which script the server ran when no frame tells
+        (the `serve` command, PasteDeploy); `options` as keywords, text forms included."""
+        middleware = cls.__new__(cls)
+        middleware._start(app, config.from_keywords(options), script)
+        return middleware
+
+    def _start(self, app: WSGIApplication, settings: config.Settings,
+               script: Script | None) -> None:
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
-        self._script = _script or reloading.find_script()
-        place = interpreter.current()
+        self._script = script
+        self._place = place = interpreter.current()
         stand_in = self._script is not None and place.reexecuting(self._script.given)
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
-        self._beacon = live.Beacon(self._latch, self._tracking.storms.ignored)  # live reload
+        self._beacon: live.Beacon | None = None  # live reload's, made when on: _light_beacon
         self._app = bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
@@ -81,8 +128,7 @@ class ReloadMiddleware:
         self._server: servers.Server = servers.detect_from_modules()
         self._hook_called = False
         self._handed_over = False  # the hook left a young process's first request to us
-        self._restart: strategies.Restart | None = None
-        self._failure: tuple[preflight.Failure, int] | None = None  # and its Taken.events
+        self._phase: Phase = SERVING
         self._reloaded: int | None = None  # when the reload a request has to serve began
         self._last_action: dict[str, Any] | None = None
         if stand_in or not self._settings.enabled:
@@ -124,14 +170,14 @@ class ReloadMiddleware:
         directories, as the changes made before it must be found.
         """
         first, self._hook_called = not self._hook_called, True
-        if self._restart is not None:
+        if isinstance(self._phase, strategies.Restart):
             return True
         if not self._latch.dirty or not self._settings.enabled:
             return False
-        self._tracking.load.judge_at(None, self._lock, LOAD_WAIT)
+        self._tracking.judge_load(None, self._lock, LOAD_WAIT)
         with self._lock:
             self._act(first=first)
-        return self._restart is not None
+        return isinstance(self._phase, strategies.Restart)
 
     def arm(self) -> None:
         """Start watching now rather than on the first request (the `serve` command)."""
@@ -142,7 +188,7 @@ class ReloadMiddleware:
     def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
                    ) -> Iterable[bytes]:
         began = time.time_ns()
-        self._tracking.load.judge_at(environ, self._lock, LOAD_WAIT)
+        self._tracking.judge_load(environ, self._lock, LOAD_WAIT)
         with self._lock:
             first = not self._configured
             if first:
@@ -152,8 +198,8 @@ class ReloadMiddleware:
             reloaded, self._reloaded = self._reloaded, None
             loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
                 self._settings.enabled) else None
-        if self._failure is not None and self._settings.debug and self._restart is None:
-            failed = self._failure[0]  # live reload: the page reloads itself once fixed
+        if isinstance(self._phase, Failed) and self._settings.debug:
+            failed = self._phase.failure  # live reload: the page reloads itself once fixed
             page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
                               self._settings.live)
             return page(environ, start_response)
@@ -182,9 +228,17 @@ class ReloadMiddleware:
 
     def _start_tracking(self) -> None:
         self._tracking.update(self._settings, self.app)
+        self._light_beacon()
         self._serve = self._guarded(self._app)
-        self._tracking.place.middlewares.add(self)
-        reloading.offer_hook(self._script, self.reload_required)
+        self._place.middlewares.add(self)
+        offer_hook(self._script, self.reload_required)
+
+    def _light_beacon(self) -> None:
+        """Make the beacon of live reload once it is on (built so, or SetEnv at the first
+        request): while it is off there is none, and mod_wsgi is asked nothing."""
+        if self._settings.live and self._beacon is None:
+            beacon = live.Beacon(self._latch, self._tracking.ignored)
+            self._beacon = self._place.beacons.add(beacon)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
@@ -192,58 +246,61 @@ class ReloadMiddleware:
         if not self._settings.enabled:
             self._tracking.lower()  # off for good: whatever raised the flag
             return
-        if self._restart is not None:
-            return
+        if isinstance(self._phase, strategies.Restart):
+            return  # on its way out
         self._tracking.start(self._server, self._settings)
         action = self._action_here(environ, first)
         if action is None:
             return
-        if self._failure is not None and not self._tracking.changed_since(self._failure[1]):
-            return  # nothing changed since the last failed attempt (imports do not count)
-        if not self._tracking.settled(self._settings.settle):
-            return
-        taken = self._tracking.confirm(self._server, self._settings)
-        if not taken.paths:
+        change = self._tracking.next_change(
+            self._server, self._settings,
+            after=self._phase.events if isinstance(self._phase, Failed) else None,
             # The flag stays up for the first request: its environ may add files (SetEnv).
-            self._tracking.finish(taken, keep_flag=not self._configured)
+            keep_flag=not self._configured)
+        if change is None:
             return
-        self._failure = None
+        self._phase = SERVING
         kind = servers.preflight_for(action, self._settings.preflight)
-        failure = preflight.check(kind, taken.paths, self._script,
-                                  self._tracking.module_names(taken.paths))
+        failure = preflight.check(kind, change.paths, self._script, change.names,
+                                  told=self._place.told)
+        if failure is None:
+            failure = self._carry_out(action, change)
         if failure is not None:
-            self._fail(failure, taken)
-            return
-        logs.info("%s changed: %s (%s)", logs.describe(taken.paths), action, self._server)
-        self._last_action = {"action": action, "time": time.time(), "files": sorted(taken.paths)}
-        reloading.drop_stale_bytecode(taken.paths)
-        outcome = strategies.STRATEGIES[action]().act(self._settings.retry)
-        if outcome == strategies.IN_PROCESS:
-            self._reload(taken)
-        elif isinstance(outcome, strategies.Restart):
-            self._tracking.acted(taken, restarting=True)
-            self._restart = outcome
-            self._beacon.release()  # waiting events requests must not delay the restart
-            self._serve = self._guarded(functools.partial(outcome.answer, self._app))
+            self._fail(failure, change)
 
-    def _reload(self, taken: Taken) -> None:
-        """Run the script again here and serve its app, or keep the old one."""
-        place = self._tracking.place
+    def _carry_out(self, action: servers.Action, change: Change) -> preflight.Failure | None:
+        """Restart or reload for `change`; the failure of a reload that kept the old app."""
+        logs.info("%s changed: %s (%s)", logs.describe(change.paths), action, self._server)
+        self._last_action = {"action": action, "time": time.time(), "files": sorted(change.paths)}
+        reloading.drop_stale_bytecode(change.paths)
+        outcome = strategies.STRATEGIES[action]().act(self._settings.retry,
+                                                      since=change.saved_at(time.time_ns()))
+        if outcome == strategies.IN_PROCESS:
+            return self._reload(change)
+        assert isinstance(outcome, strategies.Restart)
+        self._tracking.outcome(change, RESTARTING)
+        self._phase = outcome
+        if self._beacon is not None:  # waiting events requests must not delay the restart
+            self._beacon.release()
+        self._serve = self._guarded(functools.partial(outcome.answer, self._app))
+        return None
+
+    def _reload(self, change: Change) -> preflight.Failure | None:
+        """Run the script again here and serve its app; or keep the old one and say why."""
         frameworks.reset(sys.modules)  # what framework modules cached of the project
-        outcome = reloading.reload(self._script, self._tracking.project, place, live=self,
-                                   changed=self._tracking.module_names(taken.paths))
+        outcome = reloading.reload(self._script, self._tracking.project, self._place, live=self,
+                                   changed=change.names)
         if isinstance(outcome, reloading.Failed):
-            self._fail(outcome.failure, taken)
-            return
+            return outcome.failure
         frameworks.reset(sys.modules)  # and what the old app read meanwhile
         old, self._app = self._app, bodies.counted(outcome.app)
         self._serve = self._guarded(self._app)
-        self._tracking.rebaseline(outcome.started, taken.states, kept=outcome.kept)
-        self._tracking.acted(taken, restarting=False, since=outcome.started)
+        self._tracking.outcome(change, outcome)
         self._reloaded = outcome.started  # the request served next ends its window
         logs.info("reloaded in %.0f ms", (time.time_ns() - outcome.started) / 1e6)
         if outcome.app is not bodies.inner(old):
             bodies.retire(old)  # not when the script handed back the same app object
+        return None
 
     def _action_here(self, environ: WSGIEnvironment | None, first: bool
                      ) -> servers.Action | None:
@@ -261,13 +318,13 @@ class ReloadMiddleware:
         return servers.choose(self._server, mode=self._settings.mode, windows=strategies.WINDOWS,
                               hook_active=self._hook_called, forked=self._tracking.forked)
 
-    def _fail(self, failure: preflight.Failure, taken: Taken) -> None:
+    def _fail(self, failure: preflight.Failure, change: Change) -> None:
         """Keep the old code; the change stays pending until the next change retries it."""
         logs.error("new code not loaded, old code still serving: %s\n%s",
                    failure.summary, logs.Lines(failure.traceback.rstrip()))
-        self._tracking.add(failure.files)
-        self._failure = (failure, taken.events)
-        self._tracking.finish(taken, keep_flag=self._settings.debug or not self._configured)
+        self._phase = Failed(failure, change.taken.events)
+        self._tracking.outcome(change, Kept(frozenset(failure.files)),
+                               keep_flag=self._settings.debug or not self._configured)
 
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """`app` behind the control endpoint when that is on: the token must never reach
@@ -286,7 +343,8 @@ class ReloadMiddleware:
             "pid": os.getpid(), "mode": self._settings.mode, "server": self._server,
             "action": self._action(), **self._tracking.report(),
             "last_action": self._last_action,
-            "last_error": self._failure[0].summary if self._failure else None,
+            "last_error": self._phase.failure.summary if isinstance(self._phase, Failed)
+            else None,
         }
 
 

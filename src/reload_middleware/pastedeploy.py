@@ -35,8 +35,9 @@ import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import config, interpreter, reloading
+from . import config, interpreter
 from .middleware import ReloadMiddleware
+from .script import Script
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -61,7 +62,7 @@ def filter_app_factory(
     if ini is not None:
         options["watch"] = (*options.get("watch", ()), os.path.abspath(ini))
         script = script or ini_script(os.path.abspath(ini), loader_call(frame))
-    return ReloadMiddleware(app, _script=script, **options)
+    return ReloadMiddleware._for_script(app, script, options)
 
 
 def ini_options(local_conf: Mapping[str, str], here: str) -> dict[str, Any]:
@@ -86,13 +87,13 @@ def _under(here: str, value: Any) -> Any:
     return os.path.join(here, os.path.expanduser(value.strip())) if value.strip() else value
 
 
-def wsgi_script(frame: types.FrameType | None) -> reloading.Script | None:
+def wsgi_script(frame: types.FrameType | None) -> Script | None:
     """The mod_wsgi script module being executed up the stack from `frame`, if any."""
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         path = frame.f_globals.get("__file__")
         if name.startswith("_mod_wsgi_") and isinstance(path, str):
-            return reloading.Script(name, os.path.abspath(path))
+            return Script(name, os.path.abspath(path))
         frame = frame.f_back
     return None
 
@@ -113,7 +114,7 @@ def loader_call(frame: types.FrameType | None) -> dict[str, Any] | None:
     return call
 
 
-def ini_script(ini: str, call: Mapping[str, Any] | None) -> reloading.Script:
+def ini_script(ini: str, call: Mapping[str, Any] | None) -> Script:
     """The ini file as the script: a module standing for it, whose execution runs
     `loadapp` again as `call` did (by default: the file's `main`)."""
     name = "_reload_middleware_ini_" + hashlib.md5(ini.encode(), usedforsecurity=False).hexdigest()
@@ -123,7 +124,7 @@ def ini_script(ini: str, call: Mapping[str, Any] | None) -> reloading.Script:
         module = importlib.util.module_from_spec(spec)
         module.__file__ = ini
         sys.modules[name] = module
-    return reloading.Script(name, ini)
+    return Script(name, ini)
 
 
 class _IniLoader(importlib.abc.Loader):

@@ -12,12 +12,12 @@ An import that fails for a reason of its own, not the app's, says why in `Failur
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from . import entry, logs, paths
 from .modules import library_roots
 
 if TYPE_CHECKING:
-    from .reloading import Script
+    from .script import Script
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,18 @@ def compile_files(
     files: Iterable[str],
     read: Callable[[str], bytes] = lambda path: pathlib.Path(path).read_bytes(),
     unreadable: Callable[[str, OSError], None] | None = None,
+    *,
+    told: logs.Once | None = None,
 ) -> Failure | None:
     """Compile each existing .py file in memory (no .pyc is written); first failure wins.
 
     A file that cannot be read is skipped, never a failure: one unreadable file dropped
     in a watched directory (and never imported) must not block every reload. It is
-    reported through `unreadable` (by default: logged once per file and error).
+    reported through `unreadable`; by default it is logged once per file and error
+    remembered in `told` (the interpreter's, as every change compiles it again; None:
+    logged every time).
     """
-    report = unreadable or _log_unreadable_once
+    report = unreadable or functools.partial(_log_unreadable, told)
     for path in sorted(files):
         if not path.endswith((".py", ".wsgi")) or not os.path.isfile(path):
             continue
@@ -76,15 +80,10 @@ def compile_files(
     return None
 
 
-_REPORTED: set[tuple[str, int | None]] = set()
-_REPORTED_LOCK = threading.Lock()
-
-
-def _log_unreadable_once(path: str, exc: OSError) -> None:
-    with _REPORTED_LOCK:
-        if (path, exc.errno) in _REPORTED:
-            return
-        _REPORTED.add((path, exc.errno))
+def _log_unreadable(told: logs.Once | None, path: str, exc: OSError) -> None:
+    """Say that `path` cannot be read, unless `told` remembers saying it."""
+    if told is not None and not told.first(("unreadable", path, exc.errno)):
+        return
     logs.error("cannot read %s (%s): not compiled before acting; other changes go ahead",
                path, exc.strerror or exc)
 
@@ -216,11 +215,13 @@ def own_reason(missing: str | None, loaded: Mapping[str, ModuleType | None],
 
 def check(kind: str, changed: Iterable[str], script: Script | None,
           modules: Iterable[str] = (),
-          importer: Callable[..., Failure | None] = import_app) -> Failure | None:
+          importer: Callable[..., Failure | None] = import_app,
+          *, told: logs.Once | None = None) -> Failure | None:
     """What `kind` of preflight ("compile", "import" or "off", see
     `servers.preflight_for`) finds wrong with the changed files and the script; an
     import loads the app as the server did (entry.py) and then imports the changed
-    `modules` importable by name (Django's views load later).
+    `modules` importable by name (Django's views load later). An unreadable file is
+    said once as far as `told` remembers (`compile_files`).
 
     An import that fails for a reason of its own is no failure: the changed files
     compile, the change goes ahead, and the log says why the import could not tell
@@ -228,7 +229,7 @@ def check(kind: str, changed: Iterable[str], script: Script | None,
     """
     if kind == "off":
         return None
-    failure = compile_files({*changed, *([script.path] if script else [])})
+    failure = compile_files({*changed, *([script.path] if script else [])}, told=told)
     if failure is not None or kind != "import" or script is None:
         return failure
     start = entry.of(script.name, script.given)

@@ -160,16 +160,20 @@ class StateDir:
             logs.error("state directory no longer usable, files kept in memory: %s", exc)
 
 
-_DEFAULTS: dict[tuple[str, ...], StateDir] = {}
-_DEFAULTS_LOCK = threading.Lock()
+def user_candidates() -> tuple[str, ...]:
+    """This user's candidates, as the environment names them now (`candidates`)."""
+    uid = os.geteuid()
+    return tuple(candidates(uid, os.environ, writable_home(uid), tempfile.gettempdir()))
 
 
 def default() -> StateDir:
-    """This user's state directory (one object per list of candidates in a process)."""
-    uid = os.geteuid()
-    paths = tuple(candidates(uid, os.environ, writable_home(uid), tempfile.gettempdir()))
-    with _DEFAULTS_LOCK:
-        return _DEFAULTS.setdefault(paths, StateDir(paths))
+    """A new object for this user's state directory, which chooses on first use.
+
+    The middlewares of an interpreter share one instead (`Interpreter.state_dir`), so
+    that the choice is made, and a skipped candidate said, once; this module keeps no
+    state.
+    """
+    return StateDir(user_candidates())
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 # (mtime_ns, size, inode, ctime_ns, (mode, uid, gid, links)); None: the file is absent.
 Stat = tuple[int, int, int, int, tuple[int, ...]] | None
@@ -74,3 +74,16 @@ def observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tup
     meta = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
     state = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns, meta)
     return state, (st.st_mtime_ns, st.st_ctime_ns)
+
+
+def newest(states: Iterable[Stat], now: int) -> int:
+    """When the files of `states` were last written, as their times tell (`now` for
+    none): the latest mtime or ctime not ahead of `now`.
+
+    >>> newest([(5, 1, 9, 7, ()), None, (8, 1, 9, 12, ())], now=10)
+    8
+    """
+    times = [t for state in states if state and state[0] >= 0
+             for t in (state[0], state[3]) if t <= now]
+    return max(times, default=now)
+

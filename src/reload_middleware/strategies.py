@@ -1,10 +1,10 @@
 """What to do about a change: one class per action, one table, one method each.
 
 A strategy's `act()` runs on the request that found the change, under the action lock,
-after settle and preflight. It returns what is to happen and calls nothing back: a
-`Restart` when this process is on its way out (every later request of the process gets
-`Restart.answer()`), or `IN_PROCESS` when the middleware is to reload the app here
-(reloading.py).
+after settle and preflight; `since` is when the change was made (wall clock ns). It
+returns what is to happen and calls nothing back: a `Restart` when this process is on
+its way out (every later request of the process gets `Restart.answer()`), or
+`IN_PROCESS` when the middleware is to reload the app here (reloading.py).
 
 >>> STRATEGIES["restart-by-sigint"]                             # doctest: +ELLIPSIS
 <class '...Interrupt'>
@@ -21,10 +21,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from . import bodies, pages, servers
+from . import bodies, pages, servers, siblings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -34,11 +35,17 @@ IN_PROCESS: Final[InProcess] = "in-process"
 
 
 class Restart:
-    """A process that will be replaced: answer (307 or old code), then fire once."""
+    """A process that will be replaced: answer (307 or old code), then fire once.
 
-    def __init__(self, fire: Callable[[], None], retry: str) -> None:
+    `early`: a 307 fires before it is sent, where the restart is a graceful exit that
+    lets the request in flight finish. The workers then take no more requests before
+    the client comes back with it, so it is not bounced again by one of them.
+    """
+
+    def __init__(self, fire: Callable[[], None], retry: str, *, early: bool = False) -> None:
         self._fire = fire
         self._retry = retry
+        self._early = early
         self._lock = threading.Lock()
         self._fired = False
 
@@ -47,6 +54,8 @@ class Restart:
     ) -> Iterable[bytes]:
         """The retry page or `app`'s answer; the restart fires once it is delivered."""
         if servers.wants_retry(self._retry, environ.get("REQUEST_METHOD", "GET")):
+            if self._early:
+                self.fire()
             body = pages.retry(environ, start_response)
         else:
             body = app(environ, start_response)
@@ -65,20 +74,20 @@ Outcome = Restart | InProcess
 
 
 class Strategy(Protocol):
-    def act(self, retry: str) -> Outcome: ...
+    def act(self, retry: str, *, since: int | None = None) -> Outcome: ...
 
 
 class Reload:
     """In-process: the middleware re-executes the script and swaps the app."""
 
-    def act(self, retry: str) -> Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
         return IN_PROCESS
 
 
 class Hook:
     """mod_wsgi daemon mode, from its hook: returning True makes mod_wsgi restart us."""
 
-    def act(self, retry: str) -> Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
         return Restart(lambda: None, "never")
 
 
@@ -90,25 +99,40 @@ class Interrupt:
     def __init__(self, kill: Callable[[int, int], None] = os.kill) -> None:
         self._kill = kill
 
-    def act(self, retry: str) -> Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
         pid = os.getpid()
         return Restart(lambda: self._kill(pid, self.signum), retry)
 
 
-class Terminate(Interrupt):
-    """SIGTERM: a gunicorn worker's graceful exit; the arbiter starts a fresh one."""
+class Terminate:
+    """SIGTERM, a gunicorn worker's graceful exit, to this worker and to the siblings
+    that started before the change (siblings.py); the arbiter starts fresh ones."""
 
-    signum = signal.SIGTERM
+    def __init__(self, kill: Callable[[int, int], None] = os.kill,
+                 workers: Callable[[], Iterable[int]] = siblings.gunicorn_workers) -> None:
+        self._kill = kill
+        self._workers = workers
+
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
+        pid, changed = os.getpid(), since or time.time_ns()
+
+        def fire() -> None:
+            siblings.replace(self._workers(), since=changed, signum=signal.SIGTERM,
+                             kill=self._kill)
+            self._kill(pid, signal.SIGTERM)
+
+        return Restart(fire, retry, early=True)
 
 
 class Uwsgi:
     """uWSGI: every worker that confirmed a change acts itself; no marker, no waiting.
 
-    The worker answers by the retry policy, then sends itself SIGHUP, uWSGI's graceful
-    exit of one worker, so it takes no request after this one. Where the workers load
-    the application themselves (`--lazy-apps`, `--lazy`) and nothing else runs it, the
-    master's fresh worker loads the new code: the worker restarts alone, as under
-    gunicorn. Otherwise it also calls `uwsgi.reload()`, the graceful reload of the
+    The worker sends itself SIGHUP, uWSGI's graceful exit of one worker, so it takes no
+    request after this one (before a 307, after an answer of the old code). Where the
+    workers load the application themselves (`--lazy-apps`, `--lazy`) and nothing else
+    runs it, the master's fresh workers load the new code: the worker restarts with the
+    siblings that started before the change (each finishing its own requests), as under
+    gunicorn. Otherwise it first calls `uwsgi.reload()`, the graceful reload of the
     instance: the master ignores further reload requests until it has re-executed
     (`grace_them_all` in uWSGI's core/uwsgi.c), so several workers asking is one
     reload. Without a master nothing would start a new worker: it reloads in-process.
@@ -121,21 +145,24 @@ class Uwsgi:
         self._server = server
         self._kill = kill
 
-    def act(self, retry: str) -> Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
         server = self._server if self._server is not None else importlib.import_module("uwsgi")
         if not server.masterpid():
             return IN_PROCESS
         stop = functools.partial(self._kill, os.getpid(), signal.SIGHUP)
-        if restarts_alone(getattr(server, "opt", {})):
-            return Restart(stop, retry)
+        changed = since or time.time_ns()
 
-        def reload_instance() -> None:
-            # The master first: by the time it reaps this worker it is reloading, and
-            # does not fork a replacement from its old code.
-            server.reload()
+        def restart() -> None:
+            if restarts_alone(getattr(server, "opt", {})):
+                siblings.replace(siblings.uwsgi_workers(server), since=changed,
+                                 signum=signal.SIGHUP, kill=self._kill)
+            else:
+                # The master first: by the time it reaps this worker it is reloading,
+                # and does not fork a replacement from its old code.
+                server.reload()
             stop()
 
-        return Restart(reload_instance, retry)
+        return Restart(restart, retry, early=True)
 
 
 # Application code that runs outside the workers' own loading: modules the master
@@ -179,7 +206,7 @@ class ApacheWindows:
     def __init__(self, load: Callable[[str], Any] | None = None) -> None:
         self._load = load or (lambda name: ctypes.CDLL(name))
 
-    def act(self, retry: str) -> Outcome:
+    def act(self, retry: str, *, since: int | None = None) -> Outcome:
         httpd = self._load("libhttpd.dll")
         return Restart(lambda: httpd.ap_signal_parent(self.RESTART), "never")
 

@@ -17,6 +17,7 @@ False
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -39,9 +40,11 @@ def below(path: str, roots: Mapping[str, bool]) -> bool:
 class Strays:
     """Saved `.py` files nobody loaded, noted by the watcher and checked by a request."""
 
-    def __init__(self, check: Callable[[Iterable[str]], preflight.Failure | None]
-                 = preflight.compile_files) -> None:
-        self._check = check
+    def __init__(self, check: Callable[[Iterable[str]], preflight.Failure | None] | None = None,
+                 *, told: logs.Once | None = None) -> None:
+        # The compile preflight by default, which says an unreadable file once as far as
+        # `told` remembers: the interpreter's, shared with the middleware's preflight.
+        self._check = check or functools.partial(preflight.compile_files, told=told)
         self._lock = threading.Lock()
         self._noted: set[str] = set()
         self._reported: dict[str, Stat] = {}  # file -> the state its error was logged for

@@ -3,29 +3,70 @@
 A `Tracking` holds the latch (`Changes`, the interpreter's for this script, so a script
 executed again keeps the baselines of the files as this process loaded them), the
 tracked files (`Files`), the watcher's start and healing, the control stamp and the
-storm guard. The middleware reads the latch's `dirty` flag on every request and asks
-this object for everything else, only when the flag is up.
+storm guard. The middleware reads the latch's `dirty` flag on every request; when it is
+up, a request that may act asks one question and tells what became of the answer:
+
+    change = tracking.next_change(server, settings, after=None, keep_flag=False)
+    if change is not None:
+        ...  # preflight, then restart or reload
+        tracking.outcome(change, RESTARTING)  # or a reloading.Reloaded, or Kept(files)
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from . import bounds, bursts, control, imports, logs, paths, statedir, templates
-from .changes import Changes, Stat, Taken
+from .changes import Changes, Taken
 from .config import Settings
 from .files import Files
 from .imports import Inbox
 from .interpreter import Interpreter
 from .loading import Load
-from .reloading import Script
+from .reloading import Reloaded
+from .script import Script
 from .storms import StormGuard
 
 # What a control POST is recorded as where no file can carry it to the other processes.
 FORCED = "<control POST>"
 YOUNG_NS = 2_000_000_000  # a process this young may be the restart of a moment ago
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change that counts, settled: what `Tracking.next_change()` answers. `names`:
+    the module names its files were loaded under (the import preflight and an
+    in-process reload import those: entry.after)."""
+
+    taken: Taken
+    names: list[str]
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return self.taken.paths
+
+    def saved_at(self, now: int) -> int:
+        """When it was made, as the files' times tell (wall clock ns)."""
+        return self.taken.saved_at(now)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """The old code serves on: the new did not load. `files`: those its error named,
+    tracked from now on, so that saving the fix retries."""
+
+    files: frozenset[str] = frozenset()
+
+
+# What became of a change: this process restarts, reloaded in-process, or kept the old.
+RESTARTING: Final = "restarting"
+Outcome = Literal["restarting"] | Reloaded | Kept
 
 
 class Tracking:
@@ -40,7 +81,8 @@ class Tracking:
         self._key = script.given if script else f"middleware-{id(self)}"
         self.place = place
         self.stand_in = stand_in
-        self.changes = Changes() if stand_in else place.latches.setdefault(self._key, Changes())
+        latch = Changes(told=place.told)  # each doubt said once in the interpreter
+        self.changes = latch if stand_in else place.latches.setdefault(self._key, latch)
         self.changes.poke()  # the first request reads its environ
         self._settings = Settings()
         self._forks = place.forks
@@ -49,7 +91,7 @@ class Tracking:
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
-        self.state = statedir.default()
+        self.state = place.state_dir()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
                            loaded_since=self._loaded_since, ignored=self.storms.ignored,
@@ -85,7 +127,50 @@ class Tracking:
         """Lower the flag for good: reloading is off."""
         self.changes.lower()
 
-    def settled(self, quiet: float) -> bool:
+    @property
+    def ignored(self) -> AbstractSet[str]:
+        """The files the storm guard ignores for now (the app seems to write them): the
+        guard's own set, which changes as it learns, not a copy."""
+        return self.storms.ignored
+
+    def judge_load(self, environ: Mapping[str, Any] | None, lock: AbstractContextManager[Any],
+                   wait: float) -> None:
+        """Before acting: judge what the script's load read (loading.py), once."""
+        self.load.judge_at(environ, lock, wait)
+
+    def next_change(self, server: str, settings: Settings, *, after: int | None,
+                    keep_flag: bool) -> Change | None:
+        """The one question of a request that may act: what changed that counts, once
+        changes have settled? None: nothing to act on now (still coming, nothing new
+        since the failure at event count `after`, or nothing that counts: the flag then
+        goes down, unless `keep_flag`)."""
+        if after is not None and self.changes.events == after:
+            return None  # nothing changed since the last failed attempt (imports do not count)
+        if not self._settled(settings.settle):
+            return None
+        taken = self._confirm(server, settings)
+        if not taken.paths:
+            self.changes.finish(taken, acted=False, keep_flag=keep_flag)
+            return None
+        return Change(taken, self.files.names(taken.paths))
+
+    def outcome(self, change: Change, result: Outcome, *, keep_flag: bool = False) -> None:
+        """Told once what became of `change`. Acted on: the storm guard hears of it and,
+        unless this process is on its way out, the files are taken as confirmed (after
+        an in-process reload, as that reload read them). Kept: the change stays pending,
+        retried at the next change; the flag goes down unless `keep_flag`."""
+        if isinstance(result, Kept):
+            self.files.add(result.files)
+            self.changes.finish(change.taken, acted=False, keep_flag=keep_flag)
+            return
+        since = result.started if isinstance(result, Reloaded) else None
+        self._note_action(change.taken, since)
+        if isinstance(result, Reloaded):
+            self.files.rebaseline(self._noted(), result.started, change.taken.states,
+                                  result.kept)
+            self.changes.finish(change.taken, acted=True)
+
+    def _settled(self, quiet: float) -> bool:
         """Whether changes have stopped coming (settle); the log says when a storm holds."""
         holding = self.changes.holding
         if self.changes.settle(quiet, self.storms.ignored):
@@ -95,29 +180,13 @@ class Tracking:
                       "(%g s at most)", bursts.HOLD)
         return False
 
-    def confirm(self, server: str, settings: Settings) -> Taken:
+    def _confirm(self, server: str, settings: Settings) -> Taken:
         """The changes that count, after tracking the modules imported since the last look
         (any import after this look keeps the flag up)."""
         self.start(server, settings)  # a root replaced while settling is watched again
         seq = self.changes.seq
         self.refresh()
         return self.changes.take(ignore=self.storms.ignored, since=seq)
-
-    def changed_since(self, events: int) -> bool:
-        """Whether a path was recorded since `Taken.events` was `events`."""
-        return self.changes.events != events
-
-    def finish(self, taken: Taken, *, keep_flag: bool = False) -> None:
-        """Not acted on: the flag goes down unless something came since (or `keep_flag`)."""
-        self.changes.finish(taken, acted=False, keep_flag=keep_flag)
-
-    def acted(self, taken: Taken, *, restarting: bool, since: int | None = None) -> None:
-        """Acted on `taken` (an in-process reload: `since` it began, wall-clock ns): tell
-        the storm guard; unless this process is on its way out, take the files as
-        confirmed for baselines."""
-        self._note_action(taken, since)
-        if not restarting:
-            self.changes.finish(taken, acted=True)
 
     def update(self, settings: Settings, app: object = None) -> None:
         """Track what `settings` ask for (the modules loaded now, the template directories
@@ -135,11 +204,6 @@ class Tracking:
         registry may be ready only at the first request)."""
         return self._templates(settings, app).dirs != self.files.templates.dirs
 
-    def module_names(self, files: Iterable[str]) -> list[str]:
-        """The module names these tracked files were loaded under (the preflight
-        imports those a fresh interpreter can: entry.after)."""
-        return self.files.names(files)
-
     def _templates(self, settings: Settings, app: object) -> templates.Found:
         """The template directories to watch (docs/templates.md)."""
         return templates.watched(settings.templates, app, self.files.library)
@@ -149,15 +213,6 @@ class Tracking:
         self.storms.release_quiet()
         self.storms.recall()  # a storm found by another process, or before a restart
         self.files.refresh(self._noted())
-
-    def rebaseline(self, loaded_since: int, confirmed: Mapping[str, Stat] | None = None,
-                   kept: Iterable[str] = ()) -> None:
-        """After an in-process reload that started at `loaded_since` (files.py)."""
-        self.files.rebaseline(self._noted(), loaded_since, confirmed, kept)
-
-    def add(self, files: Iterable[str]) -> None:
-        """Track more files (those named by a failed import, so saving the fix retries)."""
-        self.files.add(files)
 
     def watch_more(self) -> None:
         """Register the `track()` paths added since, keeping everything else as it is."""

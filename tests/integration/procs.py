@@ -44,17 +44,20 @@ waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]), threads=4)
 """
 
 
-def gunicorn(port: int, kind: str) -> list[str]:
-    """gunicorn with 2 workers of `kind` (a GUNICORN_KINDS key) serving app:application."""
-    return [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-            "--no-control-socket", "--graceful-timeout", "5", *GUNICORN_KINDS[kind],
+def gunicorn(port: int, kind: str, workers: int = 2, threads: int | None = None) -> list[str]:
+    """gunicorn with `workers` workers of `kind` (a GUNICORN_KINDS key) serving
+    app:application; `threads` for each instead of the kind's."""
+    more = ["--threads", str(threads)] if threads else []  # the last one given counts
+    return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            "--no-control-socket", "--graceful-timeout", "5", *GUNICORN_KINDS[kind], *more,
             "app:application"]
 
 
-def uwsgi(port: int, lazy: bool, script: str = "app.py") -> list[str]:
-    """uWSGI, a master and 2 workers serving `script`'s application, --lazy-apps or not."""
+def uwsgi(port: int, lazy: bool, processes: int = 2, script: str = "app.py") -> list[str]:
+    """uWSGI, a master and `processes` workers serving `script`'s application, --lazy-apps
+    or not."""
     assert UWSGI is not None
-    return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", "2",
+    return [UWSGI, "--http-socket", f"127.0.0.1:{port}", "--master", "--processes", str(processes),
             "--wsgi-file", script, "--callable", "application", "--need-app",
             "--die-on-term", "--enable-threads", "--disable-logging",
             *(["--lazy-apps"] if lazy else [])]

@@ -147,7 +147,7 @@ def command(config: Config, port: int, script: Path, elsewhere: Path) -> tuple[l
     if config.server == "gunicorn":
         return gunicorn(port, "sync"), script.parent
     if config.wsgi_script:
-        return uwsgi(port, False, str(script)), elsewhere
+        return uwsgi(port, False, script=str(script)), elsewhere
     return uwsgi(port, config.lazy_apps), script.parent
 
 
@@ -243,3 +243,42 @@ def test_on_demand_daemons_load_a_save_made_before_their_first_request(
         problems.append(f"{outcome.restarts} restarts, {outcome.actions} actions, "
                         f"{forced} 'Forcing restart' lines from mod_wsgi")
     assert not problems, f"{'; '.join(problems)}\n{outcome.details()}"
+
+
+# Many workers, many clients (docs/getting-started.md, gunicorn and uWSGI): (name, argv
+# for a port, processes, clients).
+CHAINS = [
+    ("gunicorn-sync-8", lambda port: gunicorn(port, "sync", workers=8), 8, 24),
+    ("gunicorn-gthread-3x8", lambda port: gunicorn(port, "gthread", workers=3, threads=8), 3, 24),
+    ("uwsgi-4", lambda port: uwsgi(port, False, processes=4), 4, 8),
+    ("uwsgi-4-lazy-apps", lambda port: uwsgi(port, True, processes=4), 4, 8),
+]
+
+
+@pytest.mark.parametrize(("name", "argv", "processes", "clients"), CHAINS,
+                         ids=[chain[0] for chain in CHAINS])
+def test_a_get_meets_at_most_two_redirects(
+    name: str, argv: Callable[[int], list[str]], processes: int, clients: int,
+    app_dir: Callable[[], Path],
+) -> None:
+    """Four saves 2 s apart under many workers and clients: no stale answer, and no GET
+    bounced more than twice, as the worker that acts replaces its siblings older than
+    the change before it sends its 307 (one per worker each bounced it once)."""
+    if name.startswith("uwsgi"):
+        require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
+    root = app_dir()
+    make_app(root, "app.py")
+    aged(root)
+    saves = [Save(index, ("webapp/views.py",), False, 2.0) for index in range(1, 5)]
+    port, live = free_port(), list[str]()
+    began = time.monotonic()
+    with running(argv(port), root, port, bytecode=True, live=live):
+        outcome = run(name, None, port, root, saves, processes=processes, clients=clients,
+                      retry_reset=name.startswith("uwsgi"), log=lambda: "".join(live))
+    started = "spawned uWSGI worker" if name.startswith("uwsgi") else "Booting worker with pid"
+    tally(outcome, "".join(live), started, began)
+    problems = outcome.problems()
+    if outcome.verdict.max_hops > 2:
+        problems.append(f"a GET met {outcome.verdict.max_hops} redirects")
+    assert not problems, f"{'; '.join(problems)}\n{outcome.details()}"
+
