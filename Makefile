@@ -44,7 +44,7 @@ dist: $(BIN)/.installed
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist . >/dev/null
 	$(BIN)/twine check --strict dist/*
-	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live.js') if 'reload_middleware/' + f not in names), 0))"
+	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live/live.js') if 'reload_middleware/' + f not in names), 0))"
 
 # The documentation site (mkdocs.yml, docs/) into build/site. --strict: a warning (a
 # broken link or anchor, a page left out of the nav) fails the build. Nothing is fetched:
