@@ -58,10 +58,12 @@ unit: $(BIN)/.installed
 
 # The server schedule checker runs one known seed here, so that a change is judged on
 # the same schedule every time; `make schedules` draws new ones (TEST_SCHEDULE_SEED= for
-# a new one here too).
+# a new one here too). The in-process checker runs 5 schedules here, 1 in `make unit`.
 TEST_SCHEDULE_SEED ?= 1010
+TEST_INPROCESS_SEEDS ?= 5
 test: $(BIN)/.installed apache-venv lint docs dist
-	APACHE_TEST_VENV=$(APACHE_VENV) RM_TEST_SCHEDULE_SEED=$(TEST_SCHEDULE_SEED) $(BIN)/pytest
+	APACHE_TEST_VENV=$(APACHE_VENV) RM_TEST_SCHEDULE_SEED=$(TEST_SCHEDULE_SEED) \
+	  RM_SCHEDULE_SEEDS=$(TEST_INPROCESS_SEEDS) $(BIN)/pytest
 
 # Both schedule checkers at length. In one process: SCHEDULE_SEEDS schedules of about
 # SCHEDULE_SECONDS each (50 of 20 s: about 25 minutes on 2 cores). Against real servers:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from reload_middleware.watching import settling
-from reload_middleware.watching.changes import UNREADABLE, Changes, stat_of
+from reload_middleware.watching.changes import Changes
+from reload_middleware.watching.file_state import UNREADABLE, stat_of
 from reload_middleware.watching.read_times import TICK_NS
 
 SECOND = 10**9  # nanoseconds

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import MakeProject, Response, Until, call
 from reload_middleware.live import browser
-from reload_middleware.watching.changes import stat_of
+from reload_middleware.watching.file_state import stat_of
 
 HTML_SCRIPT = """\
 from {package} import views

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from ..watching.changes import Changes, Stat, differs, stat_of
+from ..watching.changes import Changes
+from ..watching.file_state import Stat, differs, stat_of
 from .injection import Injecting
 
 if TYPE_CHECKING:

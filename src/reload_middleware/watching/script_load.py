@@ -21,7 +21,8 @@ from typing import Any
 
 from ..script import Script
 from . import read_times
-from .changes import Changes, Observed
+from .changes import Changes
+from .file_state import Observed
 
 
 class Load:

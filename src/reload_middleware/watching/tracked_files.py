@@ -21,7 +21,8 @@ from ..integrations import templates
 from ..interpreter import Interpreter
 from ..script import Script
 from . import import_finder, paths, project_modules, watcher
-from .changes import Changes, Stat
+from .changes import Changes
+from .file_state import Stat
 from .read_times import TICK_NS
 from .script_load import Load
 from .unloaded_files import Strays

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from .. import logs
 from ..acting import preflight
 from . import paths
-from .changes import Stat, stat_of
+from .file_state import Stat, stat_of
 
 
 def below(path: str, roots: Mapping[str, bool]) -> bool:

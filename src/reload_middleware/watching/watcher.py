@@ -5,7 +5,7 @@ middleware registers what it tracks under a key (its script), so a re-executed s
 replaces its old registration instead of adding to it. The observer threads only call
 `Changes.record()`; everything else happens on requests.
 
->>> from reload_middleware.changes import Changes                # doctest: +SKIP
+>>> from reload_middleware.watching.changes import Changes                # doctest: +SKIP
 >>> changes = Changes()                                         # doctest: +SKIP
 >>> files = frozenset({"/srv/app/views.py"})                    # doctest: +SKIP
 >>> watched = Registration(changes, files, roots={"/srv/app": False})  # doctest: +SKIP
