@@ -44,7 +44,7 @@ dist: $(BIN)/.installed
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist . >/dev/null
 	$(BIN)/twine check --strict dist/*
-	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live.js') if 'reload_middleware/' + f not in names), 0))"
+	$(BIN)/python -c "import sys, zipfile, glob; names = zipfile.ZipFile(glob.glob('dist/*.whl')[0]).namelist(); sys.exit(next((f + ' missing from the wheel' for f in ('py.typed', 'live/live.js') if 'reload_middleware/' + f not in names), 0))"
 
 # The documentation site (mkdocs.yml, docs/) into build/site. --strict: a warning (a
 # broken link or anchor, a page left out of the nav) fails the build. Nothing is fetched:
@@ -58,10 +58,12 @@ unit: $(BIN)/.installed
 
 # The server schedule checker runs one known seed here, so that a change is judged on
 # the same schedule every time; `make schedules` draws new ones (TEST_SCHEDULE_SEED= for
-# a new one here too).
+# a new one here too). The in-process checker runs 5 schedules here, 1 in `make unit`.
 TEST_SCHEDULE_SEED ?= 1010
+TEST_INPROCESS_SEEDS ?= 5
 test: $(BIN)/.installed apache-venv lint docs dist
-	APACHE_TEST_VENV=$(APACHE_VENV) RM_TEST_SCHEDULE_SEED=$(TEST_SCHEDULE_SEED) $(BIN)/pytest
+	APACHE_TEST_VENV=$(APACHE_VENV) RM_TEST_SCHEDULE_SEED=$(TEST_SCHEDULE_SEED) \
+	  RM_SCHEDULE_SEEDS=$(TEST_INPROCESS_SEEDS) $(BIN)/pytest
 
 # Both schedule checkers at length. In one process: SCHEDULE_SEEDS schedules of about
 # SCHEDULE_SECONDS each (50 of 20 s: about 25 minutes on 2 cores). Against real servers:

@@ -130,7 +130,7 @@ class Reload(Contender):
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
-        from reload_middleware.observers import COUNTED
+        from reload_middleware.watching.observers import COUNTED
 
         files = list(self.app._latch.known)
         started = time.perf_counter()

@@ -2,9 +2,9 @@
 
     python benchmarks/import_overhead.py [--repeats 15]
 
-The finder (`reload_middleware.imports`) sits first on `sys.meta_path` once a middleware
-is built, so every later import asks it first: it asks the finders behind it for the
-spec and notes the file. For each N, one process imports the generated application
+The finder (`reload_middleware.watching.import_finder`) sits first on `sys.meta_path`
+once a middleware is built, so every later import asks it first: it asks the finders
+behind it for the spec and notes the file. For each N, one process imports the generated application
 (its .pyc files valid) again and again, dropping its modules in between, alternately
 without and with the finder; shown are the medians and the median of the per-pair
 differences, per import.
@@ -25,7 +25,7 @@ from benchlib import SIZES, generate_app, machine
 
 def import_once(root: Path, finder: bool) -> float:
     """Seconds to import the generated app from its bytecode, the finder on or not."""
-    from reload_middleware.imports import Recorder
+    from reload_middleware.watching.import_finder import Recorder
 
     for name in [n for n in sys.modules if n == "genapp" or n.startswith("genapp.")]:
         del sys.modules[name]

@@ -16,7 +16,8 @@ import dataclasses
 import typing
 from collections.abc import Callable
 
-from reload_middleware import config, paths
+from reload_middleware import config
+from reload_middleware.watching import paths
 
 FIELDS = {field.name: field for field in dataclasses.fields(config.Settings)}
 

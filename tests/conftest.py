@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from helpers import SCRIPT, MakeProject, Project, Until, new_process, wait_until
-from reload_middleware import strategies, watcher
+from reload_middleware.acting import strategies
+from reload_middleware.watching import watcher
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from reload_middleware import ReloadMiddleware, bounds, interpreter, watcher
+from reload_middleware import ReloadMiddleware, interpreter
+from reload_middleware.watching import read_times, watcher
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -73,7 +74,7 @@ def new_process(
     """
     place = interpreter.Interpreter()
     monkeypatch.setattr(interpreter, "_CURRENT", place)
-    monkeypatch.setattr(bounds, "process_started_ns", started)
+    monkeypatch.setattr(read_times, "process_started_ns", started)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))  # the finder goes with it
     return place.watcher
 

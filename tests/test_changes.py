@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import bursts
-from reload_middleware.bounds import TICK_NS
-from reload_middleware.changes import UNREADABLE, Changes, stat_of
+from reload_middleware.watching import settling
+from reload_middleware.watching.changes import Changes
+from reload_middleware.watching.file_state import UNREADABLE, stat_of
+from reload_middleware.watching.read_times import TICK_NS
 
 SECOND = 10**9  # nanoseconds
 
@@ -349,24 +350,24 @@ def test_settle_waits_while_events_come_but_not_longer_than_the_bound(
     clock = SteppingClock()
     changes = Changes(clock=clock)
     changes.record("/srv/app/views.py")
-    settling = Settling(changes, clock, quiet)
+    settler = Settling(changes, clock, quiet)
     step = quiet / 5  # events closer together than `quiet`: never quiet
     seen, events, deadline = 0, 0, time.monotonic() + 5
-    while not settling.done.is_set() and time.monotonic() < deadline:
+    while not settler.done.is_set() and time.monotonic() < deadline:
         reads = clock.wait_for_read(after=seen, timeout=0.1)
-        if reads > seen and not settling.done.is_set():
+        if reads > seen and not settler.done.is_set():
             seen = reads  # settle has looked since the last event: the next one comes
             clock.advance(step)
             changes.record(f"/srv/app/build/file{events}.py")
             events += 1
-    settling.join()
+    settler.join()
     assert bound - 1e-9 <= clock.last_read <= bound + step + 1e-9
     assert events >= round(bound / step)
-    assert settling.settled is False and changes.holding
+    assert settler.settled is False and changes.holding
     again = Settling(changes, clock, quiet)  # the clock stands still: a wait would not end
     again.join()
     assert again.settled is False
-    clock.advance(max(quiet, bursts.CALM))  # a burst ends after CALM without an event
+    clock.advance(max(quiet, settling.CALM))  # a burst ends after CALM without an event
     quiet_now = Settling(changes, clock, quiet)
     quiet_now.join()
     assert quiet_now.settled is True and not changes.holding
@@ -397,7 +398,7 @@ class Writer:
 
 def test_a_burst_longer_than_the_hold_is_acted_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """Changes that never stop are acted on after HOLD seconds all the same."""
-    monkeypatch.setattr(bursts, "HOLD", 0.3)
+    monkeypatch.setattr(settling, "HOLD", 0.3)
     changes = Changes()
     start = time.monotonic()
     with Writer(changes, lambda n: f"/srv/app/build/gen{n}.py", every=0.01):
@@ -510,12 +511,12 @@ def test_saves_spread_over_time_never_make_a_path_busy() -> None:
     save does: only a burst with no pause of CALM counts its events."""
     clock = SteppingClock()
     changes = Changes(clock=clock)
-    for _ in range(3 * bursts.BUSY_PATH):
+    for _ in range(3 * settling.BUSY_PATH):
         changes.record("/srv/app/templates/page.html")
-        clock.advance(bursts.CALM)
+        clock.advance(settling.CALM)
     changes.record("/srv/app/templates/page.html")
-    settling = Settling(changes, clock, 0.05)
+    settler = Settling(changes, clock, 0.05)
     clock.wait_for_read(after=1, timeout=5)
-    assert not settling.done.is_set()  # it waits for this save to settle
+    assert not settler.done.is_set()  # it waits for this save to settle
     clock.advance(0.05)
-    settling.join()
+    settler.join()

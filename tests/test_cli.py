@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import cli
+from reload_middleware.operations import cli
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from helpers import SECRET, MakeProject, Until, call
-from reload_middleware import ReloadMiddleware, control, interpreter, statedir
+from reload_middleware import ReloadMiddleware, interpreter
+from reload_middleware.operations import control, state_dir
 
 
 def hello(environ: Any, start_response: Any) -> list[bytes]:
@@ -108,7 +109,7 @@ def test_post_touches_the_stamp_and_every_process_acts_next_request(
     assert status == "202 Accepted" and json.loads(body)["accepted"] is True
     until(lambda: bool(endpoint.pending))
     (stamp,) = endpoint.pending
-    assert os.path.dirname(stamp) == statedir.default().path  # the private directory's
+    assert os.path.dirname(stamp) == state_dir.default().path  # the private directory's
     assert call(endpoint).status == "200 OK"
     assert any("changed: reload" in r.getMessage() and stamp in r.getMessage()
                for r in caplog.records)
@@ -202,7 +203,7 @@ def test_without_a_state_directory_a_post_reloads_its_own_process(
     """Every candidate planted: no stamp file, said once; the POST still reloads here."""
     caplog.set_level(logging.INFO, logger="reload_middleware")
     os.mkfifo(tmp_path / "planted")
-    monkeypatch.setattr(statedir, "candidates", lambda *_: [str(tmp_path / "planted")])
+    monkeypatch.setattr(state_dir, "candidates", lambda *_: [str(tmp_path / "planted")])
     app = project(control="/__reload__", secret=SECRET).application
     call(app)
     for n in range(1, 3):
@@ -237,7 +238,7 @@ def test_the_shared_temp_directory_is_never_watched(endpoint: ReloadMiddleware) 
     """The stamp's directory is the private one: events other users cause in the shared
     temp directory never make a process look at its files again."""
     call(endpoint)
-    private = statedir.default().path
+    private = state_dir.default().path
     assert private is not None
     watched = interpreter.current().watcher.directories
     assert private in watched

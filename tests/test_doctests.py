@@ -17,7 +17,7 @@ MODULES = [
     "reload_middleware",
     *sorted(
         info.name
-        for info in pkgutil.iter_modules(reload_middleware.__path__, "reload_middleware.")
+        for info in pkgutil.walk_packages(reload_middleware.__path__, "reload_middleware.")
         if not info.name.endswith(".__main__")
     ),
 ]
@@ -33,9 +33,10 @@ def docstrings() -> list[doctest.DocTest]:
 
 
 def test_every_module_is_searched() -> None:
-    """The list of modules is the package's, so a new module's examples run too."""
-    assert "reload_middleware.paths" in MODULES
-    assert len(MODULES) > 20
+    """The list of modules is the package's, subpackages included, so a new module's
+    examples run too."""
+    assert "reload_middleware.watching.paths" in MODULES
+    assert len(MODULES) > 40
 
 
 @pytest.mark.parametrize("test", docstrings(), ids=lambda test: test.name)

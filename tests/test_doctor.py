@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from reload_middleware import cli, config, doctor, probe, watcher
-from reload_middleware.doctor import Facts, Preflight, Root
+from reload_middleware import config
+from reload_middleware.operations import cli, doctor, machine_facts
+from reload_middleware.operations.doctor import Facts, Preflight, Root
+from reload_middleware.watching import watcher
 
 FDINFO = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n"
 WATCH = "inotify wd:{n} ino:4a1 sdev:800001 mask:fc6 ignored_mask:0 fhandle-bytes:8\n"
@@ -321,7 +323,7 @@ def test_the_script_s_middleware_watches_nothing(
     monkeypatch.delenv("RELOAD_MIDDLEWARE_ENABLED", raising=False)
     script = make_project(tmp_path, venv=False)
     threads = threading.active_count()
-    facts = probe.gather(str(script), cli.execute)
+    facts = machine_facts.gather(str(script), cli.execute)
     assert facts.error is None and str(script.parent / "webapp" / "views.py") in facts.tracked
     assert facts.settings.watch == ("templates",)  # the script's keyword, read back
     assert not fresh_process.started and threading.active_count() == threads
@@ -444,7 +446,7 @@ def test_a_script_that_fails_to_import_is_a_warning(tmp_path: Path) -> None:
 
 SERVER = """\
 import logging, sys
-from reload_middleware import cli
+from reload_middleware.operations import cli
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 cli.execute(sys.argv[1]).application.arm()
 """
@@ -472,7 +474,7 @@ def test_a_script_that_loads_only_where_doctor_runs_is_a_warning(
     script.write_text("import doctor_handed_module\napplication = lambda e, s: []\n")
     monkeypatch.setitem(sys.modules, "doctor_handed_module",
                         types.ModuleType("doctor_handed_module"))
-    facts = probe.gather(str(script), cli.execute)
+    facts = machine_facts.gather(str(script), cli.execute)
     assert facts.error is None
     assert facts.preflight is not None
     assert facts.preflight.own.startswith("the server has doctor_handed_module with no file")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import entry
-from reload_middleware.entry import Entry
+from reload_middleware.acting import entry
+from reload_middleware.acting.entry import Entry
 
 # Top-level names a fresh interpreter finds in these tables (the project's packages and
 # modules on sys.path); anything else it does not.

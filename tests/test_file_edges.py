@@ -15,8 +15,9 @@ import pytest
 from watchdog.events import EventsLostEvent
 
 from helpers import MakeProject, Until, call, save
-from reload_middleware import ReloadMiddleware, bursts, writers
-from reload_middleware.watcher import Watcher
+from reload_middleware import ReloadMiddleware
+from reload_middleware.watching import open_writers, settling
+from reload_middleware.watching.watcher import Watcher
 
 HOUR = 3600 * 10**9
 
@@ -117,7 +118,7 @@ def test_a_writer_that_stays_open_is_taken_as_it_is_after_the_bound(
 ) -> None:
     """A writer that never closes (a log held open) holds an action CLOSE_WAIT at most;
     the file is named once."""
-    monkeypatch.setattr(bursts, "CLOSE_WAIT", 0.2)
+    monkeypatch.setattr(settling, "CLOSE_WAIT", 0.2)
     made = project()
     app = made.application
     assert call(app).body == b"old"
@@ -210,10 +211,10 @@ def test_proc_tells_which_files_are_open_for_writing(tmp_path: Path) -> None:
     """Open for writing: held; for reading only, or closed: not."""
     path = tmp_path / "views.py"
     path.write_text("TEXT = 'old'\n")
-    assert writers.holding([str(path)]) == set()
+    assert open_writers.holding([str(path)]) == set()
     with open(path) as reading:
-        assert writers.holding([str(path)]) == set()
+        assert open_writers.holding([str(path)]) == set()
         assert reading.readable()
     with open(path, "a"):
-        assert writers.holding([str(path), str(tmp_path / "other.py")]) == {str(path)}
-    assert writers.holding([str(path)]) == set()
+        assert open_writers.holding([str(path), str(tmp_path / "other.py")]) == {str(path)}
+    assert open_writers.holding([str(path)]) == set()

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import call
-from reload_middleware.bodies import ClosingBody
-from reload_middleware.injection import Injecting, eligible, html, in_memory, insert
+from reload_middleware.acting.response_bodies import ClosingBody
+from reload_middleware.live.injection import Injecting, eligible, html, in_memory, insert
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

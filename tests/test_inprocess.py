@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from inprocess import Log, Run, World, plan, seconds, seeds
-from reload_middleware.watcher import Watcher
+from reload_middleware.watching.watcher import Watcher
 
 
 @pytest.mark.parametrize("seed", seeds(), ids=lambda seed: f"seed={seed}")

@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 
 from helpers import MakeProject, call
-from reload_middleware import interpreter, live, statedir
-from reload_middleware.changes import Changes
+from reload_middleware import interpreter
+from reload_middleware.live import browser
+from reload_middleware.operations import state_dir
 from reload_middleware.tracking import Tracking
-from reload_middleware.watcher import Watcher
+from reload_middleware.watching.changes import Changes
+from reload_middleware.watching.watcher import Watcher
 
 IMPORT_ONLY = """
 import sys, threading
 finders, threads = list(sys.meta_path), threading.active_count()
-import reload_middleware, reload_middleware.cli, reload_middleware.doctor
+import reload_middleware, reload_middleware.operations.cli, reload_middleware.operations.doctor
 from reload_middleware import ReloadMiddleware
 off = ReloadMiddleware(lambda environ, start_response: [], enabled=False)
 print(sys.meta_path == finders, threading.active_count() == threads)
@@ -89,7 +91,7 @@ def test_reset_says_a_doubt_about_file_times_again(
     fresh_process: Watcher, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A file time ahead of the clock is said once per interpreter, whichever latch meets
-    it (bounds.py), and again after reset(), as in a new process."""
+    it (read_times.py), and again after reset(), as in a new process."""
     caplog.set_level(logging.INFO, logger="reload_middleware")
     ahead = tmp_path / "data.txt"
     ahead.write_text("")
@@ -143,15 +145,15 @@ def test_reset_chooses_the_state_directory_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The middlewares of an interpreter share its state directory, a skipped candidate
-    said once (statedir.py); after reset() it is chosen, and said, again."""
+    said once (state_dir.py); after reset() it is chosen, and said, again."""
     planted, usable = tmp_path / "planted", tmp_path / "usable"
     planted.write_text("")  # no directory: skipped
-    monkeypatch.setattr(statedir, "candidates", lambda *_: [str(planted), str(usable)])
-    chosen = interpreter.current().state_dir()
+    monkeypatch.setattr(state_dir, "candidates", lambda *_: [str(planted), str(usable)])
+    chosen = interpreter.current().state_directory()
     assert Tracking(None, interpreter.current()).state is chosen
     assert chosen.path == str(usable) and said(caplog, "skipped") == 1
     interpreter.reset()
-    again = interpreter.current().state_dir()
+    again = interpreter.current().state_directory()
     assert again is not chosen
     assert again.path == str(usable) and said(caplog, "skipped") == 2
 
@@ -160,16 +162,16 @@ def test_reset_asks_mod_wsgi_for_its_shutdown_again(
     fresh_process: Watcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """mod_wsgi is asked once per interpreter to tell of a shutdown, by the first beacon
-    (live.py); after reset() the next beacon asks again, and each state's answer
+    (browser.py); after reset() the next beacon asks again, and each state's answer
     releases its own beacons."""
     told: list[Callable[..., None]] = []
     monkeypatch.setitem(sys.modules, "mod_wsgi",
                         types.SimpleNamespace(subscribe_shutdown=told.append))
-    before = interpreter.current().beacons.add(live.Beacon(Changes()))
-    interpreter.current().beacons.add(live.Beacon(Changes()))
+    before = interpreter.current().beacons.add(browser.Beacon(Changes()))
+    interpreter.current().beacons.add(browser.Beacon(Changes()))
     assert len(told) == 1
     interpreter.reset()
-    after = interpreter.current().beacons.add(live.Beacon(Changes()))
+    after = interpreter.current().beacons.add(browser.Beacon(Changes()))
     assert len(told) == 2
     told[1]("process_stopping", shutdown_reason="shutdown_signal")
     assert after._released.is_set() and not before._released.is_set()

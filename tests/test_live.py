@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from helpers import MakeProject, Response, Until, call
-from reload_middleware import live
-from reload_middleware.changes import stat_of
+from reload_middleware.live import browser
+from reload_middleware.watching.file_state import stat_of
 
 HTML_SCRIPT = """\
 from {package} import views
@@ -41,7 +41,7 @@ EVENTS = "/__reload_middleware__/events"
 ], ids=["none", "ctime", "newest-mtime", "absent-and-stale"])  # fmt: skip
 def test_newest(states: dict[str, Any], expected: int) -> None:
     """The version is the newest mtime or ctime of the loaded files, in microseconds."""
-    assert live.newest(states) == expected
+    assert browser.newest(states) == expected
 
 
 def test_changed_at_a_deleted_file_is_its_directory_s_change(tmp_path: Path) -> None:
@@ -49,9 +49,9 @@ def test_changed_at_a_deleted_file_is_its_directory_s_change(tmp_path: Path) -> 
     gone = tmp_path / "gone.py"
     gone.write_text("")
     before = stat_of(str(gone))
-    assert live.changed_at(str(gone), before) == 0  # unchanged: confirm would refuse it
+    assert browser.changed_at(str(gone), before) == 0  # unchanged: confirm would refuse it
     gone.unlink()
-    assert live.changed_at(str(gone), before) == live.newest({"d": stat_of(str(tmp_path))})
+    assert browser.changed_at(str(gone), before) == browser.newest({"d": stat_of(str(tmp_path))})
 
 
 @pytest.mark.parametrize(("modules", "threads"), [
@@ -62,7 +62,7 @@ def test_changed_at_a_deleted_file_is_its_directory_s_change(tmp_path: Path) -> 
 ], ids=["unknown", "mod_wsgi", "uwsgi", "uwsgi-no-threads"])
 def test_server_threads(modules: dict[str, object], threads: int | None) -> None:
     """The threads a process has, as mod_wsgi or uWSGI tell; half may wait for events."""
-    assert live.server_threads(modules) == threads
+    assert browser.server_threads(modules) == threads
 
 
 def events(app: Any, version: int, *, threaded: bool) -> dict[str, int]:
@@ -85,8 +85,8 @@ def test_pages_get_the_tag_with_the_code_version(project: MakeProject) -> None:
     app = project(HTML_SCRIPT, live=True).application
     page = call(app)
     version = version_in(page)
-    assert version == live.newest(app._latch.baselines)
-    assert call(app, path="/__reload_middleware__/live.js").body == live.script()
+    assert version == browser.newest(app._latch.baselines)
+    assert call(app, path="/__reload_middleware__/live.js").body == browser.script()
     assert b"script" not in call(project(HTML_SCRIPT).application).body
 
 
@@ -98,7 +98,8 @@ def test_a_short_poll_reports_a_change_without_acting_on_it(
     proj = project(HTML_SCRIPT, live=True)
     app = proj.application
     version = version_in(call(app))
-    assert events(app, version, threaded=False) == {"version": version, "wait": live.SHORT_POLL_MS}
+    wait = browser.SHORT_POLL_MS
+    assert events(app, version, threaded=False) == {"version": version, "wait": wait}
     proj.save_views("TEXT = 'new'\n")
     until(lambda: events(app, version, threaded=False)["version"] > version)
     assert app.pending, "the events request acted on the change"
@@ -115,7 +116,7 @@ def test_a_waiting_request_ends_when_the_change_comes(project: MakeProject, unti
     waiting.start()
     until(lambda: app._beacon is not None and app._beacon._waiting == 1)
     busy = events(app, version, threaded=True)  # beyond the cap of 1: come back later
-    assert busy["version"] == version and busy["wait"] >= live.BUSY_MS
+    assert busy["version"] == version and busy["wait"] >= browser.BUSY_MS
     proj.save_views("TEXT = 'new'\n")
     waiting.join(5)
     assert answers and answers[0]["version"] > version
@@ -127,7 +128,7 @@ def test_a_restart_releases_waiting_requests(
 ) -> None:
     """Once a restart is decided, a waiting request answers at once (a server waits for
     open requests before the process exits), and later ones do not wait."""
-    monkeypatch.setattr(live, "LIFE", 30.0)
+    monkeypatch.setattr(browser, "LIFE", 30.0)
     proj = project(HTML_SCRIPT, live=True, preflight="off")
     app = proj.application
     daemon = {"mod_wsgi.process_group": "site"}  # mod_wsgi daemon mode, no hook: a signal
@@ -141,9 +142,9 @@ def test_a_restart_releases_waiting_requests(
     until(lambda: app.pending)
     call(app, environ=dict(daemon))  # the page's reload: the restart is decided
     waiting.join(5)
-    assert answers and answers[0]["wait"] == live.AFTER_RESTART_MS
+    assert answers and answers[0]["wait"] == browser.AFTER_RESTART_MS
     assert kills == [(os.getpid(), 2)]
-    assert events(app, newest, threaded=True)["wait"] == live.AFTER_RESTART_MS
+    assert events(app, newest, threaded=True)["wait"] == browser.AFTER_RESTART_MS
 
 
 def test_the_reserved_path_answers_get_only(project: MakeProject) -> None:
@@ -168,7 +169,7 @@ def test_a_mod_wsgi_shutdown_releases_waiting_requests(
     assert len(told) == 1
     told[0]("process_stopping", shutdown_reason="shutdown_signal")
     answer = events(app, 10**18, threaded=True)
-    assert answer["wait"] == live.AFTER_RESTART_MS
+    assert answer["wait"] == browser.AFTER_RESTART_MS
 
 
 def test_live_off_builds_no_beacon_and_asks_mod_wsgi_nothing(

@@ -21,8 +21,10 @@ import pytest
 from watchdog.events import FileModifiedEvent
 
 from helpers import DAY, MakeProject, Project, Until, call, save
-from reload_middleware import ReloadMiddleware, changes, config, strategies, track
-from reload_middleware.watcher import Watcher
+from reload_middleware import ReloadMiddleware, config, track
+from reload_middleware.acting import strategies
+from reload_middleware.watching import changes
+from reload_middleware.watching.watcher import Watcher
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -18,7 +18,8 @@ import pytest
 
 import helpers
 from helpers import DAY, MakeProject, Project, Until, call, file_clock_after
-from reload_middleware import bounds, interpreter, middleware, track, tracking
+from reload_middleware import interpreter, middleware, track, tracking
+from reload_middleware.watching import read_times
 
 SECOND = 10**9
 
@@ -242,9 +243,9 @@ def loaded_by_a_request(
     starts and loads the script on this thread (`save_while_loading`: a module is saved
     again after that request started, before the load read it)."""
     started = time.time_ns()
-    monkeypatch.setattr(bounds, "process_started_ns", lambda: started)
+    monkeypatch.setattr(read_times, "process_started_ns", lambda: started)
     until(lambda: file_clock_after(started, tmp_path / "probe"))
-    monkeypatch.setattr(bounds, "TICK_NS", 0)  # one clock for files and requests here
+    monkeypatch.setattr(read_times, "TICK_NS", 0)  # one clock for files and requests here
     monkeypatch.setattr(helpers, "DAY", 0)  # the files are written after the process start
     fake = FakeModWsgi()
     monkeypatch.setitem(sys.modules, "mod_wsgi", fake)
@@ -379,7 +380,7 @@ def test_a_request_handed_over_after_a_restart_is_answered_without_another(
     assert app.reload_required(str(made.script)) is False  # first call: left to the request
     made.save_views("TEXT = 'new'\n")
     until(lambda: str(made.views) in app.pending)
-    started = bounds.process_started_ns()
+    started = read_times.process_started_ns()
     before = {**DAEMON, "mod_wsgi.request_start": str((started - SECOND) // 1000)}
     assert call(app, extra=before).body == b"old"
     assert kills == []

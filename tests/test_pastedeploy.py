@@ -14,8 +14,10 @@ import pytest
 from paste.deploy import loadapp
 
 from helpers import DAY, Until, call, save
-from reload_middleware import ReloadMiddleware, entry, preflight, watcher
-from reload_middleware.pastedeploy import ini_options
+from reload_middleware import ReloadMiddleware
+from reload_middleware.acting import entry, preflight
+from reload_middleware.integrations.pastedeploy import ini_options
+from reload_middleware.watching import watcher
 
 PACKAGE = """\
 import os

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import paths
-from reload_middleware.paths import (
+from reload_middleware.watching import paths
+from reload_middleware.watching.paths import (
     DEFAULT_EXCLUDES,
     excluded,
     files_below,

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from reload_middleware import entry, logs, preflight
-from reload_middleware.entry import Entry
-from reload_middleware.preflight import Failure, compile_files, from_exception, import_app
+from reload_middleware import logs
+from reload_middleware.acting import entry, preflight
+from reload_middleware.acting.entry import Entry
+from reload_middleware.acting.preflight import Failure, compile_files, from_exception, import_app
 from reload_middleware.script import Script
 
 

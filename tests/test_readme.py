@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reload_middleware import ReloadMiddleware, config
-from reload_middleware.cli import parser
+from reload_middleware.operations.cli import parser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "docs"))
 import hooks  # the site's build-time hook: docs/hooks.py

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from helpers import SCRIPT, MakeProject, Until, call, file_clock_after, wait_until
-from reload_middleware import ReloadMiddleware, bounds, bursts, interpreter, modules
+from reload_middleware import ReloadMiddleware, interpreter
 from reload_middleware.script import Script
-from reload_middleware.watcher import Watcher
+from reload_middleware.watching import project_modules, read_times, settling
+from reload_middleware.watching.watcher import Watcher
 
 
 def actions(caplog: pytest.LogCaptureFixture) -> int:
@@ -282,7 +283,7 @@ def test_what_the_app_writes_before_building_the_middleware_is_no_change(
     or created after the middleware was built, before its first request started the
     watcher, are."""
     started = time.time_ns() - 10**10  # the process started ten seconds ago
-    monkeypatch.setattr(bounds, "process_started_ns", lambda: started)
+    monkeypatch.setattr(read_times, "process_started_ns", lambda: started)
     data = tmp_path.resolve() / "data"
     data.mkdir()
     cache, settings = data / "cache.txt", data / "settings.ini"
@@ -307,8 +308,8 @@ def test_remote_filesystems_are_polled(tmp_path: Path) -> None:
     local.mkdir()
     remote.mkdir()
     mounts = f"/dev/vda / ext4 rw 0 0\nserver:/export {remote} nfs4 rw 0 0\n"
-    from reload_middleware.changes import Changes
-    from reload_middleware.watcher import Registration
+    from reload_middleware.watching.changes import Changes
+    from reload_middleware.watching.watcher import Registration
 
     watcher = Watcher(mounts=lambda: mounts, interval=0.05)
     try:
@@ -358,7 +359,7 @@ def test_inotify_instance_limit_falls_back_to_polling() -> None:
         pytest.skip("needs root: the limit is taken as a user no other process runs as")
     root = Path(tempfile.mkdtemp(prefix="reload-middleware-limit-"))
     os.chmod(root, 0o777)
-    modules.library_roots()  # imports what the child could not read as another user
+    project_modules.library_roots()  # imports what the child could not read as another user
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report through the pipe, never return into pytest
@@ -474,7 +475,7 @@ def test_a_file_written_nonstop_never_holds_requests_long(
         writer.join()
     # The bound is max(10 x settle, 1 s), plus a reload; one request waits for the writer.
     assert sorted(durations)[-2] < 1.5
-    assert max(durations) < 1.5 + bursts.CLOSE_WAIT
+    assert max(durations) < 1.5 + settling.CLOSE_WAIT
     assert sorted(durations)[len(durations) // 2] < 0.5  # most requests pass quickly
 
 
@@ -489,11 +490,11 @@ def test_uwsgi_load_bound_is_before_the_app_imported_its_modules() -> None:
     """Under uWSGI the bound is the re-exec's whole second (or the process start, if
     later), never the import of the middleware: an app imports its own modules first,
     and a save between the two would otherwise be taken as what was loaded."""
-    imported = bounds._IMPORTED_NS
+    imported = read_times._IMPORTED_NS
     on = imported // 10**9 - 1
-    bound = bounds.process_started_ns({"uwsgi": UwsgiStart(on)})
+    bound = read_times.process_started_ns({"uwsgi": UwsgiStart(on)})
     assert on * 10**9 <= bound < imported
     # The process start is computed from two clocks read apart: equal to a millisecond.
-    assert abs(bound - max(on * 10**9, bounds.process_started_ns({}))) < 1_000_000
+    assert abs(bound - max(on * 10**9, read_times.process_started_ns({}))) < 1_000_000
     # Never later than the import: a started_on ahead of it proves nothing.
-    assert bounds.process_started_ns({"uwsgi": UwsgiStart(imported // 10**9 + 60)}) == imported
+    assert read_times.process_started_ns({"uwsgi": UwsgiStart(imported // 10**9 + 60)}) == imported

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reload_middleware.servers import (
+from reload_middleware.integrations.servers import (
     Action,
     Server,
     choose,

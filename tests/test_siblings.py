@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reload_middleware import siblings
+from reload_middleware.acting import siblings
 
 
 def fake_proc(root: Path, processes: dict[int, tuple[bytes, list[int]]]) -> str:

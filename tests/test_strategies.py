@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from reload_middleware import bounds, servers, strategies
+from reload_middleware.acting import strategies
+from reload_middleware.integrations import servers
+from reload_middleware.watching import read_times
 
 
 def old_app(environ: Any, start_response: Any) -> Iterable[bytes]:
@@ -117,7 +119,7 @@ class FakeUwsgi:
 def before_and_since() -> tuple[int, int, int]:
     """A sibling started before a change (init, pid 1), one started since (this
     process), and the change's time between them."""
-    started = bounds.process_start_ns()
+    started = read_times.process_start_ns()
     assert started is not None
     return 1, os.getpid(), started - 5_000_000
 

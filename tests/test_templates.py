@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from reload_middleware import templates
+from reload_middleware.integrations import templates
 
 ROOT = "/srv/app"
 DIRS = {f"{ROOT}/templates", f"{ROOT}/polls/templates", f"{ROOT}/polls/jinja2",
@@ -157,8 +157,9 @@ from flask import Flask, Blueprint
 app = Flask("shop", root_path=os.path.join(root, "shop"))
 app.register_blueprint(Blueprint("pages", "pages", root_path=os.path.join(root, "pages"),
                                  template_folder="templates"))
-from reload_middleware import templates, modules
-found = templates.watched("auto", app.wsgi_app, modules.library_roots())
+from reload_middleware.integrations import templates
+from reload_middleware.watching import project_modules
+found = templates.watched("auto", app.wsgi_app, project_modules.library_roots())
 from django.template import engines
 print(json.dumps({"dirs": found.dirs, "notes": found.notes,
                   "engines_built": bool(engines._engines),
@@ -193,7 +194,7 @@ import django
 django.setup()
 from django.conf import settings
 from django.template.loader import render_to_string
-from reload_middleware import frameworks
+from reload_middleware.integrations import framework_caches
 page = os.path.join(root, "templates", "page.html")
 first = render_to_string("page.html") + settings.GREETING
 with open(page, "w") as f:
@@ -202,14 +203,14 @@ with open(os.path.join(root, "site_settings.py"), "a") as f:
     f.write("GREETING = 'salut'\\n")
 del sys.modules["site_settings"]  # as an in-process reload drops project modules
 cached = render_to_string("page.html") + settings.GREETING
-frameworks.reset(sys.modules)
+framework_caches.reset(sys.modules)
 print(first, cached, render_to_string("page.html") + settings.GREETING)
 """
 
 
 def test_a_django_reset_reads_templates_and_settings_anew(tmp_path: Path) -> None:
     """What an in-process reload relies on: Django's cached template and settings are
-    stale until `frameworks.reset()`, and new after it."""
+    stale until `framework_caches.reset()`, and new after it."""
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates/page.html").write_text("one")
     (tmp_path / "site_settings.py").write_text(textwrap.dedent(f"""\

@@ -33,10 +33,10 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from helpers import Until
-from reload_middleware import observers
-from reload_middleware.changes import Changes
-from reload_middleware.paths import DEFAULT_EXCLUDES
-from reload_middleware.watcher import Registration, Watcher
+from reload_middleware.watching import observers
+from reload_middleware.watching.changes import Changes
+from reload_middleware.watching.paths import DEFAULT_EXCLUDES
+from reload_middleware.watching.watcher import Registration, Watcher
 
 PROJECT = "/srv/app/myproject"
 VIEWS = f"{PROJECT}/views.py"

@@ -21,11 +21,12 @@ import threading
 import weakref
 from typing import Any
 
-from . import logs, statedir
-from .changes import Changes
-from .imports import Recorder
-from .live import Beacons
-from .watcher import Watcher
+from . import logs
+from .live.browser import Beacons
+from .operations import state_dir
+from .watching.changes import Changes
+from .watching.import_finder import Recorder
+from .watching.watcher import Watcher
 
 
 class Interpreter:
@@ -45,12 +46,12 @@ class Interpreter:
         self.middlewares: weakref.WeakSet[Any] = weakref.WeakSet()  # for track()
         self.tracked: dict[str, None] = {}  # track() paths, once each, in order
         self._reexecuting: set[str] = set()  # their middlewares are stand-ins
-        # Doubts about file times (bounds.py) and unreadable sources (preflight.py): every
+        # Doubts about file times (read_times.py) and unreadable sources (preflight.py): every
         # request would say them again, so they are said once per interpreter.
         self.told = logs.Once()
         self.beacons = Beacons()  # live reload's, released when mod_wsgi stops the process
-        # By list of candidates: every middleware shares the choice (statedir.py).
-        self._state_dirs: dict[tuple[str, ...], statedir.StateDir] = {}
+        # By list of candidates: every middleware shares the choice (state_dir.py).
+        self._state_dirs: dict[tuple[str, ...], state_dir.StateDir] = {}
         self._lock = threading.Lock()
 
     def install(self) -> None:
@@ -68,12 +69,12 @@ class Interpreter:
             self.tracked.update(dict.fromkeys(new))
         return bool(new)
 
-    def state_dir(self) -> statedir.StateDir:
+    def state_directory(self) -> state_dir.StateDir:
         """This user's private state directory, one object per list of candidates: it
         chooses once, and says a skipped or lost candidate once, for every middleware."""
-        paths = statedir.user_candidates()
+        paths = state_dir.user_candidates()
         with self._lock:
-            return self._state_dirs.setdefault(paths, statedir.StateDir(paths))
+            return self._state_dirs.setdefault(paths, state_dir.StateDir(paths))
 
     def reexecuting(self, script: str) -> bool:
         """True while `script` is being executed again by an in-process reload."""

@@ -17,23 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from . import (
-    bodies,
-    bounds,
-    config,
-    control,
-    frameworks,
-    interpreter,
-    live,
-    logs,
-    pages,
-    preflight,
-    reloading,
-    servers,
-    strategies,
-)
+from . import config, interpreter, logs
+from .acting import preflight, reexecute, response_bodies, responses, strategies
+from .integrations import framework_caches, servers
+from .live import browser
+from .operations import control
 from .script import Script, find_script, offer_hook
 from .tracking import RESTARTING, Change, Kept, Tracking
+from .watching import read_times
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -120,8 +111,8 @@ class ReloadMiddleware:
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
-        self._beacon: live.Beacon | None = None  # live reload's, made when on: _light_beacon
-        self._app = bodies.counted(app)  # what requests reach, counted when it can close
+        self._beacon: browser.Beacon | None = None  # live reload's, made when on: _light_beacon
+        self._app = response_bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
         self._lock = threading.Lock()  # one request acts at a time
         self._configured = False
@@ -148,7 +139,7 @@ class ReloadMiddleware:
     @property
     def app(self) -> WSGIApplication:
         """The application being served now."""
-        return bodies.inner(self._app)
+        return response_bodies.inner(self._app)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self._latch.dirty:
@@ -193,19 +184,19 @@ class ReloadMiddleware:
             first = not self._configured
             if first:
                 self._configure(environ)
-            if not (self._settings.live and live.reserved(environ)):  # live: never acts
+            if not (self._settings.live and browser.reserved(environ)):  # live: never acts
                 self._act(environ)
             reloaded, self._reloaded = self._reloaded, None
             loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
                 self._settings.enabled) else None
         if isinstance(self._phase, Failed) and self._settings.debug:
             failed = self._phase.failure  # live reload: the page reloads itself once fixed
-            page = live.front(lambda _, respond: pages.failure(failed, respond), self._beacon,
-                              self._settings.live)
+            page = browser.front(lambda _, respond: responses.failure(failed, respond),
+                                 self._beacon, self._settings.live)
             return page(environ, start_response)
         body = self._serve(environ, start_response)
         # The storm guard looks at what changed while this request loaded code.
-        return body if loaded is None else bodies.then(body, environ, loaded)
+        return body if loaded is None else response_bodies.then(body, environ, loaded)
 
     def _configure(self, environ: WSGIEnvironment) -> None:
         """Read the environ keys, once per process, on its first request."""
@@ -223,7 +214,7 @@ class ReloadMiddleware:
         if not settings.enabled:
             self._tracking.release()
             self._tracking.lower()
-        elif self._action() == "reload" and (caveat := frameworks.caveat(sys.modules)):
+        elif self._action() == "reload" and (caveat := framework_caches.caveat(sys.modules)):
             logs.info("%s", caveat)
 
     def _start_tracking(self) -> None:
@@ -237,7 +228,7 @@ class ReloadMiddleware:
         """Make the beacon of live reload once it is on (built so, or SetEnv at the first
         request): while it is off there is none, and mod_wsgi is asked nothing."""
         if self._settings.live and self._beacon is None:
-            beacon = live.Beacon(self._latch, self._tracking.ignored)
+            beacon = browser.Beacon(self._latch, self._tracking.ignored)
             self._beacon = self._place.beacons.add(beacon)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
@@ -272,7 +263,7 @@ class ReloadMiddleware:
         """Restart or reload for `change`; the failure of a reload that kept the old app."""
         logs.info("%s changed: %s (%s)", logs.describe(change.paths), action, self._server)
         self._last_action = {"action": action, "time": time.time(), "files": sorted(change.paths)}
-        reloading.drop_stale_bytecode(change.paths)
+        reexecute.drop_stale_bytecode(change.paths)
         outcome = strategies.STRATEGIES[action]().act(self._settings.retry,
                                                       since=change.saved_at(time.time_ns()))
         if outcome == strategies.IN_PROCESS:
@@ -287,19 +278,19 @@ class ReloadMiddleware:
 
     def _reload(self, change: Change) -> preflight.Failure | None:
         """Run the script again here and serve its app; or keep the old one and say why."""
-        frameworks.reset(sys.modules)  # what framework modules cached of the project
-        outcome = reloading.reload(self._script, self._tracking.project, self._place, live=self,
+        framework_caches.reset(sys.modules)  # what framework modules cached of the project
+        outcome = reexecute.reload(self._script, self._tracking.project, self._place, live=self,
                                    changed=change.names)
-        if isinstance(outcome, reloading.Failed):
+        if isinstance(outcome, reexecute.Failed):
             return outcome.failure
-        frameworks.reset(sys.modules)  # and what the old app read meanwhile
-        old, self._app = self._app, bodies.counted(outcome.app)
+        framework_caches.reset(sys.modules)  # and what the old app read meanwhile
+        old, self._app = self._app, response_bodies.counted(outcome.app)
         self._serve = self._guarded(self._app)
         self._tracking.outcome(change, outcome)
         self._reloaded = outcome.started  # the request served next ends its window
         logs.info("reloaded in %.0f ms", (time.time_ns() - outcome.started) / 1e6)
-        if outcome.app is not bodies.inner(old):
-            bodies.retire(old)  # not when the script handed back the same app object
+        if outcome.app is not response_bodies.inner(old):
+            response_bodies.retire(old)  # not when the script handed back the same app object
         return None
 
     def _action_here(self, environ: WSGIEnvironment | None, first: bool
@@ -307,7 +298,7 @@ class ReloadMiddleware:
         """The action to take at this place (servers.acting_here), or None."""
         older = False
         if environ is not None:  # did the request start before this process (mod_wsgi)?
-            started = bounds.request_start_ns(environ.get("mod_wsgi.request_start"))
+            started = read_times.request_start_ns(environ.get("mod_wsgi.request_start"))
             older = started is not None and started < self._tracking.started
         action, self._handed_over = servers.acting_here(
             self._action(), hook=environ is None, first=first, young=self._tracking.young,
@@ -329,7 +320,7 @@ class ReloadMiddleware:
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """`app` behind the control endpoint when that is on: the token must never reach
         the app, and a status request is no request to retry."""
-        app = live.front(app, self._beacon, self._settings.live and self._settings.enabled)
+        app = browser.front(app, self._beacon, self._settings.live and self._settings.enabled)
         if not (self._settings.control and self._settings.secret):
             return app
         return control.Control(

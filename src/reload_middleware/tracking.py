@@ -22,16 +22,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from . import bounds, bursts, control, imports, logs, paths, statedir, templates
-from .changes import Changes, Taken
+from . import logs
+from .acting.reexecute import Reloaded
+from .acting.storm_guard import StormGuard
 from .config import Settings
-from .files import Files
-from .imports import Inbox
+from .integrations import templates
 from .interpreter import Interpreter
-from .loading import Load
-from .reloading import Reloaded
+from .operations import control, state_dir
 from .script import Script
-from .storms import StormGuard
+from .watching import import_finder, paths, read_times, settling
+from .watching.changes import Changes, Taken
+from .watching.import_finder import Inbox
+from .watching.script_load import Load
+from .watching.tracked_files import Files
 
 # What a control POST is recorded as where no file can carry it to the other processes.
 FORCED = "<control POST>"
@@ -73,7 +76,7 @@ class Tracking:
     """The tracked files of one middleware, their registration and their latch.
 
     `stand_in`: built by a script that an in-process reload runs again; the live
-    middleware unwraps it, so it registers nothing (reloading.py).
+    middleware unwraps it, so it registers nothing (reexecute.py).
     """
 
     def __init__(self, script: Script | None, place: Interpreter, *, stand_in: bool = False
@@ -86,12 +89,12 @@ class Tracking:
         self.changes.poke()  # the first request reads its environ
         self._settings = Settings()
         self._forks = place.forks
-        self._loaded_since = bounds.process_started_ns()
+        self._loaded_since = read_times.process_started_ns()
         self._built = time.time_ns()  # the script has loaded: the end of its import
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
-        self.state = place.state_dir()
+        self.state = place.state_directory()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
                            loaded_since=self._loaded_since, ignored=self.storms.ignored,
@@ -135,7 +138,7 @@ class Tracking:
 
     def judge_load(self, environ: Mapping[str, Any] | None, lock: AbstractContextManager[Any],
                    wait: float) -> None:
-        """Before acting: judge what the script's load read (loading.py), once."""
+        """Before acting: judge what the script's load read (script_load.py), once."""
         self.load.judge_at(environ, lock, wait)
 
     def next_change(self, server: str, settings: Settings, *, after: int | None,
@@ -177,7 +180,7 @@ class Tracking:
             return True
         if not holding:
             logs.info("changes keep coming: the current code serves until they stop "
-                      "(%g s at most)", bursts.HOLD)
+                      "(%g s at most)", settling.HOLD)
         return False
 
     def _confirm(self, server: str, settings: Settings) -> Taken:
@@ -218,7 +221,7 @@ class Tracking:
         """Register the `track()` paths added since, keeping everything else as it is."""
         self.files.watch_more()
 
-    def _noted(self) -> imports.Loaded:
+    def _noted(self) -> import_finder.Loaded:
         return self._imports.drain() if self._imports else {}
 
     @property
@@ -234,11 +237,11 @@ class Tracking:
         """A control POST: touch the file every process watches, or else act here."""
         try:
             if self._settings.trigger:
-                statedir.touch_outside(self.files.trigger)
+                state_dir.touch_outside(self.files.trigger)
                 return
             with self.state.opened() as fd:
                 if fd is not None:
-                    statedir.touch(fd, control.stamp_name(self._key))
+                    state_dir.touch(fd, control.stamp_name(self._key))
                     return
         except OSError as exc:
             logs.error("control POST reloads this process only: %s", exc)
@@ -265,7 +268,7 @@ class Tracking:
         self.files.report_strays()
 
     def _look(self, *, lost: bool) -> None:
-        """The safety net's look (net.py), after lost events or a healed watch: every
+        """The safety net's look (safety_net.py), after lost events or a healed watch: every
         tracked file against its baseline, and the files new in the watch directories.
         Whatever it finds, no event had told of: it is named in the log (a report of
         lost events may come only after the look, as after a stopped process)."""
@@ -307,7 +310,7 @@ class Tracking:
         """For a request that began at `began` (wall-clock ns) and loaded code: this
         process's first (`first`), or one that reloaded in-process at `reloaded`. What to
         call when it is done: the storm guard looks at what changed while the code
-        loaded (storms.py); None for any other request."""
+        loaded (storm_guard.py); None for any other request."""
         spans = [(self._loaded_since, self._built), (began, None)] if first else []
         spans += [] if reloaded is None else [(reloaded, None)]
         if not spans:
@@ -316,7 +319,7 @@ class Tracking:
             [(start / 1e9, (end or time.time_ns()) / 1e9) for start, end in spans])
 
     def _note_action(self, taken: Taken, since: int | None = None) -> None:
-        """Tell the storm guard what caused an action: never the modules (see storms.py),
+        """Tell the storm guard what caused an action: never the modules (see storm_guard.py),
         nor the stamp or trigger, which only a control POST or a deploy touches."""
         ours = {self.stamp, FORCED}
         self.changes.forget([FORCED])  # a later POST is a new change

@@ -40,7 +40,7 @@ from pathlib import Path
 from apache import ApacheSite, wait_for
 from procs import get
 
-from reload_middleware import net
+from reload_middleware.watching import safety_net
 
 # The time a file event takes to reach every process, allowed before a request must see it.
 GRACE = 0.25
@@ -48,7 +48,7 @@ GRACE = 0.25
 # request after watchdog reports the loss, and every net.PERIOD s anyway (docs/promise.md,
 # "Holes heal"); that look, not an event, serves the save, within the net's period and a
 # request.
-LOST_GRACE = net.PERIOD + GRACE
+LOST_GRACE = safety_net.PERIOD + GRACE
 # Saved by the schedules: a module imported inside the request function (as Django imports
 # views and urls on its first request), a submodule of a package the script has already
 # loaded, imported the same way, and a module the script imports when it is loaded.

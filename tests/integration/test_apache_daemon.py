@@ -13,7 +13,8 @@ import pytest
 from apache import MODULES, Apache, older_than, wait_for
 from support import Site, answer, follow, holds, pids_answering, restarts, seen, together, warm
 
-from reload_middleware import control, statedir, tracking
+from reload_middleware import tracking
+from reload_middleware.operations import control, state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -235,7 +236,7 @@ def stamp_of(script: Path) -> Path:
     """The control endpoint's stamp file, in the daemons' (user www-data) private
     directory: their home is not theirs, so the first temp-dir candidate that is."""
     uid = pwd.getpwnam("www-data").pw_uid
-    for path in statedir.candidates(uid, {}, None, tempfile.gettempdir()):
+    for path in state_dir.candidates(uid, {}, None, tempfile.gettempdir()):
         info = os.lstat(path) if os.path.lexists(path) else None
         if info and stat.S_ISDIR(info.st_mode) and info.st_uid == uid:
             return Path(path) / control.stamp_name(str(script))

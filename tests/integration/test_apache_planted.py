@@ -17,7 +17,7 @@ import pytest
 from apache import Apache, wait_for
 from support import Site, follow, require, warm
 
-from reload_middleware import statedir
+from reload_middleware.operations import state_dir
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def www_data() -> int:
 
 def candidates() -> list[Path]:
     """The temp-dir candidates of www-data's private directory (its home is not its own)."""
-    found = statedir.candidates(www_data(), {}, None, tempfile.gettempdir())
+    found = state_dir.candidates(www_data(), {}, None, tempfile.gettempdir())
     return [Path(p) for p in found]
 
 

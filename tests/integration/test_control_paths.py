@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 import waitress  # type: ignore[import-untyped]
 
-from reload_middleware.control import Control
+from reload_middleware.operations.control import Control
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -28,7 +28,7 @@ from procs import GUNICORN_KINDS, fetch, get
 from support import Site, answer, holds, pids_answering, require, restarts, seen, warm
 from traffic import Answer, Server, Traffic, running, timeline
 
-from reload_middleware import net
+from reload_middleware.watching import safety_net
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +199,7 @@ def test_events_lost_in_an_overflow_are_found_by_the_safety_net(
             # Stopped past the net's period, as a process held in a debugger or starved
             # by the burst is (on a loaded machine the writes alone take that long): its
             # periodic look is due at the CONT, with the report of the lost events.
-            threading.Event().wait(max(0.0, watching + net.PERIOD + 1 - time.monotonic()))
+            threading.Event().wait(max(0.0, watching + safety_net.PERIOD + 1 - time.monotonic()))
             mymod.write_text("VERSION = '2'\n")  # the save, just before the CONT
         finally:
             os.kill(pid, signal.SIGCONT)

@@ -1,0 +1,1 @@
+"""What to do about a change, and doing it: preflight, restart, in-process reload."""

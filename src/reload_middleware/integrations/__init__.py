@@ -1,0 +1,1 @@
+"""Servers and frameworks: where we run, PasteDeploy, framework templates and caches."""

@@ -1,0 +1,240 @@
+"""Which template directories need watching? Read from the frameworks the app has loaded.
+
+A framework that re-reads a template when its file changes (Jinja2's `auto_reload`,
+Mako's `filesystem_checks`, Pyramid's `reload_templates`) needs nothing from us. One
+that caches compiled templates (Django's cached loader, Flask with debug off) serves
+an edited template stale until the process restarts: its directories are watched like
+`watch=` paths (docs/templates.md).
+
+Everything here reads objects that already exist, found in a `sys.modules`-like
+mapping and in the wrapped app: it never imports a framework the app did not import,
+and never builds what the app did not build (Django's `engines.all()` would import and
+instantiate every configured backend; Flask's `jinja_env` is read only once built).
+
+>>> found = find({}, app=None)
+>>> found.dirs, found.notes
+((), ())
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..watching import paths
+from .django_templates import find as _django
+
+Modules = Mapping[str, Any]
+_UNWRAP = ("app", "application", "wsgi_app", "__self__", "__wrapped__")  # common WSGI wrappers
+
+
+@dataclass(frozen=True)
+class Found:
+    """Directories to watch, and one note per framework saying what was decided and why."""
+
+    dirs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """For the start log line: the directories, or why there are none.
+
+        >>> Found(("/srv/app/templates",), ("flask app 'app': cached",)).describe()
+        '/srv/app/templates'
+        >>> Found((), ("jinja2: auto_reload on",)).describe()
+        'none (jinja2: auto_reload on)'
+        """
+        if self.dirs:
+            return ", ".join(self.dirs)
+        return f"none ({'; '.join(self.notes)})" if self.notes else "none"
+
+
+def watched(option: str, app: object, library: Iterable[str]) -> Found:
+    """What the `templates` option asks for in this process: `find()` over `sys.modules`,
+    leaving out the `library` roots (site-packages), or nothing when it is "off"."""
+    if option == "off":
+        return Found((), ("templates off",))
+    roots = tuple(library)
+    return find(sys.modules, app, library=lambda path: paths.under(path, roots))
+
+
+def find(
+    modules: Modules,
+    app: object,
+    *,
+    library: Callable[[str], bool] = lambda path: False,
+    isdir: Callable[[str], bool] = os.path.isdir,
+) -> Found:
+    """The template directories of every loaded framework that caches templates.
+
+    `modules`: `sys.modules` or a stand-in; `app`: the wrapped WSGI app (a Flask or
+    Pyramid app is found through it and its usual wrappers); `library(path)`: True for
+    installed code (site-packages), whose templates are left out.
+    """
+    dirs: dict[str, None] = {}
+    notes: list[str] = []
+    apps = list(_unwrapped(app))
+    # Module-level objects are looked for in project modules only (a few, not thousands).
+    project = {
+        name: m for name, m in list(modules.items())
+        if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)
+    }
+    for finder in (_django, _flask, _jinja2, _mako, _pyramid):
+        for found, note in finder(modules, project, apps, isdir):
+            notes.append(note)
+            for d in found:
+                real = os.path.realpath(d)
+                if isdir(real) and not library(real):
+                    dirs.setdefault(real, None)
+    return Found(tuple(dirs), tuple(notes))
+
+
+Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework object
+
+
+def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
+    """The app and what it wraps, through the attributes middlewares commonly use.
+
+    Read from the instance's own namespace (and a bound method's `__self__`), never
+    through a property or `__getattr__`: a lazy object would be built by looking.
+    """
+    seen: set[int] = set()
+    todo = [(app, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        yield obj
+        if level < depth:
+            namespace = _namespace(obj)
+            if type(obj) is types.MethodType:
+                namespace = {**namespace, "__self__": obj.__self__}
+            todo += [(namespace.get(a), level + 1) for a in _UNWRAP]
+
+
+def _is(value: object, cls: type) -> bool:
+    """isinstance() by the real type: a lazy object's `__class__` would build it."""
+    return issubclass(type(value), cls)
+
+
+def _namespace(obj: object) -> dict[str, Any]:
+    try:
+        found = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _project_globals(modules: Modules, cls: type) -> Iterator[Any]:
+    """Instances of `cls` at module level of the loaded modules (each once)."""
+    seen: set[int] = set()
+    for module in list(modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for value in list(namespace.values()):
+            if _is(value, cls) and id(value) not in seen:
+                seen.add(id(value))
+                yield value
+
+
+def _flask(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    flask = modules.get("flask")
+    cls = getattr(flask, "Flask", None)
+    if not isinstance(cls, type):
+        return
+    found: list[Any] = [a for a in apps if _is(a, cls)]
+    found += [a for a in _project_globals(project, cls) if all(a is not f for f in found)]
+    if not found:
+        yield [], "flask: no Flask app found (neither wrapped nor at module level)"
+    for app in found:
+        env = app.__dict__.get("jinja_env")  # built on the first render only
+        if env is not None:
+            reload = env.auto_reload
+        else:
+            reload = app.jinja_options.get("auto_reload", app.config["TEMPLATES_AUTO_RELOAD"])
+            reload = app.debug if reload is None else reload
+        if reload:
+            yield [], f"flask app {app.name!r}: auto_reload on"
+            continue
+        dirs = []
+        for scaffold in [app, *app.iter_blueprints()]:
+            if scaffold.template_folder is not None:
+                dirs.append(os.path.join(scaffold.root_path, scaffold.template_folder))
+        if env is not None:
+            dirs += _loader_dirs(env.loader)
+        yield dirs, f"flask app {app.name!r}: auto_reload off"
+
+
+def _jinja2(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    jinja2 = modules.get("jinja2")
+    cls = getattr(jinja2, "Environment", None)
+    if not isinstance(cls, type):
+        return
+    for env in _project_globals(project, cls):
+        if type(env).__module__.startswith("flask"):
+            continue  # a Flask app's own: decided with its app
+        if env.auto_reload:
+            yield [], "jinja2 environment: auto_reload on"
+        else:
+            yield _loader_dirs(env.loader), "jinja2 environment: auto_reload off"
+
+
+def _loader_dirs(loader: Any, depth: int = 4) -> list[str]:
+    """The directories a Jinja2 loader reads, through choice and prefix loaders."""
+    if loader is None or depth == 0:
+        return []
+    dirs = [os.fspath(p) for p in getattr(loader, "searchpath", None) or []]
+    root = getattr(loader, "_template_root", None)  # PackageLoader
+    if isinstance(root, str):
+        dirs.append(root)
+    inner = list(getattr(loader, "loaders", None) or [])
+    mapping = getattr(loader, "mapping", None)
+    if isinstance(mapping, dict):
+        inner += [v for v in mapping.values() if hasattr(v, "get_source")]
+    for sub in inner:
+        dirs += _loader_dirs(sub, depth - 1)
+    return dirs
+
+
+def _mako(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    lookup = modules.get("mako.lookup")
+    cls = getattr(lookup, "TemplateLookup", None)
+    if not isinstance(cls, type):
+        return
+    for found in _project_globals(project, cls):
+        if getattr(found, "filesystem_checks", True):
+            yield [], "mako lookup: filesystem_checks on"
+        else:
+            yield list(found.directories), "mako lookup: filesystem_checks off"
+
+
+def _pyramid(
+    modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
+) -> Findings:
+    router = modules.get("pyramid.router")
+    cls = getattr(router, "Router", None)
+    if not isinstance(cls, type):
+        return
+    routers: list[Any] = [a for a in apps if _is(a, cls)]
+    for app in routers:
+        settings = getattr(app.registry, "settings", None) or {}
+        value = settings.get("pyramid.reload_templates", settings.get("reload_templates"))
+        if str(value).strip().lower() in ("true", "yes", "on", "1", "t", "y"):
+            yield [], "pyramid: reload_templates on"
+            continue
+        # Renderers name templates as assets of the app's packages (`pkg:templates/x`).
+        dirs = [os.path.join(os.path.dirname(m.__file__), "templates")
+                for m in project.values()
+                if getattr(m, "__path__", None) and getattr(m, "__file__", None)]
+        yield [d for d in dirs if isdir(d)], "pyramid: reload_templates off"

@@ -1,0 +1,1 @@
+"""Live browser reload: open pages reload themselves after a change."""

@@ -1,0 +1,266 @@
+"""Live browser reload: the script tag's version, the reserved path and its events.
+
+A page gets `<script src="PREFIX/live.js?v=VERSION">`; VERSION is the version of the
+code that rendered it: the newest change time (microseconds) of the files this process
+loaded its code from, the same in every process that loaded the same files. The
+script asks `PREFIX/events?v=VERSION` in a loop; the answer is this process's version,
+counting changes its watcher has recorded and its confirm step would accept, and how
+long to wait before asking again. The browser reloads when the answer is newer. The
+reload is the request that restarts or reloads: nothing here acts on a change.
+
+>>> newest({"/a.py": (5_000, 1, 1, 7_000, ()), "/b.py": None})
+7
+>>> cap(None), cap(4), cap(1)
+(1, 2, 0)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from ..watching.changes import Changes
+from ..watching.file_state import Stat, differs, stat_of
+from .injection import Injecting
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+PREFIX = "/__reload_middleware__/"
+TICK = 0.1  # seconds between two looks of a waiting events request
+LIFE = 20.0  # seconds an events request waits at most (proxies cut idle ones at 30-60 s)
+SHORT_POLL_MS = 200  # where a waiting request would hold the only worker: cheap answers
+BUSY_MS = 2000  # beyond the cap of waiting requests
+AFTER_RESTART_MS = 300  # a process on its way out: ask the next one a moment later
+
+
+def newest(states: Mapping[str, Stat]) -> int:
+    """The latest mtime or ctime among `states`, in microseconds (0 when none).
+
+    The ctime counts because a restored file keeps an old mtime: the ctime says when
+    it came back. Microseconds: exact in a JavaScript number.
+    """
+    times = [max(s[0], s[3]) for s in states.values() if s is not None and s[0] > 0]
+    return max(times, default=0) // 1000
+
+
+def changed_at(path: str, before: Stat, stat: Callable[[str], Stat] = stat_of) -> int:
+    """When a pending path changed (microseconds), or 0 when its confirm would refuse it.
+
+    A deleted file has no times: its directory's change, stable across asks, stands in.
+    """
+    now = stat(path)
+    if not differs(before, now):
+        return 0
+    if now is None:
+        now = stat(os.path.dirname(path)) if os.path.isabs(path) else None
+    return newest({path: now})
+
+
+def cap(threads: int | None) -> int:
+    """How many events requests may wait at once in a process of `threads` threads:
+    half of them, so pages keep the rest; 1 where the server does not tell."""
+    return 1 if threads is None else threads // 2
+
+
+def server_threads(modules: Mapping[str, object] = sys.modules) -> int | None:
+    """The threads per process the server reports: mod_wsgi or uWSGI, else None."""
+    mod_wsgi = modules.get("mod_wsgi")
+    threads = getattr(mod_wsgi, "threads_per_process", None)
+    if isinstance(threads, int) and threads > 0:
+        return threads
+    opt = getattr(modules.get("uwsgi"), "opt", None)
+    value = opt.get("threads") if isinstance(opt, dict) else None
+    try:
+        return int(value) if isinstance(value, bytes | str) else None
+    except ValueError:
+        return None
+
+
+def script() -> bytes:
+    """The client (page and shared worker in one file), shipped in the package."""
+    return resources.files(__package__).joinpath("live.js").read_bytes()
+
+
+class Beacons:
+    """The beacons of one interpreter, and the server asked to say when it stops it.
+
+    mod_wsgi stops a process for reasons of its own (Apache stopping, `maximum-requests`,
+    its own script reloading) and waits for the requests in it: the waiting events
+    requests must answer at once. The first beacon asks it to say so, once per
+    interpreter state (interpreter.py holds this object). A middleware makes its beacon
+    only when live reload is on: with it off, nothing is asked.
+
+        beacon = interpreter.current().beacons.add(Beacon(changes))
+    """
+
+    def __init__(self) -> None:
+        self._beacons: weakref.WeakSet[Beacon] = weakref.WeakSet()
+        self._subscribed: list[object] = []  # the server module asked: any object, hashed or not
+        self._lock = threading.Lock()
+
+    def add(self, beacon: Beacon, modules: Mapping[str, object] = sys.modules) -> Beacon:
+        """Release `beacon` too when the server stops the process; returns it."""
+        self._beacons.add(beacon)
+        self._subscribe(modules)
+        return beacon
+
+    def release(self, *args: object, **kwargs: object) -> None:
+        """mod_wsgi's shutdown: answer the waiting requests before it waits for them."""
+        for beacon in list(self._beacons):
+            beacon.release()
+
+    def _subscribe(self, modules: Mapping[str, object]) -> None:
+        """Ask mod_wsgi, once, to say when it stops this process for any reason."""
+        mod_wsgi = modules.get("mod_wsgi")
+        subscribe = getattr(mod_wsgi, "subscribe_shutdown", None)
+        with self._lock:
+            if subscribe is None or mod_wsgi in self._subscribed:
+                return
+            self._subscribed.append(mod_wsgi)
+        subscribe(self.release)
+
+
+class Beacon:
+    """What the events endpoint of one middleware knows: its changes and restarts. A
+    middleware makes one only when live reload is on; the interpreter's `Beacons`
+    releases it when the server stops the process.
+
+        beacon = Beacon(middleware_changes, ignored=storm_guard.ignored)
+        beacon.release()      # a restart is decided: every waiting request answers now
+    """
+
+    def __init__(self, changes: Changes, ignored: Iterable[str] = ()) -> None:
+        self._changes = changes
+        self._ignored = ignored
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    @functools.cached_property
+    def script(self) -> bytes:
+        """The client, read once, when first asked for (never while live is off)."""
+        return script()
+
+    def version(self) -> int:
+        """The code version: loaded files, and recorded changes confirm would accept."""
+        baselines = self._changes.baselines
+        ignored = set(self._ignored)
+        recorded = [changed_at(p, baselines.get(p)) for p in self._changes.pending - ignored]
+        return max([newest(baselines), *recorded])
+
+    def loaded(self) -> int:
+        """The version of the code serving now, for the page's script tag."""
+        return newest(self._changes.baselines)
+
+    def release(self) -> None:
+        """A restart is decided: answer every waiting request, and wait for none."""
+        self._released.set()
+
+    def answer(self, environ: WSGIEnvironment) -> dict[str, int]:
+        """The events answer for a page at version `v`: waits while nothing is newer."""
+        try:
+            known = int(_query(environ).get("v", "0"))
+        except ValueError:
+            known = 0
+        if self._released.is_set():
+            return {"version": self.version(), "wait": AFTER_RESTART_MS}
+        if not environ.get("wsgi.multithread"):
+            return {"version": self.version(), "wait": SHORT_POLL_MS}
+        with self._lock:
+            admitted = self._waiting < cap(server_threads())
+            self._waiting += admitted
+        if not admitted:
+            return {"version": self.version(), "wait": BUSY_MS + random.randrange(500)}
+        try:
+            return self._wait(known)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _wait(self, known: int) -> dict[str, int]:
+        """Wait until the version passes `known`, a restart is decided, or LIFE is over."""
+        seq, version, waited = -1, 0, 0.0
+        while waited < LIFE:
+            if self._changes.seq != seq:
+                seq = self._changes.seq
+                version = self.version()
+                if version > known:
+                    return {"version": version, "wait": AFTER_RESTART_MS}
+            if self._released.wait(TICK):
+                return {"version": self.version(), "wait": AFTER_RESTART_MS}
+            waited += TICK
+        return {"version": self.version(), "wait": 0}
+
+
+def _query(environ: WSGIEnvironment) -> dict[str, str]:
+    pairs = (p.partition("=") for p in environ.get("QUERY_STRING", "").split("&") if p)
+    return {k: v for k, _, v in pairs}
+
+
+def reserved(environ: WSGIEnvironment) -> bool:
+    """Whether a request is for the reserved path (it never acts on a change)."""
+    return str(environ.get("PATH_INFO", "")).startswith(PREFIX)
+
+
+def front(app: WSGIApplication, beacon: Beacon | None, on: bool) -> WSGIApplication:
+    """`app` behind `Front` when live reload is `on`, else `app` itself. There is no
+    `beacon` where live reload was never on: then `app` itself too."""
+    return Front(app, beacon) if on and beacon is not None else app
+
+
+class Front:
+    """`app` with live reload: the reserved path answered here, pages given the tag.
+
+        application = Front(app, Beacon(changes))
+    """
+
+    def __init__(self, app: WSGIApplication, beacon: Beacon) -> None:
+        self._beacon = beacon
+        self._app = Injecting(app, self._tag)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if reserved(environ):
+            return self._serve(environ, start_response)
+        return self._app(environ, start_response)
+
+    def _tag(self, environ: WSGIEnvironment) -> bytes:
+        base = _escape(str(environ.get("SCRIPT_NAME", "")).rstrip("/") + PREFIX)
+        return f'<script src="{base}live.js?v={self._beacon.loaded()}"></script>'.encode()
+
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        name = str(environ.get("PATH_INFO", ""))[len(PREFIX):]
+        if name not in ("live.js", "events"):
+            return _reply(start_response, "404 Not Found", "text/plain", b"not found\n")
+        if environ.get("REQUEST_METHOD") != "GET":
+            return _reply(start_response, "405 Method Not Allowed", "text/plain",
+                          b"GET only\n", [("Allow", "GET")])
+        if name == "live.js":
+            return _reply(start_response, "200 OK", "text/javascript; charset=utf-8",
+                          self._beacon.script)
+        body = json.dumps(self._beacon.answer(environ)).encode()
+        return _reply(start_response, "200 OK", "application/json", body)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def _reply(
+    start_response: StartResponse, status: str, kind: str, body: bytes,
+    extra: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    # No Access-Control-* header: other origins may not read these answers.
+    start_response(status, [
+        ("Content-Type", kind), ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), *extra,
+    ])
+    return [body]

@@ -1,0 +1,1 @@
+"""What changed? File events, the files tracked, and when they were read."""
