@@ -308,4 +308,38 @@ def test_the_state_directory_is_checked_again_at_each_use(
     for _ in range(2):
         with state.opened() as fd:
             assert fd is None
-    assert len(errors(caplog, "no longer usable")) == 1
+    said = errors(caplog, "no longer usable")
+    assert len(said) == 1 and "control POST to this process reloads only" in said[0]
+
+
+def test_a_process_started_after_a_plant_is_gone_joins_the_others(
+    shared: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another account plants the first candidate, the processes start on the next; the
+    plant goes and one process recycles: it uses the directory the others use (their
+    control POSTs touch one stamp), not the first candidate."""
+    candidates = [str(shared / "rm-33"), str(shared / "rm-33.1"), str(shared / "rm-33.2")]
+    as_nobody("mkfifo", "-m", "0666", candidates[0])
+    started = [StateDir(candidates) for _ in range(2)]
+    assert [state.path for state in started] == [candidates[1]] * 2
+    as_nobody("rm", candidates[0])
+    recycled = StateDir(candidates)
+    assert recycled.path == candidates[1]
+    assert not os.path.lexists(candidates[0])
+    assert not errors(caplog, "is one too")
+
+
+def test_two_private_spares_are_said_with_what_a_post_then_reaches(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two numbered spares that are both ours: processes may be split between them, said
+    once with what it means for a control POST; the first of them is used."""
+    candidates = [str(tmp_path / "rm-33"), str(tmp_path / "rm-33.1")]
+    for path in candidates:
+        os.mkdir(path, 0o700)
+    state = StateDir(candidates)
+    assert state.path == candidates[0]
+    assert state.path == candidates[0]
+    said = errors(caplog, "is one too")
+    assert len(said) == 1
+    assert "control POST then reloads only the processes on the same directory" in said[0]

@@ -164,7 +164,11 @@ DESCRIPTIONS: dict[str, str] = {
     "process), `compile`, or `off`. `auto` imports before a restart (mod_wsgi daemon, "
     "gunicorn, uWSGI) and compiles before an in-process reload.",
     "trigger": "Production mode: only a change to this one file counts, so a deploy tool "
-    "decides when (a `touch` of it).",
+    "decides when (a `touch` of it). It counts only as a regular file of the server's "
+    "account, root or the script's owner that no other account may write; the path is "
+    "used as given, never through a link. Keep it in a directory only the deploy account "
+    "can write (never the shared temp directory: anyone can create names there); the log "
+    "at start and `reload-middleware doctor` name one that others can write.",
     "retry": "Whether the request that finds a change gets a 307 to itself when the "
     "process restarts without mod_wsgi's hook: `auto` for GET and HEAD, `always`, "
     "`never`.",

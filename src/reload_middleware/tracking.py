@@ -30,7 +30,7 @@ from .integrations import templates
 from .interpreter import Interpreter
 from .operations import control, state_dir
 from .script import Script
-from .watching import import_finder, paths, read_times, settling
+from .watching import import_finder, paths, read_times, settling, trust
 from .watching.changes import Changes, Taken
 from .watching.import_finder import Inbox
 from .watching.script_load import Load
@@ -189,7 +189,7 @@ class Tracking:
         self.start(server, settings)  # a root replaced while settling is watched again
         seq = self.changes.seq
         self.refresh()
-        return self.changes.take(ignore=self.storms.ignored, since=seq)
+        return self.changes.take(ignore=self.storms.ignored, since=seq, counts=self.files.counts)
 
     def update(self, settings: Settings, app: object = None) -> None:
         """Track what `settings` ask for (the modules loaded now, the template directories
@@ -237,7 +237,7 @@ class Tracking:
         """A control POST: touch the file every process watches, or else act here."""
         try:
             if self._settings.trigger:
-                state_dir.touch_outside(self.files.trigger)
+                state_dir.touch_outside(self.files.trigger, self.files.trusted)
                 return
             with self.state.opened() as fd:
                 if fd is not None:
@@ -304,6 +304,14 @@ class Tracking:
             settings.mode, server, "+".join(self.place.watcher.backends) or "none", files, dirs,
             self.files.templates.describe(),
         )
+        self._warn_exposed()
+
+    def _warn_exposed(self) -> None:
+        """Say once, as watching begins, which trigger or watch path other accounts can
+        write beside (trust.py): the risk, and the fix."""
+        for found in self.files.exposures():
+            if self.place.told.first(("exposed", found.path, found.why)):
+                logs.error("%s; %s", found.describe(), trust.FIX)
 
     def loading(self, began: int, *, first: bool, reloaded: int | None
                 ) -> Callable[[], None] | None:

@@ -22,7 +22,7 @@ from typing import Any
 from .. import config
 from .._version import __version__
 from ..integrations import servers
-from ..watching import paths
+from ..watching import paths, trust
 from ..watching.project_modules import ProjectModules, is_library, module_file, project_modules
 
 # (label, server, hook active, middleware built before a fork): servers.choose's cases.
@@ -103,6 +103,8 @@ class Facts:
     left_out: dict[str, list[str]] = field(default_factory=dict)
     venvs: list[str] = field(default_factory=list)
     preflight: Preflight | None = None  # None: the script did not load, or none given
+    # The trigger or watch paths other accounts can write beside (trust.py).
+    exposed: list[trust.Exposed] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def tracked_files(
     """{file: module name or ""} that the middleware would track (as Tracking.update):
     the same classification of modules as the running middleware's."""
     if settings.trigger:
-        return {paths.resolve([settings.trigger], os.path.dirname(script))[0]: ""}
+        return {paths.trigger_path(settings.trigger, os.path.dirname(script)): ""}
     if settings.modules == "off":
         return {}
     if settings.modules == "project":
@@ -244,6 +246,7 @@ def advise(facts: Facts) -> list[Advice]:
             f"{facts.server_user} cannot read {', '.join(roots)} (no {bits} permission for them"
             f" on {directory}): a server running as them can neither import nor watch it",
             f"chmod o+{bits} {directory}, or keep the app in a directory like /srv"))
+    found += [Advice(exposed.describe(), trust.FIX) for exposed in facts.exposed]
     return found + preflight_advice(facts.preflight)
 
 

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from .. import config, interpreter
 from ..acting import entry, preflight
-from ..watching import observers, paths
+from ..watching import observers, paths, trust
 from ..watching.project_modules import library_roots
 from .doctor import (
     ENABLED,
@@ -96,6 +96,11 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
         facts.roots.append(Root(root, recursive, "polling" if polled else "native", watches,
                                 blocked(_chain(root), uid, gids)))
     facts.tracked = sorted(_known(files, watch, facts.settings))
+    # Who may write beside them: other than the server's account, root and the code's owner.
+    trusted = trust.accounts(facts.uid, trust.code_owner(path))
+    trigger = paths.trigger_path(facts.settings.trigger, os.path.dirname(path)) \
+        if facts.settings.trigger else None
+    facts.exposed = trust.exposures(trigger, watch, trusted)
     facts.left_out = left_out(fresh, _site_roots(), library)
     tops = [root.path for root in facts.roots if root.recursive]
     facts.venvs = watched_venvs(sorted({v for top in tops for v in _venvs(top)}), facts.roots)

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .. import logs
+from ..watching import trust
 
 NAME = "reload-middleware"
 SUFFIXES = 4  # numbered spares of the temp-dir candidate, should one be planted
@@ -140,24 +141,73 @@ class StateDir:
                 os.close(fd)
 
     def _choose(self) -> str | None:
+        """The first candidate that is already a private directory of ours, else the first
+        that can be made one.
+
+        Existing first: every process of a script must use the same directory, and one
+        that starts after a plant at an earlier candidate is gone (a daemon recycled)
+        would otherwise make that candidate and use it alone, its control POSTs touching
+        a stamp no other process watches. Nobody else can make a private directory of
+        ours, so this opens nothing to planting.
+        """
+        skipped: dict[str, OSError] = {}
+        chosen = None
         for path in self.paths:
+            if os.path.lexists(path):
+                try:
+                    os.close(open_dir(path))
+                except OSError as exc:
+                    skipped[path] = exc
+                    continue
+                chosen = path
+                break
+        for path in () if chosen else self.paths:
+            if path in skipped:
+                continue
             try:
                 os.close(make_dir(path))
             except OSError as exc:
-                logs.error("state directory %s skipped: %s", path, exc.strerror or exc)
+                skipped[path] = exc
                 continue
-            return path
-        logs.error(
-            "no private state directory usable (tried %s): restart storms are remembered "
-            "in this process only, and a control POST reloads only the process that gets it",
-            ", ".join(self.paths),
-        )
-        return None
+            chosen = path
+            break
+        for path, why in skipped.items():
+            logs.error("state directory %s skipped: %s", path, why.strerror or why)
+        if chosen is None:
+            logs.error(
+                "no private state directory usable (tried %s): restart storms are "
+                "remembered in this process only, and a control POST reloads only the "
+                "process that gets it", ", ".join(self.paths),
+            )
+        else:
+            self._split(chosen)
+        return chosen
+
+    def _split(self, chosen: str) -> None:
+        """Say when another numbered spare of `chosen` is a private directory of ours as
+        well: processes that chose it earlier (started while `chosen` could not be used)
+        may still run, and the stamp each side's control POST touches is not watched by
+        the other."""
+        for path in self.paths:
+            if path == chosen or os.path.dirname(path) != os.path.dirname(chosen):
+                continue
+            try:
+                os.close(open_dir(path))
+            except OSError:
+                continue
+            logs.error(
+                "state directory %s in use, and %s is one too: processes of a script "
+                "that started while only that one was usable may still use it, and a "
+                "control POST then reloads only the processes on the same directory as "
+                "the one that got it; restart them all (then %s can be removed)",
+                chosen, path, path)
 
     def _lost(self, exc: OSError) -> None:
         if not self._lost_logged:
             self._lost_logged = True
-            logs.error("state directory no longer usable, files kept in memory: %s", exc)
+            logs.error("state directory no longer usable, files kept in memory: %s; a "
+                       "control POST to this process reloads only this process, and "
+                       "processes started since may use another directory", exc)
 
 
 def user_candidates() -> tuple[str, ...]:
@@ -254,13 +304,20 @@ def touch(dir_fd: int, name: str) -> None:
         os.close(fd)
 
 
-def touch_outside(path: str) -> None:
-    """Touch `path` (the trigger) if it is a regular file of ours; OSError if it is not."""
+def touch_outside(path: str, trusted: frozenset[int] | None = None) -> None:
+    """Touch `path` (the trigger) if it is a regular file of a `trusted` account (ours
+    alone by default) that no other account may write; OSError if it is not.
+
+    `path` is taken as given, never resolved: a link at its name is refused (ELOOP), not
+    followed, so no file elsewhere is touched or created; a FIFO is not waited on. A
+    missing trigger is created, ours.
+    """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | SAFE, 0o644)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-            raise OSError(f"{path} is not a regular file of ours")
+        why = trust.refusal(info.st_mode, info.st_uid, trusted or frozenset({os.geteuid()}))
+        if why is not None:
+            raise OSError(f"{path} is not a regular file of ours ({why})")
         os.utime(fd)
     finally:
         os.close(fd)

@@ -335,19 +335,24 @@ class Changes:
             for t in read_times.reached(p, observe(p, self._stat)[1], now, self.told)]
 
     def take(
-        self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None
+        self, ignore: frozenset[str] | set[str] = frozenset(), *, since: int | None = None,
+        counts: Callable[[str, Stat], bool] | None = None,
     ) -> Taken:
         """Confirm the pending paths against their baselines; drop those that did not change.
 
         Paths in `ignore` (restart storms) are dropped and take their current state as
         baseline, so only a later change counts once they are no longer ignored; so do
-        paths whose metadata alone moved, so a later ctime is compared with the new one.
+        paths whose metadata alone moved, so a later ctime is compared with the new one,
+        and changed paths that `counts` refuses as they are now (a trigger of another
+        account: trust.py), so that only a later change of an accepted file counts.
         `since`: a `seq` read before the caller looked for new files, so whatever came
         after that look keeps the flag up.
         """
         with self._cond:
             seq, candidates = self._seq if since is None else since, set(self._pending)
         states = {p: stat_of(p, self._stat) for p in candidates}
+        refused = set() if counts is None else {p for p, s in states.items() if not counts(p, s)}
+        ignore = set(ignore) | refused
         with self._cond:
             confirmed = frozenset(
                 p for p, s in states.items()

@@ -128,6 +128,16 @@ def resolve(paths: Iterable[str], base: str) -> tuple[str, ...]:
     )
 
 
+def trigger_path(given: str, base: str) -> str:
+    """The trigger's path: relative to `base` (the script's directory), `~` expanded,
+    normalised, and never resolved.
+
+    >>> trigger_path("tmp/../deploy.stamp", "/srv/current")
+    '/srv/current/deploy.stamp'
+    """
+    return os.path.abspath(os.path.join(base, os.path.expanduser(given)))
+
+
 def stdlib_like(path: str) -> bool:
     """True for the interpreter's own trees, which must never be watched recursively."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import paths
 from .changes import UNKNOWN, Changes
+from .trust import Trigger
 from .unloaded_files import Strays
 
 
@@ -31,12 +32,15 @@ class Registration:
     polling: bool = False
     ignored: set[str] = field(default_factory=set)  # restart storms, see storm_guard.py
     strays: Strays | None = None  # Python files saved that no module was loaded from
+    trigger: Trigger | None = None  # whose trigger counts (trust.py)
 
     def route(self, path: str, is_directory: bool, kind: str = UNKNOWN) -> None:
         """Record `path` (or, for a directory, the known files below it) if it is ours;
         `kind`: what the event says of its content (observers.kind)."""
         if path in self.ignored:
             return
+        if self.trigger is not None and path == self.trigger.path and not self.trigger.looked():
+            return  # another account's trigger, a link, a removal: no event (trust.py)
         if path in self.files:
             if not paths.excluded(path, self.exclude, within=os.path.dirname(path)):
                 self.changes.record(path, kind)  # a tracked file, or a new watch path

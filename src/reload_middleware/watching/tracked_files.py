@@ -20,7 +20,7 @@ from ..config import Settings
 from ..integrations import templates
 from ..interpreter import Interpreter
 from ..script import Script
-from . import import_finder, paths, project_modules, watcher
+from . import import_finder, paths, project_modules, trust, watcher
 from .changes import Changes
 from .file_state import Stat
 from .read_times import TICK_NS
@@ -51,6 +51,7 @@ class Files:
         self._missing_logged: set[str] = set()
         self._settings = Settings()
         self._stamp: str | None = None
+        self._trigger: trust.Trigger | None = None  # set by update() when there is one
         # Every file tracked was read after this moment, however late it is learned.
         self._loaded_since = loaded_since
         self._scanned_at = loaded_since  # modules seen next were loaded after it
@@ -87,7 +88,11 @@ class Files:
         self._seen.clear()
         self._files = {}
         self._links = set()
+        self._trigger = None
         if settings.trigger:
+            trusted = trust.accounts(os.geteuid(), trust.code_owner(
+                self._script.path if self._script else None))
+            self._trigger = trust.Trigger(self.trigger, trusted, self._place.told)
             self._files[self.trigger] = ""
         else:
             self.refresh(noted={}, register=False)
@@ -196,7 +201,30 @@ class Files:
 
     @property
     def trigger(self) -> str:
-        return paths.resolve([self._settings.trigger or ""], self._base)[0]
+        """The trigger's path as configured, made absolute and never resolved: a link at
+        its name is a link, neither followed by a touch nor counted (trust.py)."""
+        return paths.trigger_path(self._settings.trigger or "", self._base)
+
+    @property
+    def trusted(self) -> frozenset[int]:
+        """The accounts whose trigger counts (the server's and root where none is set)."""
+        return self._trigger.trusted if self._trigger else trust.accounts(os.geteuid(), None)
+
+    def counts(self, path: str, state: Stat) -> bool:
+        """Whether a confirmed change of `path`, now in `state`, may cause an action: any
+        file but a trigger that `trust.Trigger.looked()` refuses (judged by its own lstat:
+        `state` follows a link to a file)."""
+        return self._trigger is None or path != self._trigger.path or self._trigger.looked()
+
+    def exposures(self) -> list[trust.Exposed]:
+        """The trigger, or else the watch paths, that other accounts can write beside."""
+        if self._trigger is not None:
+            return trust.exposures(self._trigger.path, (), self._trigger.trusted)
+        given = [os.path.join(self._base, p) for p in [*self._settings.watch,
+                                                        *self._place.tracked]]
+        owner = trust.code_owner(self._script.path if self._script else None)
+        return trust.exposures(None, paths.resolve(given, self._base),
+                               trust.accounts(os.geteuid(), owner))
 
     @property
     def _base(self) -> str:
@@ -228,7 +256,7 @@ class Files:
             self._changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
             paths.merge_roots(roots), polling=self._settings.observer == "polling",
-            ignored=self._ignored, strays=self.strays,
+            ignored=self._ignored, strays=self.strays, trigger=self._trigger,
         )
 
     def _register(self, *, loaded: bool = True) -> None:
