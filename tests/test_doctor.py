@@ -481,3 +481,23 @@ def test_a_script_that_loads_only_where_doctor_runs_is_a_warning(
     [advice] = doctor.preflight_advice(facts.preflight)
     assert "goes ahead on the compile check alone" in advice.problem
     assert "preflight=compile" in advice.fix
+
+
+def test_a_trigger_in_a_shared_directory_is_a_warning(tmp_path: Path) -> None:
+    """A real run: a trigger in a sticky world-writable directory (as the temp directory
+    is) is named with the risk and the fix; the same trigger beside the script is not."""
+    script = make_project(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    done = run_doctor(str(script), "--json", cwd=tmp_path,
+                      RELOAD_MIDDLEWARE_TRIGGER=str(shared / "deploy.stamp"))
+    warnings = json.loads(done.stdout)["warnings"]
+    found = [w for w in warnings if w["problem"].startswith(f"{shared / 'deploy.stamp'} is in")]
+    assert len(found) == 1, warnings
+    assert "sticky, yet anyone can create names in it" in found[0]["problem"]
+    assert "trigger's name" in found[0]["problem"]
+    assert "only the deploy account can write" in found[0]["fix"]
+    done = run_doctor(str(script), "--json", cwd=tmp_path,
+                      RELOAD_MIDDLEWARE_TRIGGER="deploy.stamp")
+    assert not [w for w in json.loads(done.stdout)["warnings"] if "is in" in w["problem"]]

@@ -287,3 +287,17 @@ def test_another_accounts_trigger_restarts_nothing(
     until(lambda: str(trigger) in app.pending)
     assert call(app).status == "200 OK"
     assert any("changed: reload" in r.getMessage() for r in caplog.records)
+
+
+def test_the_start_line_names_a_trigger_others_can_write_beside(
+    project: MakeProject, shared: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As watching begins the log names the shared directory, the risk and the fix, once."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    app = project(trigger=str(shared / "deploy.stamp")).application
+    for _ in range(3):
+        assert call(app).status == "200 OK"
+    said = [r.getMessage() for r in caplog.records if "is in" in r.getMessage()]
+    assert len(said) == 1
+    assert f"{shared / 'deploy.stamp'} is in {shared}, world-writable" in said[0]
+    assert trust.TRIGGER_RISK in said[0] and trust.FIX in said[0]
