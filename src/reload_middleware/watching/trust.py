@@ -8,8 +8,9 @@ deploys: the owner of the script); every rule here is a pure function of stat re
 and uids, so it is table-tested, and the few lookups that feed them are kept apart.
 
     trusted = accounts(os.geteuid(), code_owner("/srv/app/app.wsgi"))
-    why = trigger_refusal(os.lstat("/srv/app/deploy.stamp"), trusted)  # None: it counts
-    exposed("/tmp/deploy.stamp", is_trigger=True, trusted=trusted)      # the start's warning
+    info = os.lstat("/srv/app/deploy.stamp")
+    why = refusal(info.st_mode, info.st_uid, trusted)              # None: it counts
+    exposed("/tmp/deploy.stamp", is_trigger=True, trusted=trusted)  # the start's warning
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from .file_state import Stat
 ROOT = 0
 FIX = "use a directory only the deploy account can write (and the server's account read)"
 TRIGGER_RISK = (
-    "another account can create a file or a link at the trigger's name (such a trigger is "
-    "ignored, so deploys stop reloading) or a name beside it"
+    "another account can put a file or a link at the trigger's name before the deploy "
+    "makes it (that trigger is ignored, so deploys stop reloading)"
 )
 WATCH_RISK = "another account can add files there, and each counts as a code change"
 
