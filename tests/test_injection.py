@@ -108,6 +108,9 @@ def test_insert_before_the_last_closing_body(page: bytes, expected: bytes | None
     (b"<body></ </body>x</body>", b"<body></ </body>x|</body>"),
     (b"<body><plaintext></body>", None),
     (b"<body>x</body", None),
+    (b'<body></p title="</body>">x</body>', b'<body></p title="</body>">x|</body>'),
+    (b"<body><svg><![CDATA[</body>]]></svg></body>",
+     b"<body><svg><![CDATA[</body>]]></svg>|</body>"),
     (b"", None),
 ], ids=["page", "comment-before", "comment-after", "comment-bang-end", "comment-empty",
         "comment-empty-dash", "comment-unclosed", "script-string", "script-upper-end",
@@ -115,7 +118,7 @@ def test_insert_before_the_last_closing_body(page: bytes, expected: bytes | None
         "mixed-case-newline", "several-bodies", "html-only", "html-only-comment", "fragment",
         "fragment-comment", "attribute-values", "attribute-unclosed", "doctype-bogus",
         "processing", "lone-less-than", "bogus-end-tag", "plaintext", "cut-off-end-tag",
-        "empty"])  # fmt: skip
+        "end-tag-attributes", "cdata", "empty"])  # fmt: skip
 def test_closing_is_a_closing_tag_the_browser_reads(page: bytes, expected: bytes | None) -> None:
     """The tag goes where `|` is: before the last `</body>` that is markup (not in a
     comment, a script's or style's text, an attribute), else the last `</html>`."""

@@ -21,22 +21,34 @@ from __future__ import annotations
 
 import re
 
-# A start or end tag, attributes and all, up to its `>` or the end of the page: each
-# branch takes at least one byte and gives none back (possessive), so a page of any
-# shape is scanned in linear time.
-_TAG = re.compile(
-    rb"<(/?)([A-Za-z][^\t\n\f\r />]*+)"
+# A tag's name, and its attributes up to (not including) its `>`: quoted values are read
+# whole, so a `>` or `</body>` in one is not markup. Each branch takes at least one byte
+# and gives none back (possessive), so a page of any shape is scanned in linear time.
+_NAME = rb"[A-Za-z][^\t\n\f\r />]*+"
+_ATTRIBUTES = (
     rb"(?:[\t\n\f\r /]++"
     rb"|[^\t\n\f\r />][^\t\n\f\r />=]*+"
-    rb"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+))?+)*+(>?)"""
+    rb"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+))?+)*+"""
 )
-# Where markup may start: a `<` before anything else is text (`a < b`), skipped unread.
-_START = re.compile(rb"<[A-Za-z!/?]")
 # Elements whose content is text up to their own end tag, never markup (raw text and
 # RCDATA; `<noscript>` as a browser with scripts on reads it, which is where the tag runs).
 TEXT_ELEMENTS = frozenset(
     {b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed",
      b"noframes", b"noscript"}
+)
+# A start or end tag up to its `>`, or to the end of the page where it has none.
+_TAG = re.compile(rb"<(/?)(" + _NAME + rb")" + _ATTRIBUTES + rb"(>?)")
+# Everything the scan can pass over unread, in one go: text, a `<` that starts nothing
+# (`a < b`), and whole tags that change nothing (not a text element's start, not
+# `</body>` or `</html>`). It stops where markup that matters starts; on a page of
+# ordinary tags that is a few times per page, not once per tag.
+_SKIP = re.compile(
+    rb"(?:[^<]++"
+    rb"|<(?![A-Za-z!/?])"
+    rb"|<(?!(?i:" + b"|".join(sorted(TEXT_ELEMENTS | {b"plaintext"})) + rb")[\t\n\f\r />])"
+    + _NAME + _ATTRIBUTES + rb">"
+    rb"|</(?!(?i:body|html)[\t\n\f\r />])" + _NAME + _ATTRIBUTES + rb">"
+    rb")*+"
 )
 _TEXT_END = {
     name: re.compile(rb"</" + name + rb"[\t\n\f\r />]", re.IGNORECASE) for name in TEXT_ELEMENTS
@@ -59,13 +71,19 @@ def _after(page: bytes, mark: bytes, start: int) -> int:
     return len(page) if at < 0 else at + len(mark)
 
 
+def _skip(page: bytes, pos: int) -> int:
+    """Where the next markup that matters starts from `pos` (the end when none)."""
+    skipped = _SKIP.match(page, pos)
+    assert skipped is not None  # every part of it is optional: it always matches
+    return skipped.end()
+
+
 def closing(page: bytes) -> int | None:
     """Where the tag goes in `page`: the start of its last `</body>` end tag, else of its
     last `</html>`, else None (a fragment: nothing to add to)."""
     body = html = None
     pos, end = 0, len(page)
-    while (start := _START.search(page, pos)) is not None:
-        lt = start.start()
+    while (lt := _skip(page, pos)) < end:
         if page.startswith(b"<!--", lt):
             pos = _comment_end(page, lt + 4)
             continue
