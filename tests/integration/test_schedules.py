@@ -7,6 +7,7 @@ servers write bytecode, as they do on a developer's machine.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -43,7 +44,7 @@ from schedules import (
     steps,
     write,
 )
-from support import PROBE, file_clock_after, require
+from support import FORCED, PROBE, file_clock_after, require
 
 from reload_middleware.tracking import YOUNG_NS
 
@@ -238,10 +239,10 @@ def test_on_demand_daemons_load_a_save_made_before_their_first_request(
     problems = outcome.problems()
     if outcome.verdict.redirects:
         problems.append(f"{outcome.verdict.redirects} redirects")
-    forced = count_lines(server.error_log(), "Forcing restart")
+    forced = len(re.findall(FORCED, server.error_log()))
     if outcome.restarts or outcome.actions or forced:
         problems.append(f"{outcome.restarts} restarts, {outcome.actions} actions, "
-                        f"{forced} 'Forcing restart' lines from mod_wsgi")
+                        f"{forced} forced restarts from mod_wsgi")
     assert not problems, f"{'; '.join(problems)}\n{outcome.details()}"
 
 
