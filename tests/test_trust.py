@@ -97,7 +97,7 @@ def test_who_else_can_write_a_directory(mode: int, owner: int, private: bool,
 
 @pytest.fixture
 def shared() -> Iterator[Path]:
-    """A directory like /tmp: everybody may create names in it, nobody remove others'."""
+    """Like the system temp directory: everybody may create names, nobody remove others."""
     path = Path(tempfile.mkdtemp(prefix="rm-shared-"))
     path.chmod(0o1777)
     yield path
@@ -135,17 +135,18 @@ def test_a_world_writable_watch_directory_is_exposed(tmp_path: Path) -> None:
 
 def test_doctor_names_an_exposed_trigger_with_the_fix() -> None:
     """doctor's advice: the path, the directory, why, and the fix."""
-    exposed = trust.Exposed("/tmp/deploy.stamp", "/tmp", "world-writable (mode 1777)",
-                            trust.TRIGGER_RISK)
+    exposed = trust.Exposed("/srv/shared/deploy.stamp", "/srv/shared",
+                            "world-writable (mode 1777)", trust.TRIGGER_RISK)
     advice = doctor.advise(doctor.Facts(exposed=[exposed]))
     assert [a.fix for a in advice] == [trust.FIX]
-    assert advice[0].problem.startswith("/tmp/deploy.stamp is in /tmp, world-writable")
+    assert advice[0].problem.startswith(
+        "/srv/shared/deploy.stamp is in /srv/shared, world-writable")
     assert "only the deploy account can write" in trust.FIX
 
 
 def test_a_refused_trigger_is_said_once_per_owner(caplog: pytest.LogCaptureFixture) -> None:
     """Each reason is said once, naming whose the file is and that nothing happens."""
-    trigger = trust.Trigger("/tmp/deploy.stamp", TRUSTED, logs.Once())
+    trigger = trust.Trigger("/srv/shared/deploy.stamp", TRUSTED, logs.Once())
     nobody = (1, 0, 7, 1, (REG | 0o644, NOBODY, NOBODY, 1))
     for _ in range(3):
         assert not trigger.counts(nobody)

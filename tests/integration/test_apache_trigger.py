@@ -46,7 +46,8 @@ def as_nobody(*argv: str) -> None:
 
 @pytest.fixture
 def room() -> Iterator[Path]:
-    """A directory like /tmp: mode 1777, anyone creates names, nobody removes others'."""
+    """Like the system temp directory: mode 1777, anyone creates names, nobody removes
+    others'."""
     require(None if os.geteuid() == 0 else "acting as another uid needs root")
     path = Path(tempfile.mkdtemp(prefix="rm-shared-"))
     path.chmod(0o1777)

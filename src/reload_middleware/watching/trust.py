@@ -10,7 +10,7 @@ and uids, so it is table-tested, and the few lookups that feed them are kept apa
     trusted = accounts(os.geteuid(), code_owner("/srv/app/app.wsgi"))
     info = os.lstat("/srv/app/deploy.stamp")
     why = refusal(info.st_mode, info.st_uid, trusted)              # None: it counts
-    exposed("/tmp/deploy.stamp", is_trigger=True, trusted=trusted)  # the start's warning
+    exposed("/srv/shared/x.stamp", is_trigger=True, trusted=trusted)  # the start's warning
 """
 
 from __future__ import annotations
