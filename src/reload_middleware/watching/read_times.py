@@ -99,9 +99,10 @@ def stale_bytecode(path: str, mtime_ns: int, size: int, told: logs.Once | None =
     in the second before it was loaded.
 
     Both are read by `file_reads` (never waiting on a FIFO planted at the pyc's name,
-    never through a link, at most 1 MiB). A pyc that is no regular file is none Python
-    loads: False. One larger than the bound may be old bytecode: True, the safe side
-    (one action too many). Either is said once per file as far as `told` remembers.
+    never through a link, at most 1 MiB). A pyc that is no regular file (a FIFO, a
+    symlink) is not looked at: False, as for a pyc that cannot be read. One larger than
+    the bound may be old bytecode: True, the safe side (one action too many). Either is
+    said once per file as far as `told` remembers.
     """
     try:
         cached = importlib.util.cache_from_source(path)
@@ -114,7 +115,7 @@ def stale_bytecode(path: str, mtime_ns: int, size: int, told: logs.Once | None =
         if told is None or told.first(("refused", cached, exc.errno)):
             logs.error("%s is not read (%s): %s", cached, exc.strerror,
                        "its source counts as changed" if exc.errno == errno.EFBIG
-                       else "no bytecode Python loads")
+                       else "not looked at for old bytecode")
         return exc.errno == errno.EFBIG
     except OSError:
         return False  # none, or not ours to read: none Python loads either
