@@ -291,3 +291,52 @@ def test_encoded_and_rewritten_forms_get_a_bare_404(endpoint: ReloadMiddleware, 
     for token in (SECRET, None):
         status, _, body = request(endpoint, "POST", token=token, REQUEST_URI=raw)
         assert (status, body) == ("404 Not Found", b"Not Found\n")
+
+
+GUNICORN_MOUNTED = {"SCRIPT_NAME": "/x", "RAW_URI": "/x/__reload__"}
+
+
+@pytest.mark.parametrize(
+    "environ, configured, expected",
+    [
+        (_environ(**GUNICORN_MOUNTED), {}, "endpoint"),
+        (_environ(**GUNICORN_MOUNTED, HTTP_SCRIPT_NAME="/x"), {}, "not found"),
+        (_environ(**GUNICORN_MOUNTED, HTTP_SCRIPT_NAME="/x"), {"SCRIPT_NAME": "/x"}, "endpoint"),
+        (_environ(**GUNICORN_MOUNTED, HTTP_SCRIPT_NAME="/y,/x"), {"SCRIPT_NAME": "/x"},
+         "endpoint"),
+        (_environ(**GUNICORN_MOUNTED, HTTP_SCRIPT_NAME="/x"), {"SCRIPT_NAME": "/app"},
+         "not found"),
+        (_environ(RAW_URI="/__reload__", HTTP_SCRIPT_NAME=""), {"SCRIPT_NAME": "/app"},
+         "not found"),
+        (_environ(RAW_URI="/__reload__", HTTP_SCRIPT_NAME=""), {}, "endpoint"),
+        (_environ(SCRIPT_NAME="/x", HTTP_SCRIPT_NAME="/x"), {}, "not found"),
+        (_environ(SCRIPT_NAME="/x", PATH_INFO="/page", HTTP_SCRIPT_NAME="/x"), {}, "app"),
+    ],
+    ids=[
+        "configured-mount", "header-mount", "header-as-configured", "header-repeated",
+        "header-other-than-configured", "empty-header-leaves-the-mount", "empty-header-no-mount",
+        "header-mount-no-raw-path", "header-mount-other-path",
+    ],
+)
+def test_a_mount_a_request_header_set_is_no_mount(
+    environ: dict[str, str], configured: dict[str, str], expected: str
+) -> None:
+    """gunicorn takes SCRIPT_NAME from a request header (HTTP_SCRIPT_NAME then says so):
+    the endpoint is only below the mount of the server's own environment."""
+    assert control.route(environ, "/__reload__", configured) == expected
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_header_mount_gets_a_bare_404_with_the_token(
+    endpoint: ReloadMiddleware, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """`/x/__reload__` with `SCRIPT_NAME: /x` (gunicorn's environ for it): a bare 404 for
+    GET and POST alike, nothing touched; with `--env SCRIPT_NAME=/x`, the endpoint."""
+    monkeypatch.delenv("SCRIPT_NAME", raising=False)
+    call(endpoint)
+    header = {**GUNICORN_MOUNTED, "HTTP_SCRIPT_NAME": "/x"}
+    status, _, body = request(endpoint, method, **header)
+    assert (status, body) == ("404 Not Found", b"Not Found\n")
+    assert not endpoint.pending
+    monkeypatch.setenv("SCRIPT_NAME", "/x")
+    assert request(endpoint, "GET", **header)[0] == "200 OK"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,8 @@ import pytest
 
 from helpers import call
 from reload_middleware.acting.response_bodies import ClosingBody
-from reload_middleware.live.injection import Injecting, eligible, html, in_memory, insert
+from reload_middleware.live.injection import Injecting, eligible, html, in_memory
+from reload_middleware.live.markup import closing, insert
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,6 +74,75 @@ def test_insert_before_the_last_closing_body(page: bytes, expected: bytes | None
     assert insert(page, TAG) == expected
 
 
+@pytest.mark.parametrize(("page", "expected"), [
+    (b"<body>a</body>", b"<body>a|</body>"),
+    (b"<body>a<!-- </body> --></body>", b"<body>a<!-- </body> -->|</body>"),
+    (b"<body>a</body><!-- old: </body> -->", b"<body>a|</body><!-- old: </body> -->"),
+    (b"<body><!-- a -- b </body> --!></body>", b"<body><!-- a -- b </body> --!>|</body>"),
+    (b"<body><!--></body>", b"<body><!-->|</body>"),
+    (b"<body><!---></body>", b"<body><!--->|</body>"),
+    (b"<body><!-- never closed </body>", None),
+    (b'<body><script>var s = "</body>";</script></body>',
+     b'<body><script>var s = "</body>";</script>|</body>'),
+    (b"<body><script type=module>x('</body>')</SCRIPT >y</body>",
+     b"<body><script type=module>x('</body>')</SCRIPT >y|</body>"),
+    (b"<body><script>a</scripts></body>", None),
+    (b"<body><scripts>a</body>", b"<body><scripts>a|</body>"),
+    (b"<body><style>p::after{content:'</body>'}</style></body>",
+     b"<body><style>p::after{content:'</body>'}</style>|</body>"),
+    (b"<body><textarea></body></textarea></body>", b"<body><textarea></body></textarea>|</body>"),
+    (b"<body><noscript></body></noscript></body>", b"<body><noscript></body></noscript>|</body>"),
+    (b"<BODY>x</BODY ><!---->", b"<BODY>x|</BODY ><!---->"),
+    (b"<Body>x</bOdY\n>", b"<Body>x|</bOdY\n>"),
+    (b"<body>x</body>y</body>z", b"<body>x</body>y|</body>z"),
+    (b"<html><body><p>unclosed</html>", b"<html><body><p>unclosed|</html>"),
+    (b"<html><!-- </body> --></HTML>", b"<html><!-- </body> -->|</HTML>"),
+    (b"<p>a fragment</p>", None),
+    (b"<div hx-swap-oob=true><!-- </body> --></div>", None),
+    (b'<body><a title="</body>" href=\'</body>\'>x</a></body>',
+     b'<body><a title="</body>" href=\'</body>\'>x</a>|</body>'),
+    (b'<body><img alt="</body></body>', None),
+    (b"<body><!DOCTYPE </body>></body>", b"<body><!DOCTYPE </body>>|</body>"),
+    (b"<body><?php echo '</body>' ?></body>", b"<body><?php echo '</body>' ?>|</body>"),
+    (b"<body>a < b </body>", b"<body>a < b |</body>"),
+    (b"<body></ </body>x</body>", b"<body></ </body>x|</body>"),
+    (b"<body><plaintext></body>", None),
+    (b"<body>x</body", None),
+    (b'<body></p title="</body>">x</body>', b'<body></p title="</body>">x|</body>'),
+    (b"<body><svg><![CDATA[</body>]]></svg></body>",
+     b"<body><svg><![CDATA[</body>]]></svg>|</body>"),
+    (b"", None),
+], ids=["page", "comment-before", "comment-after", "comment-bang-end", "comment-empty",
+        "comment-empty-dash", "comment-unclosed", "script-string", "script-upper-end",
+        "script-not-ended", "not-a-script", "style-text", "textarea", "noscript", "upper-case",
+        "mixed-case-newline", "several-bodies", "html-only", "html-only-comment", "fragment",
+        "fragment-comment", "attribute-values", "attribute-unclosed", "doctype-bogus",
+        "processing", "lone-less-than", "bogus-end-tag", "plaintext", "cut-off-end-tag",
+        "end-tag-attributes", "cdata", "empty"])  # fmt: skip
+def test_closing_is_a_closing_tag_the_browser_reads(page: bytes, expected: bytes | None) -> None:
+    """The tag goes where `|` is: before the last `</body>` that is markup (not in a
+    comment, a script's or style's text, an attribute), else the last `</html>`."""
+    at = closing(page)
+    assert (None if at is None else page[:at] + b"|" + page[at:]) == expected
+
+
+def test_closing_is_linear_on_hostile_pages() -> None:
+    """Pages built to make a scanner backtrack are read in one pass, and read right: the
+    `</body>` at their end is an attribute's, a comment's, or markup."""
+    pages = [
+        (b"<a " + b"b=" * 500_000, None),  # an unquoted value that runs into `</body`
+        (b"<a" + b' "x' * 300_000, None),  # attribute names, the last one `</body`'s
+        (b"<!--" + b"--" * 500_000, None),  # a comment `</body>` does not end
+        (b"</a" + b"/" * 1_000_000, None),  # an end tag that ends at `</body>`'s `>`
+        (b"<" * 1_000_000, 1_000_000),  # text
+        (b"<b title='x'>" * 100_000, 1_300_000),  # markup
+    ]
+    for page, expected in pages:
+        started = time.perf_counter()
+        assert closing(page + b"</body>") == expected, page[:20]
+        assert time.perf_counter() - started < 1.0, page[:20]
+
+
 def test_in_memory_bodies() -> None:
     """Lists are in memory; an iterator only with a declared length under the cap."""
     assert in_memory([b"a"], [])
@@ -91,7 +162,7 @@ def app_of(
 
 
 def injecting(app: WSGIApplication) -> WSGIApplication:
-    return Injecting(app, lambda environ: TAG)
+    return Injecting(app, lambda environ, headers: TAG)
 
 
 def test_a_page_gets_the_tag_and_its_length() -> None:
@@ -152,6 +223,20 @@ def test_start_response_during_iteration_and_write_pass_through() -> None:
 
     assert list(injecting(legacy)({"REQUEST_METHOD": "GET"}, server_start)) == []
     assert written == [PAGE]
+
+
+def test_a_tag_refused_by_the_headers_leaves_the_page_alone() -> None:
+    """`tag()` answering None (a policy that would block it): the app's own body object,
+    its own headers; `tag()` is given the response's headers."""
+    seen: list[list[tuple[str, str]]] = []
+
+    def refuse(environ: WSGIEnvironment, headers: list[tuple[str, str]]) -> bytes | None:
+        seen.append(headers)
+        return None
+
+    made = [PAGE]
+    response = call(Injecting(app_of(lambda: made), refuse), close=False)
+    assert response.iterable is made and seen == [HTML]
 
 
 def test_a_read_iterator_is_closed() -> None:

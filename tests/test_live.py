@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -10,11 +11,12 @@ import threading
 import types
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
 from helpers import MakeProject, Response, Until, call
-from reload_middleware.live import browser
+from reload_middleware.live import browser, tag
 from reload_middleware.watching.file_state import stat_of
 
 HTML_SCRIPT = """\
@@ -31,6 +33,25 @@ def app(environ, start_response):
 application = ReloadMiddleware(app, **{options!r})
 """
 EVENTS = "/__reload_middleware__/events"
+# A page whose body, headers and nonce the request chooses (test.body: @ stands for
+# views.TEXT; test.headers, test.nonce).
+POLICY_SCRIPT = """\
+from {package} import views
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    body = environ.get("test.body", "<html><body>@</body></html>").replace("@", views.TEXT)
+    body = body.encode()
+    if "test.nonce" in environ:
+        environ["reload_middleware.csp_nonce"] = environ["test.nonce"]
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body))),
+                              *environ.get("test.headers", [])])
+    return [body]
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
 
 
 @pytest.mark.parametrize(("states", "expected"), [
@@ -206,3 +227,131 @@ def test_live_from_the_environ_key(project: MakeProject) -> None:
     response = call(app, extra={"reload_middleware.live": "on"})
     assert version_in(response) > 0
     assert call(app, path=EVENTS, extra={"QUERY_STRING": "v=0"}).status.startswith("200")
+
+
+@pytest.mark.parametrize(("mount", "script_name", "path_info", "expected"), [
+    ("", "", "/", "/__reload_middleware__/"),
+    ("/", "/", "/", "/__reload_middleware__/"),
+    ("/app", "/app", "/page", "/app/__reload_middleware__/"),
+    ("/app/", "/app/", "/page", "/app/__reload_middleware__/"),
+    ("/a/b", "/a/b", "/", "/a/b/__reload_middleware__/"),
+    ("/my app", "/my app", "/", "/my%20app/__reload_middleware__/"),
+    ("/caf\xe9", "/caf\xe9", "/", "/caf%E9/__reload_middleware__/"),
+    ('/"><img>', '/"><img>', "/", "/%22%3E%3Cimg%3E/__reload_middleware__/"),
+    ("/\\evil.example", "/\\evil.example", "/", "/%5Cevil.example/__reload_middleware__/"),
+    ("/\t/evil.example", "/\t/evil.example", "/", "/%09/evil.example/__reload_middleware__/"),
+    ("//evil.example", "//evil.example", "/page", "./__reload_middleware__/"),
+    ("//evil.example", "//evil.example", "/a/page", "../__reload_middleware__/"),
+    ("//evil.example", "//evil.example", "/a/b/", "../../__reload_middleware__/"),
+    ("//evil.example", "//evil.example", "", "./evil.example/__reload_middleware__/"),
+    ("https://evil.example", "https://evil.example", "/", "./__reload_middleware__/"),
+    ("javascript:x", "javascript:x", "", "./javascript:x/__reload_middleware__/"),
+    ("/a/../b", "/a/../b", "/", "./__reload_middleware__/"),
+    ("/a//b", "/a//b", "/p", "./__reload_middleware__/"),
+    ("/.", "/.", "/", "./__reload_middleware__/"),
+    (None, "/x", "/", "./__reload_middleware__/"),
+    (None, "/x", "/a/b", "../__reload_middleware__/"),
+    (None, "/x", "", "./x/__reload_middleware__/"),
+    (None, "", "", "./__reload_middleware__/"),
+], ids=["root", "root-slash", "mounted", "mounted-slash", "two-segments", "space", "latin1",
+        "quote", "backslash", "tab", "protocol-relative", "protocol-relative-deeper",
+        "protocol-relative-dir", "protocol-relative-at-mount", "scheme", "javascript-at-mount",
+        "dot-dot", "empty-segment", "dot", "header-mount", "header-mount-deeper",
+        "header-mount-itself", "nothing"])  # fmt: skip
+def test_script_base_is_of_the_page_s_own_origin(
+    mount: str | None, script_name: str, path_info: str, expected: str
+) -> None:
+    """Root-relative below a plain mount the server set; relative to the page otherwise,
+    pointing at the mount's reserved path; never another origin."""
+    base = tag.script_base(mount, script_name, path_info)
+    assert base == expected
+    assert not base.startswith(("//", "\\")) and ":" not in base.partition("/")[0]
+    path = tag.url_path(script_name + path_info)
+    page = "http://host" + ("" if path.startswith("/") else "/") + path
+    resolved = urlsplit(urljoin(page, base + "live.js"))
+    assert (resolved.scheme, resolved.netloc) == ("http", "host")
+
+
+def tag_of(response: Response) -> str:
+    """The live script tag of a page (there must be exactly one)."""
+    found = re.findall(rb"<script src=[^>]*live\.js[^>]*></script>", response.body)
+    assert len(found) == 1, response.body
+    return str(found[0].decode())
+
+
+@pytest.mark.parametrize("after", [
+    "<!-- the old footer: </body> -->",
+    "<script>var s = '</body>';</script>",
+    "<style>p::after { content: '</body>' }</style>",
+], ids=["comment", "script-string", "style"])
+def test_the_tag_goes_before_the_closing_body_that_is_markup(
+    project: MakeProject, after: str
+) -> None:
+    """A `</body>` after the page's own, in a comment, a script's string or a style,
+    does not get the tag: the page's own `</body>` does."""
+    app = project(POLICY_SCRIPT, live=True).application
+    page = call(app, environ={"test.body": "<html><body>@</body>" + after + "</html>"})
+    assert page.body.endswith(f"{tag_of(page)}</body>{after}</html>".encode())
+
+
+@pytest.mark.parametrize(("script_name", "header"), [
+    ("//evil.example", True), ("//evil.example", False), ("/x", True),
+], ids=["header", "server-set", "header-plain"])
+def test_a_mount_from_a_header_or_not_plain_gives_a_relative_url(
+    project: MakeProject, script_name: str, header: bool
+) -> None:
+    """gunicorn's `SCRIPT_NAME: //evil.example` header (or any mount that is not a plain
+    path): the tag's URL is relative to the page, never `//evil.example/...`."""
+    app = project(POLICY_SCRIPT, live=True).application
+    extra = {"SCRIPT_NAME": script_name, **({"HTTP_SCRIPT_NAME": script_name} if header else {})}
+    page = call(app, path="/a/page", extra=extra)
+    assert tag_of(page).startswith('<script src="../__reload_middleware__/live.js?v=')
+    assert b"evil" not in page.body
+
+
+@pytest.mark.parametrize(("policy", "nonce"), [
+    ("script-src 'nonce-r4nd0m'", "r4nd0m"),
+    ("default-src 'self'; script-src 'strict-dynamic' 'nonce-r4nd0m'", "r4nd0m"),
+    ("script-src 'self'", None),
+], ids=["nonce", "strict-dynamic", "self"])
+def test_the_tag_carries_the_policy_s_nonce(
+    project: MakeProject, policy: str, nonce: str | None
+) -> None:
+    """A nonce the page's Content-Security-Policy names goes on the tag."""
+    app = project(POLICY_SCRIPT, live=True).application
+    page = call(app, environ={"test.headers": [("Content-Security-Policy", policy)]})
+    assert tag_of(page).endswith(f' nonce="{nonce}"></script>' if nonce else '"></script>')
+    assert page.headers["Content-Length"] == str(len(page.body))
+
+
+def test_a_framework_hands_its_nonce_over_in_the_environ(project: MakeProject) -> None:
+    """`environ["reload_middleware.csp_nonce"]`, set while the app runs, goes on the tag
+    (a policy this middleware does not see, added further out)."""
+    app = project(POLICY_SCRIPT, live=True).application
+    page = call(app, environ={"test.nonce": "fr0mApp+/="})
+    assert tag_of(page).endswith(' nonce="fr0mApp+/="></script>')
+
+
+def test_a_policy_that_blocks_the_tag_means_no_tag_said_once(
+    project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither 'self' nor a nonce: no tag, the page as the app made it, one log line."""
+    caplog.set_level(logging.INFO, logger="reload_middleware")
+    app = project(POLICY_SCRIPT, live=True).application
+    blocking = {"test.headers": [("Content-Security-Policy", "script-src 'strict-dynamic'")]}
+    pages = [call(app, environ=dict(blocking)) for _ in range(3)]
+    assert all(b"live.js" not in page.body for page in pages)
+    said = [r for r in caplog.records if "Content-Security-Policy" in r.getMessage()]
+    assert len(said) == 1 and "script-src" in said[0].getMessage()
+
+
+def test_a_handed_over_value_that_is_no_nonce_is_not_used(
+    project: MakeProject, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value that could break out of the attribute is said once and left out."""
+    app = project(POLICY_SCRIPT, live=True).application
+    for _ in range(2):
+        page = call(app, environ={"test.nonce": 'x" onload="alert(1)'})
+        assert tag_of(page).endswith('"></script>') and b"onload" not in page.body
+    said = [r for r in caplog.records if "is not a CSP nonce" in r.getMessage()]
+    assert len(said) == 1

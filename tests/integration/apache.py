@@ -128,9 +128,16 @@ def prepare_run_dir(base: Path = Path("/tmp")) -> Path:
     return run_dir
 
 
+# A distribution's packaged mod_wsgi instead of the one pip built into the venv (Debian's
+# libapache2-mod-wsgi-py3, with a venv on the distribution's own Python: .ci/trixie).
+MOD_WSGI = os.environ.get("APACHE_TEST_MOD_WSGI")
+
+
 @functools.cache
 def module_location(venv: Path) -> Path:
-    """The mod_wsgi .so built into `venv`."""
+    """The mod_wsgi .so built into `venv`, or APACHE_TEST_MOD_WSGI's."""
+    if MOD_WSGI:
+        return Path(MOD_WSGI)
     express = str(venv / "bin" / "mod_wsgi-express")
     out = subprocess.run([express, "module-location"], capture_output=True, text=True, check=True)
     return Path(out.stdout.strip())
@@ -142,7 +149,7 @@ def apache_available(venv: Path = DEFAULT_VENV) -> str | None:
         return f"no {APACHE} (apt-get install apache2 apache2-dev)"
     if not (venv / "bin" / "python").exists():
         return f"no venv at {venv}"
-    if not (venv / "bin" / "mod_wsgi-express").exists():
+    if not MOD_WSGI and not (venv / "bin" / "mod_wsgi-express").exists():
         return f"no mod_wsgi in {venv}"
     try:
         module_location(venv).stat()

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,13 +44,16 @@ waitress.serve(application, host="127.0.0.1", port=int(sys.argv[1]), threads=4)
 """
 
 
-def gunicorn(port: int, kind: str, workers: int = 2, threads: int | None = None) -> list[str]:
-    """gunicorn with `workers` workers of `kind` (a GUNICORN_KINDS key) serving
-    app:application; `threads` for each instead of the kind's."""
+def gunicorn(
+    port: int, kind: str, workers: int = 2, threads: int | None = None,
+    *, app: str = "app:application", options: Sequence[str] = (),
+) -> list[str]:
+    """gunicorn with `workers` workers of `kind` (a GUNICORN_KINDS key) serving `app`;
+    `threads` for each instead of the kind's, and any other `options`."""
     more = ["--threads", str(threads)] if threads else []  # the last one given counts
     return [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
             "--no-control-socket", "--graceful-timeout", "5", *GUNICORN_KINDS[kind], *more,
-            "app:application"]
+            *options, app]
 
 
 def uwsgi(port: int, lazy: bool, processes: int = 2, script: str = "app.py") -> list[str]:

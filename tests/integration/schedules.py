@@ -743,5 +743,6 @@ def run(
     return Outcome(name, seed, processes, saved, verdict, traffic.started)
 
 
-def count_lines(log: str, needle: str) -> int:
-    return sum(1 for line in log.splitlines() if needle in line)
+def count_lines(log: str, pattern: str) -> int:
+    """The lines of `log` that `pattern` (a regular expression) finds."""
+    return sum(1 for line in log.splitlines() if re.search(pattern, line))

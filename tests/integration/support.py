@@ -142,7 +142,15 @@ def follow(server: Apache, method: str = "GET", hops: int = 8) -> tuple[Response
     raise AssertionError(f"more than {hops} redirects")
 
 
+# mod_wsgi's line when a daemon asks for its own restart: "Forcing restart of daemon
+# process" from 4.9 and 6.x, "Force restart of process" from 5.0.
+FORCED = "(?:Forcing restart|Force restart of process)"
+# Its line when it loads a script: "Loading WSGI script 'PATH'" or, in some versions,
+# "Loading Python script file 'PATH'".
+LOADING = "(?:WSGI script|Python script file) '{path}'"
+
+
 def restarts(server: Apache) -> int:
     """Daemon processes that asked mod_wsgi for a restart (each of a process's threads
     that got the answer logs the line once)."""
-    return len(set(re.findall(r"\[pid (\d+):tid \d+\] Forcing restart", server.error_log())))
+    return len(set(re.findall(rf"\[pid (\d+):tid \d+\] .*?{FORCED}", server.error_log())))

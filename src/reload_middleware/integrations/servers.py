@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from types import ModuleType
@@ -32,6 +33,33 @@ def detect(environ: Mapping[str, Any]) -> Server:
     ):
         return "gunicorn"
     return "other"
+
+
+def server_mount(
+    environ: Mapping[str, Any], configured: Mapping[str, str] = os.environ
+) -> str | None:
+    """The mount (SCRIPT_NAME) when the server set it itself, or None when a request
+    header may have set it.
+
+    gunicorn takes SCRIPT_NAME from a `SCRIPT_NAME` request header sent from an address
+    it trusts (127.0.0.1, ::1, `forwarded_allow_ips`: where a front proxy connects
+    from), and then passes the header as HTTP_SCRIPT_NAME too. Its own mount is the
+    SCRIPT_NAME of its environment (`--env SCRIPT_NAME=/app`), which the header
+    overrides. So a request carrying the header has a mount we can believe only when it
+    is that one: any other was chosen by whoever sent the request. Servers that never
+    read the header (Apache drops it) pass no HTTP_SCRIPT_NAME, or one they ignored.
+
+    >>> server_mount({"SCRIPT_NAME": "/app"}, {})
+    '/app'
+    >>> server_mount({"SCRIPT_NAME": "/x", "HTTP_SCRIPT_NAME": "/x"}, {}) is None
+    True
+    >>> server_mount({"SCRIPT_NAME": "/app", "HTTP_SCRIPT_NAME": "/app"}, {"SCRIPT_NAME": "/app"})
+    '/app'
+    """
+    script = str(environ.get("SCRIPT_NAME", ""))
+    if "HTTP_SCRIPT_NAME" in environ and script != configured.get("SCRIPT_NAME", ""):
+        return None
+    return script
 
 
 def detect_from_modules(modules: Mapping[str, ModuleType] = sys.modules) -> Server:

@@ -27,14 +27,19 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from .. import logs
+from ..integrations import servers
 from ..watching.changes import Changes
 from ..watching.file_state import Stat, differs, stat_of
+from . import csp
 from .injection import Injecting
+from .tag import NONCE_KEY, PREFIX, script_base, script_tag
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-PREFIX = "/__reload_middleware__/"
+    from .injection import Headers
+
 TICK = 0.1  # seconds between two looks of a waiting events request
 LIFE = 20.0  # seconds an events request waits at most (proxies cut idle ones at 30-60 s)
 SHORT_POLL_MS = 200  # where a waiting request would hold the only worker: cheap answers
@@ -144,6 +149,7 @@ class Beacon:
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._waiting = 0
+        self.told = logs.Once()  # why pages went without the tag: said once per reason
 
     @functools.cached_property
     def script(self) -> bytes:
@@ -232,9 +238,28 @@ class Front:
             return self._serve(environ, start_response)
         return self._app(environ, start_response)
 
-    def _tag(self, environ: WSGIEnvironment) -> bytes:
-        base = _escape(str(environ.get("SCRIPT_NAME", "")).rstrip("/") + PREFIX)
-        return f'<script src="{base}live.js?v={self._beacon.loaded()}"></script>'.encode()
+    def _tag(self, environ: WSGIEnvironment, headers: Headers) -> bytes | None:
+        """The tag for one page, or None where the response's policy would block it.
+
+        Its URL is of the page's own origin whatever SCRIPT_NAME a request header set
+        (tag.py); its nonce the one the policy names, or the app handed over."""
+        offered = environ.get(NONCE_KEY)
+        if offered is not None and not (isinstance(offered, str) and csp.NONCE.fullmatch(offered)):
+            if self._beacon.told.first("bad nonce"):
+                logs.error("live reload: environ[%r] is not a CSP nonce (base64); not used",
+                           NONCE_KEY)
+            offered = None
+        scheme = str(environ.get("wsgi.url_scheme", "http"))
+        verdict = csp.verdict(headers, offered, scheme)
+        if not verdict.allowed:
+            if self._beacon.told.first(("blocked", verdict.why)):
+                logs.info("live reload: no script tag in pages whose Content-Security-Policy "
+                          "blocks it: %s (docs/live-reload.md, Content-Security-Policy)",
+                          verdict.why)
+            return None
+        base = script_base(servers.server_mount(environ), str(environ.get("SCRIPT_NAME", "")),
+                           str(environ.get("PATH_INFO", "")))
+        return script_tag(base, self._beacon.loaded(), verdict.nonce)
 
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         name = str(environ.get("PATH_INFO", ""))[len(PREFIX):]
@@ -248,10 +273,6 @@ class Front:
                           self._beacon.script)
         body = json.dumps(self._beacon.answer(environ)).encode()
         return _reply(start_response, "200 OK", "application/json", body)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
 def _reply(

@@ -1,13 +1,15 @@
-"""Where may a script tag go? One `<script src>` before `</body>`, only where it is safe.
+"""Which responses may get a script tag? One `<script src>` before `</body>`, only where
+it is safe.
 
-Pure functions over (status, headers, body); `Injecting` applies them to a WSGI app and
-hands every other response to the server untouched, as the very same body object.
+Pure functions over (status, headers, body); where in the page is markup.py's.
+`Injecting` applies them to a WSGI app and hands every other response to the server
+untouched, as the very same body object.
 
 >>> headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "26")]
 >>> eligible("200 OK", headers, "GET")
 True
->>> insert(b"<html><body>hi</body></html>", b"<script src=/x.js></script>")
-b'<html><body>hi<script src=/x.js></script></body></html>'
+>>> closing(b"<html><body>hi</body></html>")  # markup.py: where the tag goes
+14
 >>> with_length(headers, 49)[1]
 ('Content-Length', '49')
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..acting.response_bodies import ClosingBody, sendable
+from .markup import closing
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -32,7 +35,9 @@ ASCII_COMPATIBLE = re.compile(
 )
 # No body (204, 304), a part of one (206), or a page nobody reads (1xx, 3xx).
 NO_TAG = frozenset({204, 206, 304})
-CLOSING = re.compile(rb"</body\s*>", re.IGNORECASE)
+if TYPE_CHECKING:
+    # What to add to one page: the tag, or None where the response's own headers forbid it.
+    Tag = Callable[[WSGIEnvironment, Headers], bytes | None]
 
 
 def header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -89,18 +94,6 @@ def in_memory(body: Iterable[bytes], headers: Headers) -> bool:
     return length is not None and length.strip().isdigit() and int(length) <= MAX_BODY
 
 
-def insert(page: bytes, tag: bytes) -> bytes | None:
-    """`page` with `tag` before its last `</body>`, or None when it has none (a fragment).
-
-    >>> insert(b"<p>an htmx fragment</p>", b"<script></script>") is None
-    True
-    """
-    starts = [m.start() for m in CLOSING.finditer(page)]
-    if not starts:
-        return None
-    return page[: starts[-1]] + tag + page[starts[-1]:]
-
-
 def with_length(headers: Headers, length: int) -> Headers:
     """`headers` with Content-Length set to `length` (added if the app gave none)."""
     kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
@@ -108,16 +101,17 @@ def with_length(headers: Headers, length: int) -> Headers:
 
 
 class Injecting:
-    """Serve `app`, adding `tag(environ)` to the pages `eligible()` and `insert()` allow.
+    """Serve `app`, adding `tag(environ, headers)` to the pages `eligible()` and
+    `closing()` allow, unless it is None (the response's policy would block it).
 
     The app's start_response is held until its body is returned; a response that
     starts later (a generator), writes with `write()`, or is not eligible, goes to the
     server as the app made it::
 
-        app = Injecting(app, tag=lambda environ: b'<script src="/x.js"></script>')
+        app = Injecting(app, tag=lambda environ, headers: b'<script src="/x.js"></script>')
     """
 
-    def __init__(self, app: WSGIApplication, tag: Callable[[WSGIEnvironment], bytes]) -> None:
+    def __init__(self, app: WSGIApplication, tag: Tag) -> None:
         self._app = app
         self._tag = tag
 
@@ -154,10 +148,7 @@ class _Held:
         (status, headers, exc_info), self._head = self._head, None
         return self._server(status, headers, exc_info)
 
-    def finish(
-        self, body: Iterable[bytes], environ: WSGIEnvironment,
-        tag: Callable[[WSGIEnvironment], bytes],
-    ) -> Iterable[bytes]:
+    def finish(self, body: Iterable[bytes], environ: WSGIEnvironment, tag: Tag) -> Iterable[bytes]:
         self._returned = True
         if self._head is None:
             return body  # passed through already, or starts during iteration
@@ -172,14 +163,16 @@ class _Held:
         except BaseException:
             _close(body)
             raise
-        new = insert(page, tag(environ))
         status, headers, exc_info = self._head
         self._head = None
-        if new is None:
+        at = closing(page)
+        made = None if at is None else tag(environ, headers)
+        if at is None or made is None:
             self._server(status, headers, exc_info)
             if isinstance(inner, list | tuple):
                 return body  # the very same object
             return ClosingBody([page], _closer(body))
+        new = page[:at] + made + page[at:]
         self._server(status, with_length(headers, len(new)), exc_info)
         return ClosingBody([new], _closer(body))
 

@@ -7,7 +7,8 @@ Development and staging tool; with a strong secret it is also safe in production
     $ curl -H "Authorization: Bearer $TOKEN" http://host/__reload__          # status
     $ curl -X POST -H "Authorization: Bearer $TOKEN" http://host/__reload__  # reload all
 
-Rules: the path must match PATH_INFO exactly (below any SCRIPT_NAME mount) and, where
+Rules: the path must match PATH_INFO exactly (below a SCRIPT_NAME mount the server set,
+never one a request header set: gunicorn takes a `SCRIPT_NAME` header) and, where
 the server passes the raw request path (REQUEST_URI: mod_wsgi, uWSGI, waitress; RAW_URI:
 gunicorn), that raw path too, literally: its percent-encoded and doubled-slash forms, and
 a request rewritten to it inside the server, get a bare 404 (see SECURITY.md). The token
@@ -21,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from webob import Response
+
+from ..integrations import servers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -70,24 +73,34 @@ _PCHAR = "/:@!$&'()*+,;=~"  # RFC 3986 path characters left as they are
 Route = Literal["endpoint", "app", "not found"]
 
 
-def route(environ: WSGIEnvironment, path: str) -> Route:
+def route(
+    environ: WSGIEnvironment, path: str, configured: Mapping[str, str] = os.environ
+) -> Route:
     """Whether a request is for the control endpoint at `path`, the app, or neither.
 
-    PATH_INFO must be `path` exactly. Where the server gives the raw path, it must be
-    the mount (SCRIPT_NAME as is, or percent-encoded where it must be) followed by
-    `path`, literally; otherwise the request reached PATH_INFO `path` by decoding, slash
-    merging or an internal rewrite, which a front proxy's rule on the literal path
-    would not see, so it is answered 404 rather than let through.
+    PATH_INFO must be `path` exactly, below a mount the server set itself: a mount a
+    `SCRIPT_NAME` request header chose (gunicorn, `servers.server_mount`; `configured`
+    is the server's environment) would put the endpoint under a path a front proxy's
+    rule on `path` does not cover. Where the server gives the raw path, it must be the
+    mount (SCRIPT_NAME as is, or percent-encoded where it must be) followed by `path`,
+    literally; otherwise the request reached PATH_INFO `path` by decoding, slash merging
+    or an internal rewrite, which a rule on the literal path would not see either. Both
+    are answered 404 rather than let through.
 
     >>> route({"PATH_INFO": "/__reload__", "REQUEST_URI": "//__reload__"}, "/__reload__")
+    'not found'
+    >>> route({"SCRIPT_NAME": "/x", "HTTP_SCRIPT_NAME": "/x", "PATH_INFO": "/__reload__",
+    ...        "RAW_URI": "/x/__reload__"}, "/__reload__", configured={})
     'not found'
     """
     if environ.get("PATH_INFO") != path:
         return "app"
+    script = servers.server_mount(environ, configured)
+    if script is None:  # a mount a request header chose: not where the endpoint is
+        return "not found"
     raw = raw_path(environ)
     if raw is None:
         return "endpoint"
-    script: str = environ.get("SCRIPT_NAME", "")
     # Only the canonical spellings of the mount: '/%61pp' would pass a rule on '/app'.
     mounts = {script, quote(script, safe=_PCHAR, encoding="latin-1", errors="replace")}
     if raw.endswith(path) and raw[: len(raw) - len(path)] in mounts:
