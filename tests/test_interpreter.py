@@ -11,11 +11,12 @@ import time
 import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from helpers import MakeProject, call
-from reload_middleware import interpreter
+from reload_middleware import file_reads, interpreter
 from reload_middleware.live import browser
 from reload_middleware.operations import state_dir
 from reload_middleware.tracking import Tracking
@@ -118,14 +119,14 @@ def test_reset_reports_an_unreadable_file_again(
     middleware compiles it (preflight.py), and again after reset()."""
     secret = tmp_path / "secret.py"
     secret.write_text("x = 1\n")
-    read_bytes = Path.read_bytes
+    open_file = file_reads.open_file
 
-    def unreadable(path: Path) -> bytes:  # root reads through any mode: refused here
-        if path.name == "secret.py":
-            raise PermissionError(13, "Permission denied", str(path))
-        return read_bytes(path)
+    def unreadable(path: str, **kw: Any) -> int:  # root reads through any mode: refused here
+        if path.endswith("secret.py"):
+            raise PermissionError(13, "Permission denied", path)
+        return open_file(path, **kw)
 
-    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    monkeypatch.setattr(file_reads, "open_file", unreadable)
 
     def compile_stray() -> None:  # saved, imported by nothing: the next request compiles it
         strays = Tracking(None, interpreter.current()).files.strays

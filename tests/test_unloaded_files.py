@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileCreatedEvent
 
+from helpers import MakeProject, call
 from reload_middleware.watching.unloaded_files import Strays, below
+from reload_middleware.watching.watcher import Watcher
+
+NOT_LOADED = "nothing has imported it yet"
 
 
 @pytest.mark.parametrize(
@@ -60,3 +66,48 @@ def test_a_sweep_notes_files_saved_before_the_watcher_started(tmp_path: Path) ->
     strays = Strays()
     strays.sweep({str(tmp_path): True}, (), since=since)
     assert [f.file for f in strays.report()] == [str(tmp_path / "new.py")]
+
+
+def test_strays_are_compiled_in_package_roots_only(
+    project: MakeProject, fresh_process: Watcher, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """The package's directory and the script's (a top-level module's) are package
+    roots; a plain watch directory is not, though its files are watched as changes."""
+    shared = tmp_path.resolve() / "shared"
+    shared.mkdir()
+    made = project(watch=["shared"])
+    app = made.application
+    packages = app._tracking.files.registration.packages
+    assert packages[str(made.views.parent)] is True and packages[str(made.root)] is False
+    assert str(shared) not in packages
+    assert call(app).status.startswith("200")
+    caplog.set_level(logging.ERROR, "reload_middleware")
+    fresh = made.views.parent / "later.py"
+    fresh.write_text("def (\n")
+    fresh_process.deliver(FileCreatedEvent(str(fresh)))
+    call(app)
+    assert f"{fresh}:1: SyntaxError" in caplog.text and NOT_LOADED in caplog.text
+
+
+def test_no_stray_is_compiled_beside_the_trigger(
+    project: MakeProject, fresh_process: Watcher, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `trigger` only the trigger counts: its directory (a shared temp directory,
+    say) is watched for it alone, and a `.py` file created there is never read."""
+    shared = tmp_path.resolve() / "shared"
+    shared.mkdir()
+    made = project(trigger=str(shared / "reload.trigger"))
+    app = made.application
+    assert app._tracking.files.registration.packages == {}
+    assert call(app).status.startswith("200")
+    caplog.set_level(logging.ERROR, "reload_middleware")
+    evil = shared / "evil.py"
+    os.mkfifo(evil)  # read, it would block the request for good
+    fresh_process.deliver(FileCreatedEvent(str(evil)))
+    bad = shared / "bad.py"
+    bad.write_text("def (\n")
+    fresh_process.deliver(FileCreatedEvent(str(bad)))
+    assert call(app).status.startswith("200")
+    assert NOT_LOADED not in caplog.text and "not read" not in caplog.text

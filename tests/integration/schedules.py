@@ -570,9 +570,11 @@ def unreadable(
 
 
 def judge(
-    records: Sequence[Request], saved: Sequence[Saved], processes: int, origin: float
+    records: Sequence[Request], saved: Sequence[Saved], processes: int, origin: float,
+    hops: int | None = None,
 ) -> Verdict:
-    """Apply the rule to every request; times in messages are seconds since `origin`."""
+    """Apply the rule to every request; times in messages are seconds since `origin`.
+    `hops`: the redirects one change may cost a request (one per process by default)."""
     verdict = Verdict(requests=len(records))
     deleted = [(done, {r.pid for r in records if r.pid is not None and r.end < done.gone})
                for done in saved if done.gone is not None]
@@ -590,7 +592,7 @@ def judge(
             continue
         # Each process redirects once per change; a save during the request is a new change.
         overlapped = sum(1 for done in saved if record.start < done.at <= record.end)
-        if record.hops > processes * (1 + overlapped):
+        if record.hops > (hops or processes) * (1 + overlapped):
             verdict.failed.append(f"{when} {record.hops} redirects for {processes} processes "
                                   f"and {overlapped} saves during the request")
         unjudged, failures = unreadable(record, deleted, written)
@@ -722,6 +724,7 @@ def run(
     processes: int,
     clients: int,
     retry_reset: bool = False,
+    hops: int | None = None,
     lead: float = 1.0,
     tail: float = 2.0,
     prior: Sequence[Saved] = (),
@@ -731,7 +734,7 @@ def run(
     save is due, so that requests judge each); judged by the rule.
 
     `prior` are saves made before the traffic began, judged like the others; `log()` is
-    the server's log so far.
+    the server's log so far; `hops`, see `judge()`.
     """
     pause = threading.Event()
     with Traffic(port, clients, retry_reset=retry_reset) as traffic:
@@ -739,7 +742,7 @@ def run(
         saved = [*prior, *perform(root, saves, log)]
         due = max((done.at + done.grace for done in saved), default=0.0)
         pause.wait(max(tail, due + 0.5 - time.monotonic()))
-    verdict = judge(traffic.records, saved, processes, traffic.started)
+    verdict = judge(traffic.records, saved, processes, traffic.started, hops)
     return Outcome(name, seed, processes, saved, verdict, traffic.started)
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import traceback
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from .. import logs
+from .. import file_reads, logs
 from ..watching import paths
 from ..watching.project_modules import library_roots
 from . import entry
@@ -53,25 +52,29 @@ class Failure:
 
 def compile_files(
     files: Iterable[str],
-    read: Callable[[str], bytes] = lambda path: pathlib.Path(path).read_bytes(),
+    read: Callable[[str], bytes] = file_reads.read,
     unreadable: Callable[[str, OSError], None] | None = None,
     *,
     told: logs.Once | None = None,
 ) -> Failure | None:
     """Compile each existing .py file in memory (no .pyc is written); first failure wins.
 
-    A file that cannot be read is skipped, never a failure: one unreadable file dropped
-    in a watched directory (and never imported) must not block every reload. It is
-    reported through `unreadable`; by default it is logged once per file and error
-    remembered in `told` (the interpreter's, as every change compiles it again; None:
-    logged every time).
+    Read by `file_reads.read`: never waiting on a FIFO, never through a symlink as the
+    last component (what the app imported is tracked by its real path), a regular file
+    of at most 1 MiB. A file that cannot be read, or is not read, is skipped, never a
+    failure: one file dropped in a watched directory (and never imported) must not block
+    every reload. It is reported through `unreadable`; by default it is logged once per
+    file and error remembered in `told` (the interpreter's, as every change compiles it
+    again; None: logged every time). A file that is gone is skipped silently.
     """
     report = unreadable or functools.partial(_log_unreadable, told)
     for path in sorted(files):
-        if not path.endswith((".py", ".wsgi")) or not os.path.isfile(path):
+        if not path.endswith((".py", ".wsgi")):
             continue
         try:
             source = read(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # deleted or moved away: the import preflight or the reload tells
         except OSError as exc:
             report(path, exc)
             continue
@@ -86,7 +89,8 @@ def _log_unreadable(told: logs.Once | None, path: str, exc: OSError) -> None:
     """Say that `path` cannot be read, unless `told` remembers saying it."""
     if told is not None and not told.first(("unreadable", path, exc.errno)):
         return
-    logs.error("cannot read %s (%s): not compiled before acting; other changes go ahead",
+    why = "%s is not read (%s)" if isinstance(exc, file_reads.Refused) else "cannot read %s (%s)"
+    logs.error(why + ": not compiled before acting; other changes go ahead",
                path, exc.strerror or exc)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any
 
+from .. import file_reads
 from ..script import Script
 from .entry import importable
 from .preflight import Failure, from_exception
@@ -253,8 +254,9 @@ def _execute(script: Script, old: types.ModuleType | None, *, early: bool
     module = types.ModuleType(name)
     module.__file__ = script.given
     _keep_server_marks(old, module, script)
-    with open(script.given, "rb") as source:
-        code = compile(source.read(), script.given, "exec", dont_inherit=True)
+    # As the server ran it: through a symlinked script too, never waiting on a FIFO.
+    source = file_reads.read(script.given, follow=True)
+    code = compile(source, script.given, "exec", dont_inherit=True)
     if early:
         sys.modules[name] = module
     exec(code, vars(module))

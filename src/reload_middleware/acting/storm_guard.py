@@ -37,18 +37,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat as stat_module
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .. import logs
+from .. import file_reads, logs
 from ..operations import state_dir
 from ..watching import paths
 from ..watching.file_state import Stat
 from . import storm_records
 from .storm_records import Entry, Record
 
-MAX_CONTENT = 1024 * 1024  # a file people edit is smaller; a larger one is never a return
+MAX_CONTENT = file_reads.LIMIT  # a file people edit is smaller; a larger one is never a return
 # Suffixes of files people edit; a file under a directory named like these is one too.
 EDITED = frozenset({
     ".py", ".pyi", ".html", ".htm", ".xhtml", ".xml", ".svg", ".txt", ".md", ".rst",
@@ -90,12 +89,11 @@ def edited(path: str, templates: Iterable[str] = ()) -> bool:
 
 def content(path: str, limit: int = MAX_CONTENT) -> bytes | None:
     """The bytes of a regular file of at most `limit` bytes, else None (never waits on a
-    FIFO)."""
+    FIFO). A symlinked file is read at its target: only its digest is kept."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return file_reads.read(path, limit, follow=True)
     except OSError:
         return None
-    return state_dir.read_open(fd, limit, lambda info: stat_module.S_ISREG(info.st_mode))
 
 
 class StormGuard:

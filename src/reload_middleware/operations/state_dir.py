@@ -24,15 +24,15 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
-from .. import logs
+from .. import file_reads, logs
 from ..watching import trust
 
 NAME = "reload-middleware"
 SUFFIXES = 4  # numbered spares of the temp-dir candidate, should one be planted
 # Every open: no link followed, no wait on a FIFO, nothing inherited by a child.
-SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+SAFE = file_reads.SAFE
 
 
 def candidates(uid: int, environ: Mapping[str, str], home: str | None, temp: str) -> list[str]:
@@ -242,24 +242,9 @@ def locked(dir_fd: int | None) -> Iterator[None]:
 def read(dir_fd: int, name: str, limit: int) -> bytes | None:
     """The content of our own regular file `name`, at most `limit` bytes; else None."""
     try:
-        fd = os.open(name, os.O_RDONLY | SAFE, dir_fd=dir_fd)
+        return file_reads.read(name, limit, own_file, dir_fd=dir_fd)
     except OSError:
         return None
-    return read_open(fd, limit, own_file)
-
-
-def read_open(fd: int, limit: int, accept: Callable[[os.stat_result], bool]) -> bytes | None:
-    """The content of the open file `fd` (closed here) if `accept` takes its stat and it
-    holds at most `limit` bytes; else None."""
-    try:
-        info = os.fstat(fd)
-        if not accept(info) or info.st_size > limit:
-            return None
-        return os.read(fd, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def remove(dir_fd: int, name: str) -> None:

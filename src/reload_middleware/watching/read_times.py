@@ -16,6 +16,7 @@ action too many at worst, never old code (docs/promise.md).
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import marshal
 import os
@@ -23,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from .. import logs
+from .. import file_reads, logs
 
 SECOND = 1_000_000_000
 # File times come from a clock that may lag time.time_ns() by a tick (4 ms at 250 Hz):
@@ -67,7 +68,8 @@ def later_than(
               "second its code was loaded counts as a change", path)
         return True
     return (
-        path.endswith(".py") and latest + SECOND > bound and stale_bytecode(path, valid[0], size)
+        path.endswith(".py") and latest + SECOND > bound
+        and stale_bytecode(path, valid[0], size, told)
     )
 
 
@@ -85,7 +87,8 @@ def reached(path: str, times: Sequence[int], now: int, told: logs.Once | None = 
     return valid
 
 
-def stale_bytecode(path: str, mtime_ns: int, size: int) -> bool:
+def stale_bytecode(path: str, mtime_ns: int, size: int, told: logs.Once | None = None
+                   ) -> bool:
     """True when the `.pyc` of `path` matches its header but holds other code.
 
     Python checks a pyc against the source's mtime in whole seconds and its size: a save
@@ -94,31 +97,44 @@ def stale_bytecode(path: str, mtime_ns: int, size: int) -> bool:
     be (a process read the old source before the save and wrote its pyc after), so its
     code is compared with the source's, compiled here: a few files at most, each saved
     in the second before it was loaded.
+
+    Both are read by `file_reads` (never waiting on a FIFO planted at the pyc's name,
+    never through a link, at most 1 MiB). A pyc that is no regular file (a FIFO, a
+    symlink) is not looked at: False, as for a pyc that cannot be read. One larger than
+    the bound may be old bytecode: True, the safe side (one action too many). Either is
+    said once per file as far as `told` remembers.
     """
     try:
         cached = importlib.util.cache_from_source(path)
-        with open(cached, "rb") as pyc:
-            header = pyc.read(16)
-            written = os.fstat(pyc.fileno()).st_mtime_ns
-            body = pyc.read() if written >= mtime_ns else b""
-    except (OSError, NotImplementedError, ValueError):
+    except (NotImplementedError, ValueError):
         return False
+    try:
+        fd = file_reads.open_file(cached)
+        data, info = file_reads.read_open(fd, file_reads.LIMIT, path=cached)
+    except file_reads.Refused as exc:
+        if told is None or told.first(("refused", cached, exc.errno)):
+            logs.error("%s is not read (%s): %s", cached, exc.strerror,
+                       "its source counts as changed" if exc.errno == errno.EFBIG
+                       else "not looked at for old bytecode")
+        return exc.errno == errno.EFBIG
+    except OSError:
+        return False  # none, or not ours to read: none Python loads either
+    header, body = data[:16], data[16:]
     if len(header) < 16 or int.from_bytes(header[4:8], "little") != 0:
         return False  # hash-based pycs are checked against the source's content
     if (int.from_bytes(header[8:12], "little") != (mtime_ns // SECOND) & 0xFFFFFFFF
             or int.from_bytes(header[12:16], "little") != size & 0xFFFFFFFF):
         return False  # Python will not load it for this source
-    return written < mtime_ns or not _same_code(path, body)
+    return info.st_mtime_ns < mtime_ns or not _same_code(path, body)
 
 
 def _same_code(path: str, bytecode: bytes) -> bool:
     """Whether `bytecode` (a pyc's body) is what the source at `path` compiles to now."""
     try:
-        with open(path, "rb") as source:
-            fresh = compile(source.read(), path, "exec", dont_inherit=True)
+        fresh = compile(file_reads.read(path), path, "exec", dont_inherit=True)
         return bool(marshal.loads(bytecode) == fresh)
     except (OSError, SyntaxError, ValueError, EOFError, TypeError):
-        return False  # unreadable or not code: not the source's, count it as changed
+        return False  # unreadable, not read, or not code: count it as changed
 
 
 def _tell(told: logs.Once | None, path: str, kind: str, message: str, *args: object) -> None:

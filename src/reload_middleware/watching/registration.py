@@ -29,6 +29,7 @@ class Registration:
     dirs: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     roots: dict[str, bool] = field(default_factory=dict)
+    packages: dict[str, bool] = field(default_factory=dict)  # where strays are noted
     polling: bool = False
     ignored: set[str] = field(default_factory=set)  # restart storms, see storm_guard.py
     strays: Strays | None = None  # Python files saved that no module was loaded from
@@ -49,7 +50,8 @@ class Registration:
             for d in self.dirs
         ):
             self.changes.record(path, kind)
-        elif self.strays and not is_directory and self.strays.note(path, self.roots, self.exclude):
+        elif (self.strays and not is_directory
+              and self.strays.note(path, self.packages, self.exclude)):
             self.changes.poke()  # not a change: the next request compiles it (unloaded_files.py)
         if is_directory:
             for known in self.changes.known:

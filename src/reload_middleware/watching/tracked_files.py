@@ -256,8 +256,20 @@ class Files:
             self._changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
             paths.merge_roots(roots), polling=self._settings.observer == "polling",
-            ignored=self._ignored, strays=self.strays, trigger=self._trigger,
+            ignored=self._ignored, strays=self.strays, packages=self.packages(),
+            trigger=self._trigger,
         )
+
+    def packages(self) -> dict[str, bool]:
+        """Where a saved `.py` file no module was loaded from is compiled (unloaded_files.py):
+        the package roots of the modules the app loaded, each package's top directory with
+        everything below it, and the directory of a top-level module (or of a script the
+        server loaded as one) alone. Never the trigger's directory, a watch path, a
+        template directory or another tracked file's directory: anyone may create names
+        there (a shared temp directory), and a file nothing imports from there is none
+        the app can load."""
+        modules = {path: name for path, name in self._files.items() if name}
+        return paths.merge_roots(paths.module_roots(modules))
 
     def _register(self, *, loaded: bool = True) -> None:
         """Register what is tracked now; new files other than modules get a baseline.

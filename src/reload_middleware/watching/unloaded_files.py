@@ -3,9 +3,12 @@
 Django imports views on the first request that needs them, so a daemon that has not
 served one has not imported `views.py`: a save there changes none of its code, and no
 restart is due. But the request that imports it will fail, and the log should say why
-before it does. The watcher notes `.py` files saved below the watched package roots
-that no tracked module was loaded from (the observer thread only notes); a request
-compiles them and logs the file and line of an error, once per save.
+before it does. The watcher notes `.py` files saved below the package roots of the
+modules the app loaded (`Files.packages`: never the trigger's directory nor a plain
+watch directory, where another account may create names) that no tracked module was
+loaded from (the observer thread only notes); a request compiles them, read as
+`file_reads` reads (no FIFO waited on, no last symlink followed, 1 MiB at most), and
+logs the file and line of an error, once per save.
 
 >>> strays = Strays()
 >>> strays.note("/srv/app/polls/views.py", {"/srv/app/polls": True}, ())
@@ -52,7 +55,7 @@ class Strays:
         self._reported: dict[str, Stat] = {}  # file -> the state its error was logged for
 
     def note(self, path: str, roots: Mapping[str, bool], exclude: tuple[str, ...]) -> bool:
-        """From the watcher thread: note `path` if it is Python source in a watched root."""
+        """From the watcher thread: note `path` if it is Python source in a package root."""
         if not path.endswith(".py") or not below(path, roots):
             return False
         if paths.excluded(path, exclude, within=os.path.dirname(path)):
