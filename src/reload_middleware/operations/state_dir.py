@@ -24,7 +24,7 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .. import file_reads, logs
 from ..watching import trust
@@ -151,26 +151,9 @@ class StateDir:
         ours, so this opens nothing to planting.
         """
         skipped: dict[str, OSError] = {}
-        chosen = None
-        for path in self.paths:
-            if os.path.lexists(path):
-                try:
-                    os.close(open_dir(path))
-                except OSError as exc:
-                    skipped[path] = exc
-                    continue
-                chosen = path
-                break
-        for path in () if chosen else self.paths:
-            if path in skipped:
-                continue
-            try:
-                os.close(make_dir(path))
-            except OSError as exc:
-                skipped[path] = exc
-                continue
-            chosen = path
-            break
+        existing = [p for p in self.paths if os.path.lexists(p)]
+        chosen = _first(existing, open_dir, skipped) or _first(
+            [p for p in self.paths if p not in skipped], make_dir, skipped)
         for path, why in skipped.items():
             logs.error("state directory %s skipped: %s", path, why.strerror or why)
         if chosen is None:
@@ -306,3 +289,18 @@ def touch_outside(path: str, trusted: frozenset[int] | None = None) -> None:
         os.utime(fd)
     finally:
         os.close(fd)
+
+
+def _first(paths: Sequence[str], opener: Callable[[str], int],
+           skipped: dict[str, OSError]) -> str | None:
+    """The first of `paths` that `opener` opens (then closed); the others' errors go to
+    `skipped`."""
+    for path in paths:
+        try:
+            os.close(opener(path))
+        except OSError as exc:
+            skipped[path] = exc
+            continue
+        return path
+    return None
+
