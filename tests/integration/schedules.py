@@ -619,7 +619,7 @@ def seeds() -> list[int]:
     new one) and the RM_SCHEDULE_RUNS - 1 after it."""
     given = os.environ.get("RM_SCHEDULE_SEED") or os.environ.get("RM_TEST_SCHEDULE_SEED")
     base = int(given or random.SystemRandom().randrange(10**6))
-    return [base + n for n in range(int(os.environ.get("RM_SCHEDULE_RUNS", "1")))]
+    return [base + n for n in range(int(os.environ.get("RM_SCHEDULE_RUNS") or 1))]
 
 
 def steps() -> int:
