@@ -21,7 +21,7 @@ import pytest
 from watchdog.events import FileModifiedEvent
 
 from helpers import DAY, MakeProject, Project, Until, call, save
-from reload_middleware import ReloadMiddleware, config, track, tracking
+from reload_middleware import ReloadMiddleware, config, track
 from reload_middleware.acting import strategies
 from reload_middleware.watching import changes
 from reload_middleware.watching.watcher import Watcher
@@ -531,10 +531,8 @@ def fake_mod_wsgi(monkeypatch: pytest.MonkeyPatch, process_group: str) -> None:
 def test_the_hook_asks_mod_wsgi_to_restart_a_daemon_after_a_confirmed_change(
     project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """In daemon mode the hook says 'restart' once something really changed, and keeps saying it
-    (in a process past its first 2 s: a younger one may leave the decision to the request)."""
+    """In daemon mode the hook says 'restart' once something really changed, and keeps saying it."""
     fake_mod_wsgi(monkeypatch, "site")
-    monkeypatch.setattr(tracking, "YOUNG_NS", 0)
     made = project()
     app, script = made.application, str(made.script)
     assert app.reload_required(script) is False

@@ -367,37 +367,24 @@ def test_track_in_the_script_adds_its_paths_once_however_many_reloads(
 DAEMON = {"mod_wsgi.process_group": "site"}
 
 
-@pytest.mark.parametrize("restarted", [False, True], ids=["with-its-server", "started-again"])
 def test_a_request_handed_over_after_a_restart_is_answered_without_another(
     project: MakeProject, until: Until, monkeypatch: pytest.MonkeyPatch,
-    kills: list[tuple[int, int]], restarted: bool,
+    kills: list[tuple[int, int]],
 ) -> None:
-    """A young daemon leaves the decision to the request: one that started before the
-    process is answered by it (mod_wsgi would otherwise bounce it on, and gives up after
-    2 x processes + 1). A daemon started with its server does so with its first hook
-    call only, the next restarts through the hook; one mod_wsgi started again does so
-    with every call while it is young, and a newer request gets a 307."""
+    """A young daemon's first hook call leaves the decision to the request: one that
+    started before the process is answered by it (mod_wsgi would otherwise chain
+    restarts); the next request restarts through the hook."""
     monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
-    monkeypatch.setattr(tracking.Tracking, "restarted", property(lambda _: restarted))
     made = project()
-    app, script = made.application, str(made.script)
-    assert app.reload_required(script) is False  # first call: left to the request
+    app = made.application
+    assert app.reload_required(str(made.script)) is False  # first call: left to the request
     made.save_views("TEXT = 'new'\n")
     until(lambda: str(made.views) in app.pending)
     started = read_times.process_started_ns()
     before = {**DAEMON, "mod_wsgi.request_start": str((started - SECOND) // 1000)}
     assert call(app, extra=before).body == b"old"
     assert kills == []
-    if not restarted:
-        assert app.reload_required(script) is True
-        return
-    for _ in range(3):
-        assert app.reload_required(script) is False
-        assert call(app, extra=before).body == b"old"
-    assert app.reload_required(script) is False
-    since = {**DAEMON, "mod_wsgi.request_start": str(time.time_ns() // 1000)}
-    assert call(app, extra=since).status.startswith("307")
-    assert kills == [(os.getpid(), signal.SIGINT)]
+    assert app.reload_required(str(made.script)) is True
 
 
 def test_a_first_request_that_came_since_the_process_started_restarts_it(

@@ -302,7 +302,6 @@ class ReloadMiddleware:
             older = started is not None and started < self._tracking.started
         action, self._handed_over = servers.acting_here(
             self._action(), hook=environ is None, first=first, young=self._tracking.young,
-            restarted=self._tracking.restarted,
             handed_over=self._handed_over, older=older)
         return action
 

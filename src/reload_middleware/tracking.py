@@ -14,7 +14,6 @@ up, a request that may act asks one question and tells what became of the answer
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -40,9 +39,6 @@ from .watching.tracked_files import Files
 # What a control POST is recorded as where no file can carry it to the other processes.
 FORCED = "<control POST>"
 YOUNG_NS = 2_000_000_000  # a process this young may be the restart of a moment ago
-# A server starts its first processes at once; one started this long after its parent
-# was started again (mod_wsgi's daemons after a restart, a recycled worker).
-RESTARTED_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -114,12 +110,6 @@ class Tracking:
     def young(self) -> bool:
         """True for a process that started loading code less than `YOUNG_NS` ago."""
         return time.time_ns() - self._loaded_since < YOUNG_NS
-
-    @functools.cached_property
-    def restarted(self) -> bool:
-        """True for a process that started more than `RESTARTED_NS` after its parent."""
-        parent = read_times.process_start_ns(os.getppid())
-        return parent is not None and self._loaded_since - parent > RESTARTED_NS
 
     @property
     def forked(self) -> bool:

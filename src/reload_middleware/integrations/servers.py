@@ -117,42 +117,31 @@ def wants_retry(retry: str, method: str) -> bool:
     return retry == "auto" and method in ("GET", "HEAD")
 
 
-def acting_here(action: Action, *, hook: bool, first: bool, young: bool, restarted: bool,
+def acting_here(action: Action, *, hook: bool, first: bool, young: bool,
                 handed_over: bool, older: bool) -> tuple[Action | None, bool]:
     """Where to act: (the action to take here or None, whether the decision is handed
     over to the next request). `hook`: asked from mod_wsgi's hook, else from a request;
     `first`: the hook's first call in this process; `young`: the process is less than
-    2 s old; `restarted`: mod_wsgi started it again, after its server started;
-    `older`: the request started before this process did.
+    2 s old; `older`: the request started before this process did.
 
     The hook acts for itself, requests for everything else. mod_wsgi hands the request
-    a restart was for to the next process that takes it, and gives up after 2 x
-    processes + 1 restarts for one request: 6.0 answers 503, 5.0 and 4.9 send the
-    daemon's header lines as the body, or an empty one. So a young daemon leaves the
-    decision to the request, which knows when it started: older than this process's
-    code, it is answered by it; newer, the process restarts after answering. A daemon
-    started again does so with every hook call while it is young, as requests bounced
-    by the processes before it may reach it after others (a request is then bounced
-    at most once by each process that was running when it started); one started with
-    its server, only with its first call, as nothing was bounced yet.
+    a restart was for to the next process, and gives up after 2 x processes + 1
+    restarts for one request (docs/how-it-works.md). So a young daemon's first hook
+    call leaves the decision to that request, which knows when it started: older than
+    this process's code, it is answered by it; newer, the process restarts after
+    answering.
 
     >>> acting_here("restart-by-hook", hook=True, first=True, young=True,
-    ...             restarted=False, handed_over=False, older=False)
-    (None, True)
-    >>> acting_here("restart-by-hook", hook=True, first=False, young=True,
-    ...             restarted=False, handed_over=False, older=False)
-    ('restart-by-hook', False)
-    >>> acting_here("restart-by-hook", hook=True, first=False, young=True,
-    ...             restarted=True, handed_over=False, older=False)
+    ...             handed_over=False, older=False)
     (None, True)
     >>> acting_here("restart-by-hook", hook=False, first=False, young=True,
-    ...             restarted=True, handed_over=True, older=False)
+    ...             handed_over=True, older=False)
     ('restart-by-sigint', False)
     """
     if hook:
         if action != "restart-by-hook":
             return None, handed_over
-        if young and (first or restarted):
+        if first and young:
             return None, True
         return action, handed_over
     if action != "restart-by-hook":
