@@ -270,7 +270,10 @@ def test_a_get_meets_at_most_two_redirects(
 ) -> None:
     """Four saves 2 s apart under many workers and clients: no stale answer, and no GET
     bounced more than twice for a change, as the worker that acts replaces its siblings
-    older than the change before it sends its 307 (before, each worker bounced it once)."""
+    older than the change before it sends its 307 (before, each worker bounced it once).
+    gthread workers excepted: one notices SIGTERM only when its poll wakes (up to 1 s
+    later; it does not watch gunicorn's signal pipe) and takes new connections till
+    then, so a redirected GET may still meet each of them once."""
     if name.startswith("uwsgi"):
         require(None if UWSGI else "uwsgi is not installed (pip install uwsgi)")
     root = app_dir()
@@ -281,8 +284,9 @@ def test_a_get_meets_at_most_two_redirects(
     began = time.monotonic()
     with running(argv(port), root, port, bytecode=True, live=live):
         # At most 2 redirects for each change (a save during a GET is one more).
+        hops = processes if "gthread" in name else 2
         outcome = run(name, None, port, root, saves, processes=processes, clients=clients,
-                      retry_reset=name.startswith("uwsgi"), hops=2, log=lambda: "".join(live))
+                      retry_reset=name.startswith("uwsgi"), hops=hops, log=lambda: "".join(live))
     started = "spawned uWSGI worker" if name.startswith("uwsgi") else "Booting worker with pid"
     tally(outcome, "".join(live), started, began)
     assert not outcome.problems(), outcome.details()
