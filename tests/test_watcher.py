@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -473,5 +474,74 @@ def test_a_dead_polling_thread_is_healed(
         assert watcher.heal() and watcher.backends == ["polling"]
         (root / "new.py").write_text("X = 1\n")
         until(lambda: str(root / "new.py") in changes.pending)
+    finally:
+        watcher.stop()
+
+
+# --- atomic saves without watchdog's half-second pause ----------------------------------
+
+
+def test_a_paired_move_is_handed_on_at_once_where_watchdogs_queue_sleeps() -> None:
+    """The first half of a rename is queued, the reader looks, then the pair is queued
+    (watchdog's order when its reader runs in between): the pair comes at once, where
+    watchdog's own queue hands it on only after its 0.5 s delay."""
+    from watchdog.utils.delayed_queue import DelayedQueue
+
+    def handed_on(queue: DelayedQueue[str]) -> float:
+        queue.put("moved-from", delay=True)
+        got: list[float] = []
+
+        def read() -> None:
+            assert queue.get() == "moved"
+            got.append(time.monotonic())
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        threading.Event().wait(0.05)  # the reader found the first half alone
+        assert queue.remove(lambda item: item == "moved-from") == "moved-from"
+        paired = time.monotonic()
+        queue.put("moved")
+        reader.join(2.0)
+        return got[0] - paired
+
+    assert handed_on(DelayedQueue(0.5)) > 0.3  # watchdog's queue: the pause this avoids
+    assert handed_on(observers.PromptQueue(0.5)) < 0.1
+
+
+def test_an_unpaired_move_still_waits_for_its_pair() -> None:
+    """A first half with no second is handed on after the delay, as watchdog does."""
+    queue = observers.PromptQueue[str](0.2)
+    queue.put("moved-from", delay=True)
+    began = time.monotonic()
+    assert queue.get() == "moved-from"
+    assert time.monotonic() - began >= 0.19
+    queue.close()
+    assert queue.get() is None
+
+
+def test_the_watchers_inotify_emitters_read_through_the_prompt_queue(
+    tmp_path: Path, until: Until
+) -> None:
+    """What the watcher starts really uses it: a watchdog that builds its emitters
+    otherwise fails this test rather than slowing atomic saves again."""
+    root = tmp_path.resolve()
+    (root / "views.py").write_text("TEXT = 'old'\n")
+    registration = module_registration(str(root / "views.py"))
+    registration.roots = {str(root): False}
+    watcher = Watcher()
+    watcher.register(str(root / "app.wsgi"), registration)
+    watcher.start()
+    try:
+        if observers.native_backend() != "InotifyObserver":
+            pytest.skip("inotify only")
+        emitters = [e for o in watcher._observers.values() for e in o.emitters]
+        assert emitters
+
+        def queue(emitter: object) -> object:  # set up by the emitter's own thread
+            group = getattr(emitter, "_inotify", None)
+            return getattr(getattr(group, "_move_event_grouper", None), "_queue", None)
+
+        until(lambda: all(queue(e) is not None for e in emitters))
+        assert all(type(queue(e)) is observers.PromptQueue for e in emitters)
     finally:
         watcher.stop()

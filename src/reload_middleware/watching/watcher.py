@@ -286,6 +286,7 @@ class Watcher:
                 observer = self._polling_factory(self.interval)
             observer.daemon = True  # a non-daemon thread makes every mod_wsgi restart wait 5 s
             observers.report_deaths(observer, self._died)
+            observers.pair_moves_promptly(observer)
             observer.start()
             self._observers[backend] = observer
         return observer
