@@ -121,17 +121,22 @@ def test_environ_keys_are_read_once_and_never_from_headers(
     assert not {key for key in first.read | second.read if key.startswith("HTTP_")}
 
 
-@pytest.mark.parametrize("how", ["keyword", "environ-key", "os-variable"])
+@pytest.mark.parametrize("how", ["keyword", "environ-key", "os-variable", "django-runserver"])
 def test_enabled_off_stops_reloading(
     how: str,
     project: MakeProject,
     reloads: list[int],
     fresh_process: Watcher,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """enabled=off, by keyword, SetEnv or environment variable: no watching, no reloads."""
+    """enabled=off, by keyword, SetEnv or environment variable, or in the process that
+    Django's runserver restarts itself at each change: no watching, no reloads."""
     if how == "os-variable":
         monkeypatch.setenv("RELOAD_MIDDLEWARE_ENABLED", "off")
+    if how == "django-runserver":  # its autoreloader's child, as `manage.py runserver` runs it
+        monkeypatch.setenv("RUN_MAIN", "true")
+        monkeypatch.setitem(sys.modules, "django.utils.autoreload", types.ModuleType("autoreload"))
     made = project(**({"enabled": False} if how == "keyword" else {}))
     extra = {"reload_middleware.enabled": "off"} if how == "environ-key" else {}
     threads = threading.active_count()
@@ -144,6 +149,8 @@ def test_enabled_off_stops_reloading(
     assert reloads == []
     assert not fresh_process.started
     assert threading.active_count() == threads
+    said = [r.getMessage() for r in caplog.records if "restarts this process" in r.getMessage()]
+    assert len(said) == (how == "django-runserver"), said
 
 
 def test_enabled_off_installs_nothing_even_after_imports(

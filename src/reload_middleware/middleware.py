@@ -8,6 +8,7 @@ says what is to happen (a restart, or a reload here) and the middleware carries 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -105,6 +106,10 @@ class ReloadMiddleware:
     def _start(self, app: WSGIApplication, settings: config.Settings,
                script: Script | None) -> None:
         self._settings = config.overlay(settings, os.environ, config.os_key, logs.error)
+        if self._settings.enabled and (server := servers.reloaded_by(os.environ)):
+            logs.info("%s restarts this process at each change: reloading is off here "
+                      "(with --noreload the middleware does it)", server)
+            self._settings = dataclasses.replace(self._settings, enabled=False)
         self._script = script
         self._place = place = interpreter.current()
         stand_in = self._script is not None and place.reexecuting(self._script.given)

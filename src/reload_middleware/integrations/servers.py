@@ -74,6 +74,32 @@ def detect_from_modules(modules: Mapping[str, ModuleType] = sys.modules) -> Serv
     return "other"
 
 
+# Development servers that restart their own serving process at each change, and how
+# they mark that process: (the variable they set to "true", a module they import there).
+SELF_RELOADING = {
+    "Django's runserver": ("RUN_MAIN", "django.utils.autoreload"),
+    "werkzeug's reloader": ("WERKZEUG_RUN_MAIN", "werkzeug._reloader"),
+}
+
+
+def reloaded_by(environ: Mapping[str, str], modules: Mapping[str, object] = sys.modules
+                ) -> str | None:
+    """The development server that already restarts this process at each change, or None.
+
+    `manage.py runserver` serves from a child process its autoreloader restarts (unless
+    `--noreload`); a middleware reloading there too would load the project twice.
+
+    >>> reloaded_by({"RUN_MAIN": "true"}, {"django.utils.autoreload": object()})
+    "Django's runserver"
+    >>> reloaded_by({}, {"django.utils.autoreload": object()}) is None  # --noreload
+    True
+    """
+    for name, (variable, module) in SELF_RELOADING.items():
+        if environ.get(variable) == "true" and module in modules:
+            return name
+    return None
+
+
 def choose(server: Server, *, mode: str, hook_active: bool, forked: bool, windows: bool) -> Action:
     """What to do about a confirmed change (docs/how-it-works.md: the table of step 4).
 
