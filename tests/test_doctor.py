@@ -438,10 +438,54 @@ def test_a_bad_variable_is_a_warning_and_mode_changes_the_actions(tmp_path: Path
 
 
 def test_a_script_that_fails_to_import_is_a_warning(tmp_path: Path) -> None:
+    """A module doctor cannot find may be on the server's python-path: the warning says
+    so and how to tell doctor, rather than that the server fails."""
     (tmp_path / "broken.wsgi").write_text("import no_such_module_here\n")
     done = run_doctor(str(tmp_path / "broken.wsgi"), cwd=tmp_path)
     assert done.returncode == 1
-    assert "did not load: ModuleNotFoundError: No module named 'no_such_module_here'" in done.stdout
+    assert ("did not load here: ModuleNotFoundError: No module named 'no_such_module_here'"
+            in done.stdout)
+    assert "--python-path DIR" in done.stdout
+    assert "the server would fail the same way" not in done.stdout
+    (tmp_path / "broken.wsgi").write_text("raise ValueError('bad setting')\n")
+    done = run_doctor(str(tmp_path / "broken.wsgi"), cwd=tmp_path)
+    assert "did not load: ValueError: bad setting" in done.stdout
+    assert "the server would fail the same way" in done.stdout
+
+
+APACHE_CONF = """\
+WSGIDaemonProcess mysite processes=2 threads=15 python-path={lib}
+WSGIScriptAlias / {script} process-group=mysite application-group=%{{GLOBAL}}
+"""
+
+
+@pytest.mark.parametrize("how", ["python-path", "apache-conf"])
+def test_the_servers_python_path_makes_the_script_load(tmp_path: Path, how: str) -> None:
+    """A site whose package only the server's python-path= finds: with that path given,
+    or read from the Apache configuration, doctor loads it and tracks the package."""
+    lib, site = tmp_path / "lib", tmp_path / "site"
+    (lib / "mysite").mkdir(parents=True)
+    (lib / "mysite" / "__init__.py").write_text("")
+    (lib / "mysite" / "views.py").write_text("VERSION = 1\n")
+    site.mkdir()
+    script = site / "app.wsgi"
+    script.write_text("from mysite import views\n"
+                      "from reload_middleware import ReloadMiddleware\n"
+                      "application = ReloadMiddleware(lambda e, s: [])\n")
+    alone = json.loads(run_doctor(str(script), "--json", cwd=site).stdout)
+    assert any("did not load here" in w["problem"] for w in alone["warnings"])
+    if how == "python-path":
+        args = ["--python-path", str(lib)]
+    else:
+        conf = tmp_path / "site.conf"
+        conf.write_text(APACHE_CONF.format(lib=lib, script=script))
+        args = ["--apache-conf", str(conf)]
+    done = run_doctor(str(script), "--json", *args, cwd=site)
+    data = json.loads(done.stdout)
+    assert not any("did not load" in w["problem"] for w in data["warnings"]), data["warnings"]
+    assert data["python_path"] == [str(lib)]
+    assert str(lib / "mysite" / "views.py") in data["tracked"]["examples"], data["tracked"]
+    assert data["preflight"]["failure"] is None  # the fresh interpreter gets the path too
 
 
 SERVER = """\

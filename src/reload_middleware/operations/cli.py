@@ -96,13 +96,23 @@ def parser() -> argparse.ArgumentParser:
     doctor.add_argument("script", nargs="?", metavar="SCRIPT",
                         help="a WSGI script file (omit: this machine only)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--python-path", action="append", default=[], metavar="DIRS",
+                        help="directories the server adds to sys.path (python-path=), "
+                        "':'-separated (repeatable)")
+    doctor.add_argument("--apache-conf", metavar="FILE",
+                        help="read the server's python-path= for SCRIPT from this Apache "
+                        "configuration file")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "doctor":
-        data = doctor.report(machine_facts.gather(args.script, execute))
+        python_path = [d for given in args.python_path for d in given.split(":") if d]
+        if args.apache_conf and args.script:
+            with open(args.apache_conf) as conf:
+                python_path += doctor.apache_python_path(conf.read(), args.script)
+        data = doctor.report(machine_facts.gather(args.script, execute, python_path))
         print(json.dumps(data, indent=2) if args.json else doctor.render(data))
         return 1 if data["warnings"] else 0
     os.environ.setdefault("RELOAD_MIDDLEWARE_DEBUG", "on")

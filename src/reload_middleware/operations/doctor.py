@@ -94,6 +94,7 @@ class Facts:
     uid: int = 0
     server_user: str = "other users"
     script: str | None = None
+    python_path: list[str] = field(default_factory=list)  # the server's, as given to doctor
     error: str | None = None  # what went wrong executing the script
     disabled_by: str | None = None
     refused: list[str] = field(default_factory=list)  # bad RELOAD_MIDDLEWARE_* values
@@ -206,9 +207,7 @@ def actions(mode: str, preflight: str) -> list[dict[str, str]]:
 
 def advise(facts: Facts) -> list[Advice]:
     """Every warning the facts call for, each with its fix."""
-    found = [Advice(f"{facts.script} did not load: {facts.error}",
-                    "correct it and run doctor again: the server would fail the same way")
-             ] if facts.error else []
+    found = [load_advice(facts)] if facts.error else []
     found += [Advice(message, "set it to an accepted value, or unset it")
               for message in facts.refused]
     if facts.settings.live and facts.settings.trigger:
@@ -248,6 +247,53 @@ def advise(facts: Facts) -> list[Advice]:
             f"chmod o+{bits} {directory}, or keep the app in a directory like /srv"))
     found += [Advice(exposed.describe(), trust.FIX) for exposed in facts.exposed]
     return found + preflight_advice(facts.preflight)
+
+
+def load_advice(facts: Facts) -> Advice:
+    """Why the script did not load here. A module doctor cannot find may be one the
+    server finds through its own paths, which doctor knows only when told."""
+    if (facts.error or "").startswith("ModuleNotFoundError") and not facts.python_path:
+        return Advice(
+            f"{facts.script} did not load here: {facts.error}",
+            "if the server finds it through python-path= (WSGIDaemonProcess) or "
+            "WSGIPythonPath, give doctor the same: --python-path DIR, or --apache-conf "
+            "FILE to read them; else the server fails the same way")
+    return Advice(f"{facts.script} did not load: {facts.error}",
+                  "correct it and run doctor again: the server would fail the same way")
+
+
+def apache_python_path(conf: str, script: str) -> list[str]:
+    """The directories the Apache configuration text `conf` adds to sys.path for the
+    WSGI script `script`: `python-path=` of the daemon process group its
+    `WSGIScriptAlias` names, else `WSGIPythonPath` (embedded mode).
+
+    >>> conf = '''
+    ... WSGIDaemonProcess site processes=2 python-path=/srv/app:/srv/lib
+    ... WSGIScriptAlias / /srv/app/app.wsgi process-group=site
+    ... '''
+    >>> apache_python_path(conf, "/srv/app/app.wsgi")
+    ['/srv/app', '/srv/lib']
+    >>> apache_python_path("WSGIPythonPath /srv/app", "/srv/app/app.wsgi")
+    ['/srv/app']
+    """
+    lines = [line.split() for line in conf.splitlines() if line.strip()[:1] not in ("", "#")]
+    groups = {words[1]: _option(words, "python-path") for words in lines
+              if words[0].lower() == "wsgidaemonprocess" and len(words) > 1}
+    for words in lines:
+        if (words[0].lower() == "wsgiscriptalias" and len(words) > 2
+                and os.path.realpath(words[2].strip('"')) == os.path.realpath(script)):
+            group = _option(words, "process-group")
+            if group and groups.get(group):
+                return groups[group].split(":")
+    embedded = [words[1] for words in lines if words[0].lower() == "wsgipythonpath"
+                and len(words) > 1]
+    return embedded[-1].split(":") if embedded else []
+
+
+def _option(words: Sequence[str], name: str) -> str:
+    """The value of `name=VALUE` among a directive's words, or ''."""
+    return next((w.split("=", 1)[1].strip('"') for w in words
+                 if w.lower().startswith(name + "=")), "")
 
 
 def preflight_advice(check: Preflight | None) -> list[Advice]:
@@ -306,6 +352,8 @@ def render(data: Mapping[str, Any]) -> str:
         shown = {k: ", ".join(v) if isinstance(v, list | tuple) else v
                  for k, v in data["settings"].items()}
         lines += [f"script     {data['script']}",
+                  *([f"python-path {':'.join(data['python_path'])}"]
+                    if data.get("python_path") else []),
                   "settings   " + ", ".join(f"{k} {v}" for k, v in shown.items() if v),
                   f"tracked    {data['tracked']['count']} files, e.g. " + ", ".join(
                       os.path.relpath(f, os.path.dirname(data["script"]))

@@ -15,7 +15,7 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from .. import config, interpreter
@@ -40,9 +40,12 @@ from .doctor import (
 SKIPPED = (".git", "node_modules", "__pycache__")  # never searched for a virtualenv
 
 
-def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
-    """The facts of this machine, and of `script` executed by `load` with reloading off."""
-    facts = Facts(backend=observers.native_backend(), uid=os.getuid())
+def gather(script: str | None, load: Callable[[str], ModuleType],
+           python_path: Sequence[str] = ()) -> Facts:
+    """The facts of this machine, and of `script` executed by `load` with reloading off,
+    with the server's `python_path` directories added to sys.path as mod_wsgi adds them."""
+    facts = Facts(backend=observers.native_backend(), uid=os.getuid(),
+                  python_path=list(python_path))
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         facts.watchdog = importlib.metadata.version("watchdog")
     limits = [_read(f"/proc/sys/fs/inotify/max_user_{n}").strip() for n in ("watches", "instances")]
@@ -61,6 +64,8 @@ def gather(script: str | None, load: Callable[[str], ModuleType]) -> Facts:
     if config.FLAG_WORDS.get((given or "").strip().lower()) is False:
         facts.disabled_by = f"{ENABLED}={given}"
     os.environ[ENABLED] = "off"  # the middleware the script builds watches nothing
+    for directory in python_path:  # .pth files included, as mod_wsgi's python-path=
+        site.addsitedir(directory)
     before = set(sys.modules)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # --json output stays clean
