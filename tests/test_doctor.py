@@ -545,3 +545,27 @@ def test_a_trigger_in_a_shared_directory_is_a_warning(tmp_path: Path) -> None:
     done = run_doctor(str(script), "--json", cwd=tmp_path,
                       RELOAD_MIDDLEWARE_TRIGGER="deploy.stamp")
     assert not [w for w in json.loads(done.stdout)["warnings"] if "is in" in w["problem"]]
+
+
+def test_a_directory_the_server_cannot_read_under_a_package_is_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A subpackage others cannot read (chmod 700): the server can neither import from
+    it nor watch it, and doctor says which directory, with the fix."""
+    site = tmp_path / "site"
+    sub = site / "pkg" / "sub"
+    sub.mkdir(parents=True)
+    for directory in (site, site / "pkg"):
+        directory.chmod(0o755)
+    (site / "pkg" / "__init__.py").write_text("")
+    (sub / "__init__.py").write_text("")
+    (site / "app.wsgi").write_text("import pkg\napplication = lambda e, s: []\n")
+    os.chmod(tmp_path, 0o755)
+    sub.chmod(0o700)
+    try:
+        data = json.loads(run_doctor(str(site / "app.wsgi"), "--json", cwd=site).stdout)
+    finally:
+        sub.chmod(0o755)
+    [warning] = [w for w in data["warnings"] if "inside the watched" in w["problem"]]
+    assert f"cannot read {sub}, inside the watched {site / 'pkg'}" in warning["problem"]
+    assert warning["fix"].startswith(f"chmod o+rx {sub}")

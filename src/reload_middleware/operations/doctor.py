@@ -68,6 +68,7 @@ class Root:
     backend: str = "native"  # "polling" on a remote filesystem or with observer=polling
     watches: int = 1  # inotify watches it takes: one per directory, none when polled
     blocked: str | None = None  # the first directory the server's user cannot get through
+    closed: list[str] = field(default_factory=list)  # directories below it they cannot read
 
 
 @dataclass
@@ -245,6 +246,11 @@ def advise(facts: Facts) -> list[Advice]:
             f"{facts.server_user} cannot read {', '.join(roots)} (no {bits} permission for them"
             f" on {directory}): a server running as them can neither import nor watch it",
             f"chmod o+{bits} {directory}, or keep the app in a directory like /srv"))
+    found += [Advice(
+        f"{facts.server_user} cannot read {directory}, inside the watched {root.path} (no rx"
+        " permission for them): a server running as them can neither import from it nor"
+        " watch it", f"chmod o+rx {directory}, or give the server's group access")
+        for root in facts.roots for directory in root.closed]
     found += [Advice(exposed.describe(), trust.FIX) for exposed in facts.exposed]
     return found + preflight_advice(facts.preflight)
 

@@ -15,7 +15,7 @@ import os
 import site
 import sys
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import ModuleType
 
 from .. import config, interpreter
@@ -97,9 +97,10 @@ def gather(script: str | None, load: Callable[[str], ModuleType],
     for root, recursive in plan(files, watch).items():
         remote = paths.remote(paths.filesystem_of(root, mounts))
         polled = remote or facts.settings.observer == "polling"
-        watches = 0 if polled else _directories(root) if recursive else 1
-        facts.roots.append(Root(root, recursive, "polling" if polled else "native", watches,
-                                blocked(_chain(root), uid, gids)))
+        count, closed = _directories(root, uid, gids) if recursive else (1, [])
+        facts.roots.append(Root(root, recursive, "polling" if polled else "native",
+                                0 if polled else count, blocked(_chain(root), uid, gids),
+                                closed))
     facts.tracked = sorted(_known(files, watch, facts.settings))
     # Who may write beside them: other than the server's account, root and the code's owner.
     trusted = trust.accounts(facts.uid, trust.code_owner(path))
@@ -185,9 +186,19 @@ def _chain(directory: str) -> Chain:
     return [(p, s.st_mode, s.st_uid, s.st_gid) for p, s in stats]
 
 
-def _directories(root: str) -> int:
-    """inotify watches a recursive root takes: one for each directory."""
-    return 1 + sum(len(subdirs) for _, subdirs, _ in os.walk(root))
+def _directories(root: str, uid: int | None, gids: Iterable[int]) -> tuple[int, list[str]]:
+    """The inotify watches a recursive root takes (one for each directory), and the
+    directories below it the server's user cannot read (doctor.blocked)."""
+    count, closed = 1, []
+    for directory, subdirs, _ in os.walk(root):
+        count += len(subdirs)
+        for name in subdirs:
+            path = os.path.join(directory, name)
+            with contextlib.suppress(OSError):
+                info = os.stat(path)
+                if blocked([(path, info.st_mode, info.st_uid, info.st_gid)], uid, gids):
+                    closed.append(path)
+    return count, closed
 
 
 def _site_roots() -> list[str]:
