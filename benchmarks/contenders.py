@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
+WATCHDOG_DISPATCHER = "InotifyFD-Dispatcher"  # the name watchdog gives that thread
 PAUSE = threading.Event()  # never set: its wait() is a sleep that lets other threads run
 
 
@@ -283,16 +284,19 @@ def wait(condition: Any, step: float, timeout: float, what: str) -> None:
 
 def arm(contender: Contender) -> dict[str, Any]:
     """Start the contender and wait until it is armed; resources and times."""
-    threads = threading.active_count()
+    before = set(threading.enumerate())
     started = time.perf_counter()
     contender.start()
     wait(contender.armed, 0.0005, 30, "the contender to arm")
     armed_ms = (time.perf_counter() - started) * 1e3
+    added = [t for t in threading.enumerate() if t not in before]
     instances, watches, inodes = inotify()
     venv = {os.stat(d).st_ino for d, _, _ in os.walk(contender.root / "venv")}
     return {
         "armed_ms": armed_ms,
-        "threads": threading.active_count() - threads,
+        "threads": len(added),
+        # watchdog 7.1.1 starts a dispatcher thread of its own for each inotify instance
+        "watchdog_threads": sum(t.name == WATCHDOG_DISPATCHER for t in added),
         "instances": instances,
         "watches": watches,
         "venv_watches": len(inodes & venv),

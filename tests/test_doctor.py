@@ -269,7 +269,8 @@ def test_the_report_is_json_with_counts_and_examples() -> None:
                                                         "/srv/app/webapp/views.py"]}
     assert data["left_out"]["stdlib"] == {"count": 4, "examples": ["json", "os"]}
     assert data["roots"][1] == {"path": "/srv/app/webapp", "recursive": True,
-                                "backend": "native", "watches": 3, "blocked": None}
+                                "backend": "native", "watches": 3, "blocked": None,
+                                "closed": []}
     assert "secret" not in data["settings"]
     assert [w["problem"].split(":")[0] for w in data["warnings"]] == [
         "a virtualenv inside a directory watched recursively"]
