@@ -50,13 +50,22 @@ def test_a_flask_template_edit_is_served_on_the_next_request(
     project: MakeProject, page: Path, until: Until, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No `watch=`: the app's template folder is found, named in the start line and the
-    status, and an edit is served on the next request (an in-process reload here)."""
-    app = project(FLASK, control="/__reload__", secret=SECRET).application
+    status, and an edit is served on the next request: Flask's template cache is
+    emptied, with no reload of the script (the same app object serves)."""
+    made = project(FLASK, control="/__reload__", secret=SECRET)
+    app, served = made.application, made.application.app
     assert call(app).body == b"one"
     assert status(app)["templates"] == [str(page.parent)]
     assert f"templates {page.parent}" in caplog.text
     save(page, "two")
     until(lambda: call(app).body == b"two")
+    assert app.app is served
+    assert f"{page} (1 file) changed: template caches emptied" in caplog.text
+    assert "changed: reload" not in caplog.text
+    assert status(app)["last_action"]["action"] == "reset-templates"  # type: ignore[index]
+    save(page, "three")  # and again: the template's new state is the baseline
+    until(lambda: call(app).body == b"three")
+    assert app.app is served
 
 
 def test_templates_off_watches_no_template_directory(

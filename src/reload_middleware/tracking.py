@@ -67,9 +67,18 @@ class Kept:
     files: frozenset[str] = frozenset()
 
 
-# What became of a change: this process restarts, reloaded in-process, or kept the old.
+@dataclass(frozen=True)
+class Reset:
+    """Only templates changed, and their engines' caches were emptied at `started`
+    (templates.reset): no restart, no reload."""
+
+    started: int
+
+
+# What became of a change: this process restarts, reloaded in-process, reset its
+# template caches, or kept the old code.
 RESTARTING: Final = "restarting"
-Outcome = Literal["restarting"] | Reloaded | Kept
+Outcome = Literal["restarting"] | Reloaded | Reset | Kept
 
 
 class Tracking:
@@ -166,12 +175,21 @@ class Tracking:
             self.files.add(result.files)
             self.changes.finish(change.taken, acted=False, keep_flag=keep_flag)
             return
-        since = result.started if isinstance(result, Reloaded) else None
+        since = None if result == RESTARTING else result.started
         self._note_action(change.taken, since)
-        if isinstance(result, Reloaded):
-            self.files.rebaseline(self._noted(), result.started, change.taken.states,
-                                  result.kept)
+        if isinstance(result, Reloaded | Reset):
+            kept = result.kept if isinstance(result, Reloaded) else set()
+            self.files.rebaseline(self._noted(), result.started, change.taken.states, kept)
             self.changes.finish(change.taken, acted=True)
+
+    def resettable(self, change: Change) -> bool:
+        """Whether every file of `change` is a template that templates.reset() makes its
+        engine read again: no restart, no reload (docs/templates.md)."""
+        dirs = self.files.templates.resettable
+        ours = {self.stamp, FORCED}
+        return bool(dirs) and all(
+            path not in ours and not self.files.is_module(path) and paths.under(path, dirs)
+            for path in change.paths)
 
     def _settled(self, quiet: float) -> bool:
         """Whether changes have stopped coming (settle); the log says when a storm holds."""

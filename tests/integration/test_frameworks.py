@@ -26,6 +26,7 @@ FIELD = re.compile(r'id="(\w+)">([^<]*)<')
 # What a save in each step looks for in the log.
 ACTED = " changed: "
 KEPT = "new code not loaded, old code still serving: "
+EMPTIED = " changed: template caches emptied"
 BROKEN = 'VERSION = "%d"\nBROKEN = undefined_name\n'  # compiles, fails when imported
 GRACE = 0.25  # as in schedules.py: the time a save takes to reach every process
 
@@ -108,6 +109,27 @@ class Steps:
         log = self.server.wait_for_log(ACTED, count=acted + 1)
         assert f"{path} (1 file) changed" in log
 
+    def reset(self, relpath: str, old: str, new: str, **expect: str) -> None:
+        """A template save every process has seen: the next request, and every process
+        after it, serve it from the same pids (their template caches emptied, no restart
+        and no reload), and the log says so for each."""
+        before = self.warm()
+        emptied = self.server.error_log().count(EMPTIED)
+        path = self.edit(relpath, old, new)
+        self.seen(path)
+        answered: set[int] = set()
+
+        def all_new() -> bool:
+            shown = page(self.server)
+            assert {k: shown[k] for k in expect} == expect, shown
+            assert int(shown["pid"]) in before, (before, shown)
+            answered.add(int(shown["pid"]))
+            return answered == before
+
+        wait_for(all_new, 20, "every process serving the saved template")
+        log = self.server.wait_for_log(EMPTIED, count=emptied + len(before))
+        assert f"{path} (1 file){EMPTIED}" in log
+
     def kept(
         self, relpath: str, saves: tuple[str, str, str], blame: str,
         kept: dict[str, str], fixed: dict[str, str],
@@ -158,8 +180,8 @@ def test_django_daemon_mode_serves_views_templates_settings_and_keeps_broken_sav
     assert f"templates {site.root}/polls/templates" in log
     steps = Steps(server, site, processes=2)
     steps.served("polls/views.py", 'VERSION = "1"', 'VERSION = "2"', view="2")
-    steps.served("polls/templates/polls/index.html", '"template">1', '"template">2',
-                 template="2", view="2")
+    steps.reset("polls/templates/polls/index.html", '"template">1', '"template">2',
+                template="2", view="2")
     steps.served("mysite/settings.py", 'GREETING = "hello"', 'GREETING = "salut"',
                  greeting="salut")
     errors_then_fixes(steps, site, ("polls/views.py", 7), ("mysite/settings.py", 13))
@@ -248,9 +270,9 @@ def test_flask_embedded_mode_reloads_in_process(
 def run_flask_steps(steps: Steps, site: ApacheSite) -> None:
     views, config = "hello/pages/views.py", "hello/config.py"
     steps.served(views, 'VERSION = "1"', 'VERSION = "2"', view="2")
-    steps.served("hello/pages/templates/pages/index.html", '"template">1', '"template">2',
-                 template="2")
-    steps.served("hello/templates/base.html", '"layout">1', '"layout">2', layout="2")
+    steps.reset("hello/pages/templates/pages/index.html", '"template">1', '"template">2',
+                template="2")
+    steps.reset("hello/templates/base.html", '"layout">1', '"layout">2', layout="2")
     steps.served(config, 'GREETING = "hello"', 'GREETING = "salut"', greeting="salut")
     errors_then_fixes(steps, site, (views, 6), (config, 1))
 
@@ -264,8 +286,8 @@ def test_django_embedded_mode_reloads_views_templates_and_settings_in_process(
     server = apache(site, mode="embedded", threads=5)
     steps = Steps(server, site, processes=1)
     steps.served("polls/views.py", 'VERSION = "1"', 'VERSION = "2"', view="2")
-    steps.served("polls/templates/polls/index.html", '"template">1', '"template">2',
-                 template="2")
+    steps.reset("polls/templates/polls/index.html", '"template">1', '"template">2',
+                template="2")
     steps.served("mysite/settings.py", 'GREETING = "hello"', 'GREETING = "salut"',
                  greeting="salut", view="2", template="2")
     assert "not models or INSTALLED_APPS" in server.error_log()

@@ -37,6 +37,27 @@ def find(
         yield _django_setting(spec, conf.settings, registry, isdir)
 
 
+def reset(modules: Modules) -> None:
+    """Empty the template caches of the engines the app built (`empty()`)."""
+    handler = getattr(modules.get("django.template"), "engines", None)
+    if handler is not None:
+        empty(handler)
+
+
+def empty(handler: Any) -> None:
+    """Empty the template caches of the engines in Django's `engines` handler: each
+    cached loader (Django's autoreloader does the same on a template change) and each
+    Jinja2 backend's compiled templates. The engines stay, as the app built them."""
+    for backend in list(getattr(handler, "_engines", {}).values()):
+        engine = getattr(backend, "engine", None)
+        if engine is not None and "template_loaders" in vars(engine):
+            for loader in engine.template_loaders:
+                loader.reset()
+        cache = getattr(getattr(backend, "env", None), "cache", None)
+        if cache is not None:
+            cache.clear()
+
+
 def _django_backend(alias: str, backend: Any) -> tuple[list[str], str]:
     engine = getattr(backend, "engine", None)
     env = getattr(backend, "env", None)

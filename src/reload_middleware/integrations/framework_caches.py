@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import django_templates
+
 Modules = Mapping[str, Any]
 
 
@@ -46,14 +48,7 @@ def reset_engines(handler: Any) -> None:
     """Forget the template engines built (and `TEMPLATES` as read): rebuilt on next use,
     as the app would build them. Their cached loaders are reset first, for whoever still
     holds an engine (Django's autoreloader does the same)."""
-    for backend in list(getattr(handler, "_engines", {}).values()):
-        engine = getattr(backend, "engine", None)
-        if engine is not None and "template_loaders" in vars(engine):
-            for loader in engine.template_loaders:
-                loader.reset()
-        cache = getattr(getattr(backend, "env", None), "cache", None)
-        if cache is not None:
-            cache.clear()  # a Jinja2 backend's compiled templates
+    django_templates.empty(handler)
     handler._engines.clear()
     vars(handler).pop("templates", None)  # a cached_property over settings.TEMPLATES
 

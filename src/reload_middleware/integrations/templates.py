@@ -27,6 +27,7 @@ from typing import Any
 
 from ..watching import paths
 from .django_templates import find as _django
+from .django_templates import reset as reset_django
 
 Modules = Mapping[str, Any]
 _UNWRAP = ("app", "application", "wsgi_app", "__self__", "__wrapped__")  # common WSGI wrappers
@@ -34,10 +35,13 @@ _UNWRAP = ("app", "application", "wsgi_app", "__self__", "__wrapped__")  # commo
 
 @dataclass(frozen=True)
 class Found:
-    """Directories to watch, and one note per framework saying what was decided and why."""
+    """Directories to watch, and one note per framework saying what was decided and why.
+    `resettable`: those of `dirs` whose every engine `reset()` empties (Django's, Flask's
+    and Jinja2's); a save there needs no restart."""
 
     dirs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    resettable: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """For the start log line: the directories, or why there are none.
@@ -82,6 +86,7 @@ def find(
         name: m for name, m in list(modules.items())
         if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)
     }
+    fixed: set[str] = set()  # read by an engine whose cache reset() cannot empty
     for finder in (_django, _flask, _jinja2, _mako, _pyramid):
         for found, note in finder(modules, project, apps, isdir):
             notes.append(note)
@@ -89,7 +94,27 @@ def find(
                 real = os.path.realpath(d)
                 if isdir(real) and not library(real):
                     dirs.setdefault(real, None)
-    return Found(tuple(dirs), tuple(notes))
+                    if finder not in RESETTABLE:
+                        fixed.add(real)
+    return Found(tuple(dirs), tuple(notes), tuple(d for d in dirs if d not in fixed))
+
+
+def reset(modules: Modules, app: object) -> None:
+    """Empty the compiled-template caches of the engines whose directories are
+    `resettable`: Django's engines (cached loaders, Jinja2 backends), Flask apps'
+    environments and the project's Jinja2 environments. Each template is read again on
+    its next use; the engines themselves, and all else, stay as they are."""
+    reset_django(modules)
+    flask = getattr(modules.get("flask"), "Flask", None)
+    envs = [a.__dict__.get("jinja_env") for a in _unwrapped(app)
+            if isinstance(flask, type) and _is(a, flask)]
+    jinja2 = getattr(modules.get("jinja2"), "Environment", None)
+    if isinstance(jinja2, type):
+        envs += list(_project_globals(modules, jinja2))
+    for env in envs:
+        cache = getattr(env, "cache", None)
+        if cache is not None:
+            cache.clear()
 
 
 Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework object
@@ -238,3 +263,7 @@ def _pyramid(
                 for m in project.values()
                 if getattr(m, "__path__", None) and getattr(m, "__file__", None)]
         yield [d for d in dirs if isdir(d)], "pyramid: reload_templates off"
+
+
+# The finders whose engines reset() reaches: a save in their directories is no restart.
+RESETTABLE = (_django, _flask, _jinja2)
