@@ -297,6 +297,8 @@ def arm(contender: Contender) -> dict[str, Any]:
         "threads": len(added),
         # watchdog 7.1.1 starts a dispatcher thread of its own for each inotify instance
         "watchdog_threads": sum(t.name == WATCHDOG_DISPATCHER for t in added),
+        "roots": sum(type(t).__module__.startswith(("watchdog.observers", "reload_middleware"))
+                     and hasattr(t, "watch") for t in added),  # one emitter per root
         "instances": instances,
         "watches": watches,
         "venv_watches": len(inodes & venv),
