@@ -132,6 +132,19 @@ def test_directories_watched_by_framework_and_setting(
     assert set(found.dirs) == expected
 
 
+def test_only_directories_whose_engines_reset_can_empty_are_resettable() -> None:
+    """A directory a Jinja2 environment reads is resettable; the same directory also
+    read by a Mako lookup (whose cache reset() does not reach) is not."""
+    jinja = {"jinja2": NS(Environment=Environment),
+             **project(env=Environment(False, [f"{ROOT}/templates"]))}
+    found = templates.find(jinja, None, isdir=lambda p: p in DIRS)
+    assert found.resettable == (f"{ROOT}/templates",)
+    both = {**jinja, "mako.lookup": NS(TemplateLookup=Lookup),
+            **project(env=Environment(False, [f"{ROOT}/templates"]), lookup=Lookup(False))}
+    found = templates.find(both, None, isdir=lambda p: p in DIRS)
+    assert found.dirs == (f"{ROOT}/templates",) and found.resettable == ()
+
+
 def test_a_flask_module_without_an_app_says_so() -> None:
     found = templates.find({"flask": NS(Flask=Flask)}, app=None)
     assert found.dirs == () and "no Flask app found" in found.describe()
@@ -224,6 +237,52 @@ def test_a_django_reset_reads_templates_and_settings_anew(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["onehello", "onehello", "twosalut"]
+
+
+TEMPLATE_RESET = """
+import os, sys, types
+root = sys.argv[1]
+sys.path.insert(0, root)
+os.environ["DJANGO_SETTINGS_MODULE"] = "site_settings"
+import django
+django.setup()
+import jinja2
+from django.template import engines
+from django.template.loader import render_to_string
+from reload_middleware.integrations import templates
+views = types.ModuleType("views")  # a project module holding a Jinja2 environment
+views.__file__ = os.path.join(root, "views.py")
+views.env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(root, "templates")),
+                               auto_reload=False)
+sys.modules["views"] = views
+engine = engines["django"]
+def both():
+    return render_to_string("page.html") + views.env.get_template("page.html").render()
+first = both()
+with open(os.path.join(root, "templates", "page.html"), "w") as f:
+    f.write("two")
+cached = both()
+templates.reset(None, ())
+print(first, cached, both(), engines["django"] is engine)
+"""
+
+
+def test_a_template_reset_reads_templates_anew_and_keeps_the_engines(tmp_path: Path) -> None:
+    """What a template save relies on: Django's cached loader and a Jinja2 environment
+    with auto_reload off serve the old template until `templates.reset()`, the new one
+    after it, from the same engine objects."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates/page.html").write_text("one")
+    (tmp_path / "site_settings.py").write_text(textwrap.dedent(f"""\
+        TEMPLATES = [{{"BACKEND": "django.template.backends.django.DjangoTemplates",
+                      "DIRS": [{str(tmp_path / "templates")!r}]}}]
+        """))
+    done = subprocess.run(
+        [sys.executable, "-c", TEMPLATE_RESET, str(tmp_path)], capture_output=True, text=True,
+        check=False, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["oneone", "oneone", "twotwo", "True"]
 
 
 class Lazy:

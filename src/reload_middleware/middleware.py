@@ -291,7 +291,7 @@ class ReloadMiddleware:
                   self._server)
         self._last_action = {"action": "reset-templates", "time": started / 1e9,
                              "files": sorted(change.paths)}
-        templates.reset(sys.modules, self.app)
+        templates.reset(self.app, self._tracking.files.library)
         self._tracking.outcome(change, Reset(started))
 
     def _reload(self, change: Change) -> preflight.Failure | None:

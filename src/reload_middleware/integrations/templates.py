@@ -81,11 +81,7 @@ def find(
     dirs: dict[str, None] = {}
     notes: list[str] = []
     apps = list(_unwrapped(app))
-    # Module-level objects are looked for in project modules only (a few, not thousands).
-    project = {
-        name: m for name, m in list(modules.items())
-        if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)
-    }
+    project = _project(modules, library)
     fixed: set[str] = set()  # read by an engine whose cache reset() cannot empty
     for finder in (_django, _flask, _jinja2, _mako, _pyramid):
         for found, note in finder(modules, project, apps, isdir):
@@ -99,18 +95,24 @@ def find(
     return Found(tuple(dirs), tuple(notes), tuple(d for d in dirs if d not in fixed))
 
 
-def reset(modules: Modules, app: object) -> None:
+def reset(app: object, library: Iterable[str], modules: Modules = sys.modules) -> None:
     """Empty the compiled-template caches of the engines whose directories are
-    `resettable`: Django's engines (cached loaders, Jinja2 backends), Flask apps'
-    environments and the project's Jinja2 environments. Each template is read again on
-    its next use; the engines themselves, and all else, stay as they are."""
+    `resettable`: Django's engines (cached loaders, Jinja2 backends), the Flask apps'
+    environments and the Jinja2 environments `find()` looks at (wrapped, or at module
+    level of a module outside the `library` roots). Each template is read again on its
+    next use; the engines themselves, and all else, stay as they are."""
     reset_django(modules)
+    roots = tuple(library)
+    project = _project(modules, lambda path: paths.under(path, roots))
+    apps = list(_unwrapped(app))
+    envs: list[Any] = []
     flask = getattr(modules.get("flask"), "Flask", None)
-    envs = [a.__dict__.get("jinja_env") for a in _unwrapped(app)
-            if isinstance(flask, type) and _is(a, flask)]
+    if isinstance(flask, type):
+        found = [a for a in apps if _is(a, flask)] + list(_project_globals(project, flask))
+        envs += [a.__dict__.get("jinja_env") for a in found]
     jinja2 = getattr(modules.get("jinja2"), "Environment", None)
     if isinstance(jinja2, type):
-        envs += list(_project_globals(modules, jinja2))
+        envs += list(_project_globals(project, jinja2))
     for env in envs:
         cache = getattr(env, "cache", None)
         if cache is not None:
@@ -118,6 +120,13 @@ def reset(modules: Modules, app: object) -> None:
 
 
 Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework object
+
+
+def _project(modules: Modules, library: Callable[[str], bool]) -> Modules:
+    """The modules outside installed code: module-level objects are looked for in
+    these only (a few, not thousands)."""
+    return {name: m for name, m in list(modules.items())
+            if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)}
 
 
 def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
