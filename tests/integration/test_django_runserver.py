@@ -4,6 +4,7 @@ of its way with one log line (docs/frameworks.md, "Django")."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import sys
@@ -38,7 +39,7 @@ def shown(port: int) -> str | None:
     """The view's VERSION on the page, or None while the server is restarting."""
     try:
         status, body = get(port, "/")
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     found = re.search(r'<b id="view">(.*?)</b>', body)
     return found.group(1) if status == 200 and found else None
