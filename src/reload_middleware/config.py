@@ -57,7 +57,8 @@ class Settings:
     interval: float = 1.0
     control: str | None = None
     secret: str | None = None
-    # Also watch the template directories of frameworks that cache templates (templates.py).
+    # Also watch the template directories of frameworks that cache templates, and the
+    # translation directories (templates.py).
     templates: Templates = "auto"
     # Development only: HTML pages get a script that reloads them after a change.
     live: bool = False
@@ -182,7 +183,7 @@ DESCRIPTIONS: dict[str, str] = {
     "secret": f"Bearer token the control endpoint demands: {MIN_SECRET} characters or "
     "more.",
     "templates": "Also watch the template directories of loaded frameworks that keep "
-    "compiled templates (`auto`), or not (`off`).",
+    "compiled templates, and their translation directories (`auto`), or not (`off`).",
     "live": "Open HTML pages reload themselves after a change. Development only; on "
     "under `reload-middleware serve`.",
 }

@@ -285,13 +285,17 @@ class ReloadMiddleware:
         return None
 
     def _reset_templates(self, change: Change) -> None:
-        """Only templates changed: their engines read them again, in this process."""
+        """Only templates or translation catalogs changed: read again, in this process."""
         started = time.time_ns()
-        logs.info("%s changed: template caches emptied (%s)", logs.describe(change.paths),
+        found = self._tracking.files.templates
+        which, catalogs = found.emptied(change.paths)
+        emptied = " and ".join(["template caches"] * which + ["translation catalogs"] * catalogs)
+        logs.info("%s changed: %s emptied (%s)", logs.describe(change.paths), emptied,
                   self._server)
         self._last_action = {"action": "reset-templates", "time": started / 1e9,
                              "files": sorted(change.paths)}
-        templates.reset(self.app, self._tracking.files.library)
+        templates.reset(self.app, self._tracking.files.library, templates=which,
+                        catalogs=catalogs)
         self._tracking.outcome(change, Reset(started))
 
     def _reload(self, change: Change) -> preflight.Failure | None:

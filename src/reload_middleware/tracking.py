@@ -69,8 +69,8 @@ class Kept:
 
 @dataclass(frozen=True)
 class Reset:
-    """Only templates changed, and their engines' caches were emptied at `started`
-    (templates.reset): no restart, no reload."""
+    """Only templates or translation catalogs changed, and their caches were emptied at
+    `started` (templates.reset): no restart, no reload."""
 
     started: int
 
@@ -183,8 +183,8 @@ class Tracking:
             self.changes.finish(change.taken, acted=True)
 
     def resettable(self, change: Change) -> bool:
-        """Whether every file of `change` is a template that templates.reset() makes its
-        engine read again: no restart, no reload (docs/templates.md)."""
+        """Whether every file of `change` is a template or catalog that templates.reset()
+        makes its engine read again: no restart, no reload (docs/templates.md)."""
         dirs = self.files.templates.resettable
         ours = {self.stamp, FORCED}
         return bool(dirs) and all(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from apache import Apache, ApacheSite, Response, prepare_run_dir, wait_for
+from catalogs import mo_bytes
 from support import PROBE, seen
 
 pytestmark = pytest.mark.integration
@@ -27,13 +28,16 @@ FIELD = re.compile(r'id="(\w+)">([^<]*)<')
 ACTED = " changed: "
 KEPT = "new code not loaded, old code still serving: "
 EMPTIED = " changed: template caches emptied"
+RECOMPILED = " changed: translation catalogs emptied"
 BROKEN = 'VERSION = "%d"\nBROKEN = undefined_name\n'  # compiles, fails when imported
+CATALOG = "polls/locale/fr/LC_MESSAGES/django.mo"  # the Django example's French catalog
 GRACE = 0.25  # as in schedules.py: the time a save takes to reach every process
 
 
 def page(server: Apache) -> dict[str, str]:
-    """The example's page as {field: value}: view, template, greeting, pid."""
-    response = server.get("/")
+    """The example's page as {field: value}: view, template, greeting, pid (and
+    welcome, in French)."""
+    response = server.get("/", headers={"Accept-Language": "fr"})
     assert response.status == 200, response.text
     return dict(FIELD.findall(response.text))
 
@@ -113,9 +117,22 @@ class Steps:
         """A template save every process has seen: the next request, and every process
         after it, serve it from the same pids (their template caches emptied, no restart
         and no reload), and the log says so for each."""
+        self.emptied(lambda: self.edit(relpath, old, new), EMPTIED, expect)
+
+    def recompile(self, relpath: str, messages: dict[str, str], **expect: str) -> None:
+        """A catalog compiled again (written in place, as msgfmt writes it): served as
+        a template save is, with the catalogs emptied instead."""
+        def write() -> Path:
+            path = self.site.root / relpath
+            path.write_bytes(mo_bytes(messages))
+            return path
+
+        self.emptied(write, RECOMPILED, expect)
+
+    def emptied(self, write: Callable[[], Path], said: str, expect: dict[str, str]) -> None:
         before = self.warm()
-        emptied = self.server.error_log().count(EMPTIED)
-        path = self.edit(relpath, old, new)
+        count = self.server.error_log().count(said)
+        path = write()
         self.seen(path)
         answered: set[int] = set()
 
@@ -126,9 +143,9 @@ class Steps:
             answered.add(int(shown["pid"]))
             return answered == before
 
-        wait_for(all_new, 20, "every process serving the saved template")
-        log = self.server.wait_for_log(EMPTIED, count=emptied + len(before))
-        assert f"{path} (1 file){EMPTIED}" in log
+        wait_for(all_new, 20, "every process serving the saved file")
+        log = self.server.wait_for_log(said, count=count + len(before))
+        assert f"{path} (1 file){said}" in log
 
     def kept(
         self, relpath: str, saves: tuple[str, str, str], blame: str,
@@ -182,6 +199,7 @@ def test_django_daemon_mode_serves_views_templates_settings_and_keeps_broken_sav
     steps.served("polls/views.py", 'VERSION = "1"', 'VERSION = "2"', view="2")
     steps.reset("polls/templates/polls/index.html", '"template">1', '"template">2',
                 template="2", view="2")
+    steps.recompile(CATALOG, {"Welcome": "Salut"}, welcome="Salut", template="2")
     steps.served("mysite/settings.py", 'GREETING = "hello"', 'GREETING = "salut"',
                  greeting="salut")
     errors_then_fixes(steps, site, ("polls/views.py", 7), ("mysite/settings.py", 13))
@@ -288,6 +306,7 @@ def test_django_embedded_mode_reloads_views_templates_and_settings_in_process(
     steps.served("polls/views.py", 'VERSION = "1"', 'VERSION = "2"', view="2")
     steps.reset("polls/templates/polls/index.html", '"template">1', '"template">2',
                 template="2")
+    steps.recompile(CATALOG, {"Welcome": "Salut"}, welcome="Salut", template="2")
     steps.served("mysite/settings.py", 'GREETING = "hello"', 'GREETING = "salut"',
-                 greeting="salut", view="2", template="2")
+                 greeting="salut", view="2", template="2", welcome="Salut")
     assert "not models or INSTALLED_APPS" in server.error_log()

@@ -11,3 +11,8 @@ TEMPLATES = [
 ]
 USE_TZ = True
 GREETING = "hello"
+# Pages in the browser's language: polls/locale holds a French catalog. A recompiled
+# catalog (`django-admin compilemessages`) is served on the next request.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "French")]
+MIDDLEWARE = ["django.middleware.locale.LocaleMiddleware"]

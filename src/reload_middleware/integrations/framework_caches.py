@@ -1,10 +1,12 @@
-"""What do frameworks cache across an in-process reload? Django: settings, URLs, templates.
+"""What do frameworks cache across an in-process reload? Django: settings, URLs, templates,
+translation catalogs.
 
 An in-process reload drops the project's modules and runs the script again, but keeps
 the framework's own modules, and with them what they cached from the old project:
 Django's settings object holds the old settings module's values, its URL resolver the
-old URLconf and views, its template engines the old cached templates. `reset()` empties
-those caches, so the re-executed script and the next requests read the project anew.
+old URLconf and views, its template engines the old cached templates, its translation
+module the catalogs as they were. `reset()` empties those caches, so the re-executed
+script and the next requests read the project anew.
 Flask and Pyramid keep such state on the app object, which the script builds anew.
 
 What no reset fixes is said once at startup (`caveat()`): Django's app registry is
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import django_templates
+from . import django_templates, translations
 
 Modules = Mapping[str, Any]
 
@@ -35,6 +37,7 @@ def reset(modules: Modules) -> None:
         # Read again from DJANGO_SETTINGS_MODULE on the next access (not settings given
         # to settings.configure(), which have no module to read again).
         settings._wrapped = conf.empty
+    translations.reset(modules, {}, [])  # the catalogs, read again from the files
     urls = modules.get("django.urls")
     if urls is not None:
         urls.clear_url_caches()  # the resolver holds the old URLconf and its views
@@ -57,6 +60,7 @@ def caveat(modules: Modules) -> str | None:
     """What an in-process reload cannot pick up in the frameworks loaded, or None."""
     if "django.apps" not in modules:
         return None
-    return ("Django: an in-process reload picks up views, URLconfs, settings values and "
-            "templates, not models or INSTALLED_APPS (the app registry is populated once "
-            "per process): for those, run under mod_wsgi daemon mode or set mode=restart")
+    return ("Django: an in-process reload picks up views, URLconfs, settings values, "
+            "templates and translations, not models or INSTALLED_APPS (the app registry is "
+            "populated once per process): for those, run under mod_wsgi daemon mode or set "
+            "mode=restart")

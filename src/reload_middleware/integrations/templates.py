@@ -20,40 +20,58 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..watching import paths
+from . import app_objects, translations
+from .app_objects import flask_apps, is_a, module_globals
 from .django_templates import find as _django
 from .django_templates import reset as reset_django
 
 Modules = Mapping[str, Any]
-_UNWRAP = ("app", "application", "wsgi_app", "__self__", "__wrapped__")  # common WSGI wrappers
 
 
 @dataclass(frozen=True)
 class Found:
     """Directories to watch, and one note per framework saying what was decided and why.
     `resettable`: those of `dirs` whose every engine `reset()` empties (Django's, Flask's
-    and Jinja2's); a save there needs no restart."""
+    and Jinja2's, and the translation catalogs); a save there needs no restart.
+    `catalogs`: those of `resettable` that hold translation catalogs."""
 
     dirs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     resettable: tuple[str, ...] = ()
+    catalogs: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """For the start log line: the directories, or why there are none.
+        """For the start log line: the template directories, or why there are none,
+        then the translation directories.
 
         >>> Found(("/srv/app/templates",), ("flask app 'app': cached",)).describe()
         '/srv/app/templates'
         >>> Found((), ("jinja2: auto_reload on",)).describe()
         'none (jinja2: auto_reload on)'
+        >>> Found(("/srv/locale",), (), ("/srv/locale",), ("/srv/locale",)).describe()
+        'none; translations /srv/locale'
         """
-        if self.dirs:
-            return ", ".join(self.dirs)
-        return f"none ({'; '.join(self.notes)})" if self.notes else "none"
+        named = [d for d in self.dirs if d not in self.catalogs]
+        if named:
+            text = ", ".join(named)
+        else:
+            text = f"none ({'; '.join(self.notes)})" if self.notes and not self.catalogs else "none"
+        return text + (f"; translations {', '.join(self.catalogs)}" if self.catalogs else "")
+
+    def emptied(self, changed: Iterable[str]) -> tuple[bool, bool]:
+        """Which caches a change of these resettable paths needs emptied: (templates,
+        translation catalogs).
+
+        >>> Found(catalogs=("/srv/locale",)).emptied(["/srv/locale/fr/LC_MESSAGES/django.mo"])
+        (False, True)
+        """
+        inside = [paths.under(path, self.catalogs) for path in changed]
+        return not all(inside), any(inside)
 
 
 def watched(option: str, app: object, library: Iterable[str]) -> Found:
@@ -72,7 +90,8 @@ def find(
     library: Callable[[str], bool] = lambda path: False,
     isdir: Callable[[str], bool] = os.path.isdir,
 ) -> Found:
-    """The template directories of every loaded framework that caches templates.
+    """The template directories of every loaded framework that caches templates, and
+    the translation directories (translations.py).
 
     `modules`: `sys.modules` or a stand-in; `app`: the wrapped WSGI app (a Flask or
     Pyramid app is found through it and its usual wrappers); `library(path)`: True for
@@ -80,11 +99,12 @@ def find(
     """
     dirs: dict[str, None] = {}
     notes: list[str] = []
-    apps = list(_unwrapped(app))
-    project = _project(modules, library)
+    apps = list(app_objects.unwrapped(app))
+    mine = app_objects.project(modules, library)
     fixed: set[str] = set()  # read by an engine whose cache reset() cannot empty
-    for finder in (_django, _flask, _jinja2, _mako, _pyramid):
-        for found, note in finder(modules, project, apps, isdir):
+    catalogs: set[str] = set()
+    for finder in (_django, _flask, _jinja2, _mako, _pyramid, translations.find):
+        for found, note in finder(modules, mine, apps, isdir):
             notes.append(note)
             for d in found:
                 real = os.path.realpath(d)
@@ -92,27 +112,33 @@ def find(
                     dirs.setdefault(real, None)
                     if finder not in RESETTABLE:
                         fixed.add(real)
-    return Found(tuple(dirs), tuple(notes), tuple(d for d in dirs if d not in fixed))
+                    elif finder is translations.find:
+                        catalogs.add(real)
+    resettable = tuple(d for d in dirs if d not in fixed)
+    return Found(tuple(dirs), tuple(notes), resettable,
+                 tuple(d for d in resettable if d in catalogs))
 
 
-def reset(app: object, library: Iterable[str], modules: Modules = sys.modules) -> None:
-    """Empty the compiled-template caches of the engines whose directories are
-    `resettable`: Django's engines (cached loaders, Jinja2 backends), the Flask apps'
-    environments and the Jinja2 environments `find()` looks at (wrapped, or at module
-    level of a module outside the `library` roots). Each template is read again on its
-    next use; the engines themselves, and all else, stay as they are."""
-    reset_django(modules)
+def reset(app: object, library: Iterable[str], *, templates: bool = True,
+          catalogs: bool = False, modules: Modules = sys.modules) -> None:
+    """Empty the caches of what `find()` found resettable: with `templates`, the
+    compiled templates of Django's engines (cached loaders, Jinja2 backends), of the
+    Flask apps' environments and of the Jinja2 environments (wrapped, or at module level
+    of a module outside the `library` roots); with `catalogs`, the translation catalogs
+    (translations.reset). Each is read again on its next use; the engines themselves,
+    and all else, stay as they are."""
     roots = tuple(library)
-    project = _project(modules, lambda path: paths.under(path, roots))
-    apps = list(_unwrapped(app))
-    envs: list[Any] = []
-    flask = getattr(modules.get("flask"), "Flask", None)
-    if isinstance(flask, type):
-        found = [a for a in apps if _is(a, flask)] + list(_project_globals(project, flask))
-        envs += [a.__dict__.get("jinja_env") for a in found]
+    mine = app_objects.project(modules, lambda path: paths.under(path, roots))
+    apps = list(app_objects.unwrapped(app))
+    if catalogs:
+        translations.reset(modules, mine, apps)
+    if not templates:
+        return
+    reset_django(modules)
+    envs = [a.__dict__.get("jinja_env") for a in flask_apps(modules, mine, apps)]
     jinja2 = getattr(modules.get("jinja2"), "Environment", None)
     if isinstance(jinja2, type):
-        envs += list(_project_globals(project, jinja2))
+        envs += list(module_globals(mine, jinja2))
     for env in envs:
         cache = getattr(env, "cache", None)
         if cache is not None:
@@ -122,60 +148,6 @@ def reset(app: object, library: Iterable[str], modules: Modules = sys.modules) -
 Findings = Iterator[tuple[list[str], str]]  # (directories, note) per framework object
 
 
-def _project(modules: Modules, library: Callable[[str], bool]) -> Modules:
-    """The modules outside installed code: module-level objects are looked for in
-    these only (a few, not thousands)."""
-    return {name: m for name, m in list(modules.items())
-            if isinstance(getattr(m, "__file__", None), str) and not library(m.__file__)}
-
-
-def _unwrapped(app: object, depth: int = 4) -> Iterator[object]:
-    """The app and what it wraps, through the attributes middlewares commonly use.
-
-    Read from the instance's own namespace (and a bound method's `__self__`), never
-    through a property or `__getattr__`: a lazy object would be built by looking.
-    """
-    seen: set[int] = set()
-    todo = [(app, 0)]
-    while todo:
-        obj, level = todo.pop()
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        yield obj
-        if level < depth:
-            namespace = _namespace(obj)
-            if type(obj) is types.MethodType:
-                namespace = {**namespace, "__self__": obj.__self__}
-            todo += [(namespace.get(a), level + 1) for a in _UNWRAP]
-
-
-def _is(value: object, cls: type) -> bool:
-    """isinstance() by the real type: a lazy object's `__class__` would build it."""
-    return issubclass(type(value), cls)
-
-
-def _namespace(obj: object) -> dict[str, Any]:
-    try:
-        found = object.__getattribute__(obj, "__dict__")
-    except AttributeError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _project_globals(modules: Modules, cls: type) -> Iterator[Any]:
-    """Instances of `cls` at module level of the loaded modules (each once)."""
-    seen: set[int] = set()
-    for module in list(modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        for value in list(namespace.values()):
-            if _is(value, cls) and id(value) not in seen:
-                seen.add(id(value))
-                yield value
-
-
 def _flask(
     modules: Modules, project: Modules, apps: list[object], isdir: Callable[[str], bool]
 ) -> Findings:
@@ -183,8 +155,7 @@ def _flask(
     cls = getattr(flask, "Flask", None)
     if not isinstance(cls, type):
         return
-    found: list[Any] = [a for a in apps if _is(a, cls)]
-    found += [a for a in _project_globals(project, cls) if all(a is not f for f in found)]
+    found = flask_apps(modules, project, apps)
     if not found:
         yield [], "flask: no Flask app found (neither wrapped nor at module level)"
     for app in found:
@@ -213,7 +184,7 @@ def _jinja2(
     cls = getattr(jinja2, "Environment", None)
     if not isinstance(cls, type):
         return
-    for env in _project_globals(project, cls):
+    for env in module_globals(project, cls):
         if type(env).__module__.startswith("flask"):
             continue  # a Flask app's own: decided with its app
         if env.auto_reload:
@@ -246,7 +217,7 @@ def _mako(
     cls = getattr(lookup, "TemplateLookup", None)
     if not isinstance(cls, type):
         return
-    for found in _project_globals(project, cls):
+    for found in module_globals(project, cls):
         if getattr(found, "filesystem_checks", True):
             yield [], "mako lookup: filesystem_checks on"
         else:
@@ -260,7 +231,7 @@ def _pyramid(
     cls = getattr(router, "Router", None)
     if not isinstance(cls, type):
         return
-    routers: list[Any] = [a for a in apps if _is(a, cls)]
+    routers: list[Any] = [a for a in apps if is_a(a, cls)]
     for app in routers:
         settings = getattr(app.registry, "settings", None) or {}
         value = settings.get("pyramid.reload_templates", settings.get("reload_templates"))
@@ -274,5 +245,5 @@ def _pyramid(
         yield [d for d in dirs if isdir(d)], "pyramid: reload_templates off"
 
 
-# The finders whose engines reset() reaches: a save in their directories is no restart.
-RESETTABLE = (_django, _flask, _jinja2)
+# The finders whose caches reset() reaches: a save in their directories is no restart.
+RESETTABLE = (_django, _flask, _jinja2, translations.find)
