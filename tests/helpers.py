@@ -64,6 +64,21 @@ def app(environ, start_response):
 application = ReloadMiddleware(app, **{options!r})
 """
 
+# A page of HTML, for live reload (its tag goes before </body>).
+HTML_SCRIPT = """\
+from {package} import views
+from reload_middleware import ReloadMiddleware
+
+
+def app(environ, start_response):
+    body = ("<html><body>" + views.TEXT + "</body></html>").encode()
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
+
 
 def new_process(
     monkeypatch: pytest.MonkeyPatch, started: Callable[[], int] = time.time_ns

@@ -31,7 +31,7 @@ CHOICES = {
 }
 SECONDS = ("settle", "interval")
 TEXTS = ("trigger", "control", "secret")
-LISTS = ("watch", "exclude")
+LISTS = ("watch", "exclude", "static")
 
 
 def configure(
@@ -558,7 +558,7 @@ DIFFERENT_VALUES = {
     "settle": "9", "preflight": "off", "trigger": "/tmp/x", "retry": "always", "debug": "on",
     "observer": "polling", "interval": "5", "control": "/__reload__", "secret": SECRET,
     "templates": "off",
-    "live": "on",
+    "live": "on", "static": "/srv/static",
 }  # fmt: skip
 
 

@@ -15,23 +15,10 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from helpers import MakeProject, Response, Until, call
+from helpers import HTML_SCRIPT, MakeProject, Response, Until, call
 from reload_middleware.live import browser, tag
 from reload_middleware.watching.file_state import stat_of
 
-HTML_SCRIPT = """\
-from {package} import views
-from reload_middleware import ReloadMiddleware
-
-
-def app(environ, start_response):
-    body = ("<html><body>" + views.TEXT + "</body></html>").encode()
-    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
-application = ReloadMiddleware(app, **{options!r})
-"""
 EVENTS = "/__reload_middleware__/events"
 # A page whose body, headers and nonce the request chooses (test.body: @ stands for
 # views.TEXT; test.headers, test.nonce).

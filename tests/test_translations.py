@@ -43,7 +43,7 @@ def test_django_locale_paths_and_apps_locale_directories_are_watched_and_resetta
                            library=lambda path: path.startswith("/venv/"))
     assert found.dirs == found.resettable == found.catalogs == (
         f"{ROOT}/locale", f"{ROOT}/polls/locale")
-    assert found.emptied([f"{ROOT}/polls/locale/fr/LC_MESSAGES/django.mo"]) == (False, True)
+    assert found.kinds([f"{ROOT}/polls/locale/fr/LC_MESSAGES/django.mo"]) == {"catalogs"}
     assert found.describe() == f"none; translations {ROOT}/locale, {ROOT}/polls/locale"
 
 
@@ -58,8 +58,9 @@ def test_no_catalogs_when_i18n_is_off_or_django_is_not_configured() -> None:
 def test_a_change_of_templates_and_catalogs_empties_both() -> None:
     found = templates.Found((f"{ROOT}/templates", f"{ROOT}/locale"), (),
                             (f"{ROOT}/templates", f"{ROOT}/locale"), (f"{ROOT}/locale",))
-    assert found.emptied([f"{ROOT}/templates/a.html", f"{ROOT}/locale/x.mo"]) == (True, True)
-    assert found.emptied([f"{ROOT}/templates/a.html"]) == (True, False)
+    assert found.kinds([f"{ROOT}/templates/a.html", f"{ROOT}/locale/x.mo"]) == {
+        "templates", "catalogs"}
+    assert found.kinds([f"{ROOT}/templates/a.html"]) == {"templates"}
     assert found.describe() == f"{ROOT}/templates; translations {ROOT}/locale"
 
 

@@ -62,6 +62,8 @@ class Settings:
     templates: Templates = "auto"
     # Development only: HTML pages get a script that reloads them after a change.
     live: bool = False
+    # With live: directories of static files besides the frameworks' own (static_files.py).
+    static: tuple[str, ...] = ()
 
 
 def _flag(text: str) -> bool:
@@ -117,7 +119,7 @@ def _split(sep: str) -> Callable[[str], tuple[str, ...]]:
 
 # The text form of a list: the character its items are split on (a PasteDeploy ini
 # file also takes one item a line).
-SEPARATORS: dict[str, str] = {"watch": os.pathsep, "exclude": ","}
+SEPARATORS: dict[str, str] = {"watch": os.pathsep, "exclude": ",", "static": os.pathsep}
 
 # name -> parser of the text form. A parser raises ValueError with what is accepted.
 PARSERS: dict[str, Callable[[str], Any]] = {
@@ -140,6 +142,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "secret": _text,
     "templates": _choice(Templates),
     "live": _flag,
+    "static": _split(SEPARATORS["static"]),
 }
 LISTS = frozenset(SEPARATORS)
 
@@ -186,6 +189,10 @@ DESCRIPTIONS: dict[str, str] = {
     "compiled templates, and their translation directories (`auto`), or not (`off`).",
     "live": "Open HTML pages reload themselves after a change. Development only; on "
     "under `reload-middleware serve`.",
+    "static": "With `live`: more directories of static files, besides Django's and "
+    "Flask's own. A stylesheet saved there is swapped in open pages, keeping their state; "
+    "any other file there reloads them. Nothing restarts. A relative path is relative to "
+    "the script's directory.",
 }
 
 

@@ -85,11 +85,12 @@ class ReloadMiddleware:
         secret: str | None = None,
         templates: config.Templates = "auto",
         live: bool = False,
+        static: Iterable[str | os.PathLike[str]] | str = (),
     ) -> None:
         """Each keyword is an option (docs/configuration.md), as `config.Settings`
         declares it: `watch` and `exclude` add to what is watched and left out, `mode`,
-        `preflight` and `retry` change what happens at a change, `debug` and `live` are
-        for development only. A bad value raises ValueError naming what is accepted."""
+        `preflight` and `retry` change what happens at a change, `debug`, `live` and
+        `static` are for development only. A bad value raises ValueError naming what is accepted."""
         # Every parameter but `app` is an option: one Settings value, checked once.
         given = {name: value for name, value in locals().items() if name in config.PARSERS}
         self._start(app, config.from_keywords(given), find_script())
@@ -233,7 +234,8 @@ class ReloadMiddleware:
         """Make the beacon of live reload once it is on (built so, or SetEnv at the first
         request): while it is off there is none, and mod_wsgi is asked nothing."""
         if self._settings.live and self._beacon is None:
-            beacon = browser.Beacon(self._latch, self._tracking.ignored)
+            beacon = browser.Beacon(self._latch, self._tracking.ignored,
+                                    self._tracking.stylesheet)
             self._beacon = self._place.beacons.add(beacon)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
@@ -285,17 +287,20 @@ class ReloadMiddleware:
         return None
 
     def _reset_templates(self, change: Change) -> None:
-        """Only templates or translation catalogs changed: read again, in this process."""
+        """Only templates, translation catalogs or static files changed: the caches of
+        the first two are emptied in this process, and pages reload or swap stylesheets
+        themselves for the last (live reload)."""
         started = time.time_ns()
-        found = self._tracking.files.templates
-        which, catalogs = found.emptied(change.paths)
-        emptied = " and ".join(["template caches"] * which + ["translation catalogs"] * catalogs)
-        logs.info("%s changed: %s emptied (%s)", logs.describe(change.paths), emptied,
-                  self._server)
+        kinds = self._tracking.files.templates.kinds(change.paths)
+        emptied = [what for kind, what in (("templates", "template caches"),
+                                           ("catalogs", "translation catalogs")) if kind in kinds]
+        done = f"{' and '.join(emptied)} emptied" if emptied else "static files, nothing to reload"
+        logs.info("%s changed: %s (%s)", logs.describe(change.paths), done, self._server)
         self._last_action = {"action": "reset-templates", "time": started / 1e9,
                              "files": sorted(change.paths)}
-        templates.reset(self.app, self._tracking.files.library, templates=which,
-                        catalogs=catalogs)
+        if emptied:
+            templates.reset(self.app, self._tracking.files.library,
+                            templates="templates" in kinds, catalogs="catalogs" in kinds)
         self._tracking.outcome(change, Reset(started))
 
     def _reload(self, change: Change) -> preflight.Failure | None:

@@ -26,7 +26,7 @@ from . import logs
 from .acting.reexecute import Reloaded
 from .acting.storm_guard import StormGuard
 from .config import Settings
-from .integrations import templates
+from .integrations import static_files, templates
 from .interpreter import Interpreter
 from .operations import control, state_dir
 from .script import Script
@@ -184,7 +184,7 @@ class Tracking:
 
     def resettable(self, change: Change) -> bool:
         """Whether every file of `change` is a template or catalog that templates.reset()
-        makes its engine read again: no restart, no reload (docs/templates.md)."""
+        makes its engine read again, or a static file: no restart, no reload (docs/templates.md)."""
         dirs = self.files.templates.resettable
         ours = {self.stamp, FORCED}
         return bool(dirs) and all(
@@ -226,8 +226,15 @@ class Tracking:
         return self._templates(settings, app).dirs != self.files.templates.dirs
 
     def _templates(self, settings: Settings, app: object) -> templates.Found:
-        """The template directories to watch (docs/templates.md)."""
-        return templates.watched(settings.templates, app, self.files.library)
+        """The template, translation and static directories to watch (docs/templates.md,
+        docs/live-reload.md)."""
+        static = [os.path.join(self.files.base, d) for d in settings.static]
+        return templates.watched(settings.templates, app, self.files.library,
+                                 live=settings.live, static=static)
+
+    def stylesheet(self, path: str) -> bool:
+        """Whether `path` is a stylesheet among the static files (live reload swaps it)."""
+        return static_files.stylesheet(path) and paths.under(path, self.files.templates.static)
 
     def refresh(self) -> None:
         """Track the modules imported since the last look (cheap when there are none)."""

@@ -25,7 +25,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 # The test app: pages from a template read on every request (templates/page.html, in a
 # watch path), a JSON and a gzip-encoded page that must pass untouched, a page with a
-# strict Content-Security-Policy, one that forbids workers, and plain text. `events.log`
+# strict Content-Security-Policy, one that forbids workers, plain text, and the page's
+# stylesheet (static/site.css, in the `static` option's directory). `events.log`
 # gets the query of every events request as it starts, from a wrapper outside the
 # middleware.
 APP = """\
@@ -52,6 +53,9 @@ def app(environ, start_response):
         headers = [("Content-Security-Policy", "worker-src 'none'")]
     elif path == "/plain":
         page, kind = b"ok", "text/plain"
+    elif path == "/static/site.css":
+        with open(os.path.join(HERE, "static", "site.css"), "rb") as sheet:
+            page, kind = sheet.read(), "text/css"
     if kind != "text/html; charset=utf-8" or headers:
         headers.append(("Content-Length", str(len(page))))
     start_response("200 OK", [("Content-Type", kind), *headers])  # pages: no length given
@@ -69,12 +73,15 @@ class Counting:
         return self.app(environ, start_response)
 
 
-application = ReloadMiddleware(app, live=True, settle=0.02, watch=["templates"])
+application = ReloadMiddleware(app, live=True, settle=0.02, watch=["templates"],
+                               static=["static"])
 if os.path.exists(LOG):
     application = Counting(application)
 """
-PAGE = ("<!doctype html><html><body><p id=version>VERSION</p><p id=template>{}</p>"
+PAGE = ("<!doctype html><html><head><link rel=stylesheet href=/static/site.css></head>"
+        "<body><p id=version>VERSION</p><p id=template>{}</p>"
         "<form><input id=field name=field value=''></form></body></html>")
+STYLE = "body {{ min-height: 5000px }} #version {{ color: {} }}"  # a page that scrolls
 
 
 def write_app(root: Path, write: Callable[[str, str], object], *, count: bool) -> None:
@@ -82,6 +89,7 @@ def write_app(root: Path, write: Callable[[str, str], object], *, count: bool) -
     write("webapp/__init__.py", "")
     write("webapp/views.py", "VERSION = '1'\n")
     write("templates/page.html", PAGE.format("A"))
+    write("static/site.css", STYLE.format("rgb(0, 0, 0)"))
     write("app.wsgi", APP)
     write("app.py", APP)
     if count:

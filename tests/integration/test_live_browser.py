@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from apache import Apache, free_port, wait_for
-from browser import PAGE, chromium, clients, shows, tabs, text_of, write_app
+from browser import PAGE, STYLE, chromium, clients, shows, tabs, text_of, write_app
 from procs import gunicorn, running, uwsgi
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -228,3 +228,37 @@ def test_a_broken_edit_shows_its_error_and_the_fix_shows_by_itself(
         stays_loaded(driver, 1)
         edit(root, "webapp/views.py", "VERSION = '3'\n")
         shows(driver, "version", "3", 2, "the fix in the page")
+
+
+def color_of(driver: WebDriver, element_id: str) -> str:
+    return str(driver.execute_script(
+        "return getComputedStyle(document.getElementById(arguments[0])).color", element_id))
+
+
+@pytest.mark.parametrize("kind", ["apache-daemon", "serve"])
+def test_a_stylesheet_save_is_swapped_in_the_open_page_keeping_its_state(
+    kind: str, driver: WebDriver, on_apache: Server, on_process: Server
+) -> None:
+    """A saved stylesheet shows in the open page without a reload, twice in a row: the
+    scroll position, the typed input and the page's own state are kept, no bar is
+    shown (the input is unsaved), and one stylesheet link is left. A module save then
+    reloads the page as ever (through the bar, as the input is unsaved)."""
+    started = on_apache(processes=2) if kind == "apache-daemon" else on_process(kind)
+    with started as (url, root), tabs(driver, url + "/", 1):
+        shows(driver, "version", "1", 5, "the page")
+        driver.find_element(By.ID, "field").send_keys("typed")
+        driver.execute_script("window.kept = 'yes'; window.scrollTo(0, 700)")
+        loaded = driver.execute_script("return performance.timeOrigin")
+        for color in ("rgb(200, 0, 0)", "rgb(0, 0, 200)"):
+            edit(root, "static/site.css", STYLE.format(color))
+            wait_for(lambda c=color: color_of(driver, "version") == c, 2,  # type: ignore[misc]
+                     "the saved stylesheet in the open page")
+            wait_for(lambda: driver.execute_script(
+                "return document.querySelectorAll('link[rel=stylesheet]').length") == 1, 2,
+                "the old stylesheet link dropped")
+        assert driver.execute_script("return performance.timeOrigin") == loaded
+        assert driver.execute_script("return [window.kept, window.scrollY]") == ["yes", 700]
+        assert driver.find_element(By.ID, "field").get_attribute("value") == "typed"
+        assert text_of(driver, "reload-middleware-live") is None
+        edit(root, "webapp/views.py", "VERSION = '2'\n")
+        wait_for(lambda: text_of(driver, "reload-middleware-live") is not None, 5, "the bar")

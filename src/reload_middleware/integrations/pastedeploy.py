@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 # Options that name files: a relative one is relative to the ini file's directory.
-PATHS = frozenset({"watch", "trigger"})
+PATHS = frozenset({"watch", "trigger", "static"})
 LOADWSGI = "paste.deploy.loadwsgi"
 
 

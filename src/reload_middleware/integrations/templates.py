@@ -4,7 +4,9 @@ A framework that re-reads a template when its file changes (Jinja2's `auto_reloa
 Mako's `filesystem_checks`, Pyramid's `reload_templates`) needs nothing from us. One
 that caches compiled templates (Django's cached loader, Flask with debug off) serves
 an edited template stale until the process restarts: its directories are watched like
-`watch=` paths (docs/templates.md).
+`watch=` paths (docs/templates.md). The directories of translation catalogs
+(translations.py) and, with live reload on, of static files (static_files.py) are
+gathered here too: a save in any of them is decided alike (`Found`).
 
 Everything here reads objects that already exist, found in a `sys.modules`-like
 mapping and in the wrapped app: it never imports a framework the app did not import,
@@ -18,6 +20,7 @@ instantiate every configured backend; Flask's `jinja_env` is read only once buil
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..watching import paths
-from . import app_objects, translations
+from . import app_objects, static_files, translations
 from .app_objects import flask_apps, is_a, module_globals
 from .django_templates import find as _django
 from .django_templates import reset as reset_django
@@ -37,17 +40,19 @@ Modules = Mapping[str, Any]
 class Found:
     """Directories to watch, and one note per framework saying what was decided and why.
     `resettable`: those of `dirs` whose every engine `reset()` empties (Django's, Flask's
-    and Jinja2's, and the translation catalogs); a save there needs no restart.
-    `catalogs`: those of `resettable` that hold translation catalogs."""
+    and Jinja2's, the translation catalogs) or that hold static files (with live reload
+    on): a save there needs no restart. `catalogs` and `static`: those of `resettable`
+    that hold translation catalogs, and static files."""
 
     dirs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     resettable: tuple[str, ...] = ()
     catalogs: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """For the start log line: the template directories, or why there are none,
-        then the translation directories.
+        then the translation and static directories.
 
         >>> Found(("/srv/app/templates",), ("flask app 'app': cached",)).describe()
         '/srv/app/templates'
@@ -56,31 +61,47 @@ class Found:
         >>> Found(("/srv/locale",), (), ("/srv/locale",), ("/srv/locale",)).describe()
         'none; translations /srv/locale'
         """
-        named = [d for d in self.dirs if d not in self.catalogs]
+        others = {*self.catalogs, *self.static}
+        named = [d for d in self.dirs if d not in others]
         if named:
             text = ", ".join(named)
         else:
-            text = f"none ({'; '.join(self.notes)})" if self.notes and not self.catalogs else "none"
-        return text + (f"; translations {', '.join(self.catalogs)}" if self.catalogs else "")
+            text = f"none ({'; '.join(self.notes)})" if self.notes and not others else "none"
+        for kind, dirs in (("translations", self.catalogs), ("static", self.static)):
+            text += f"; {kind} {', '.join(dirs)}" if dirs else ""
+        return text
 
-    def emptied(self, changed: Iterable[str]) -> tuple[bool, bool]:
-        """Which caches a change of these resettable paths needs emptied: (templates,
-        translation catalogs).
+    def kinds(self, changed: Iterable[str]) -> frozenset[str]:
+        """What a change of these resettable paths touches: "templates", "catalogs"
+        (caches to empty), "static" (nothing to empty).
 
-        >>> Found(catalogs=("/srv/locale",)).emptied(["/srv/locale/fr/LC_MESSAGES/django.mo"])
-        (False, True)
+        >>> sorted(Found(catalogs=("/srv/locale",)).kinds(["/srv/locale/fr/x.mo", "/srv/t/a"]))
+        ['catalogs', 'templates']
         """
-        inside = [paths.under(path, self.catalogs) for path in changed]
-        return not all(inside), any(inside)
+        def kind(path: str) -> str:
+            if paths.under(path, self.catalogs):
+                return "catalogs"
+            return "static" if paths.under(path, self.static) else "templates"
+
+        return frozenset(kind(path) for path in changed)
 
 
-def watched(option: str, app: object, library: Iterable[str]) -> Found:
-    """What the `templates` option asks for in this process: `find()` over `sys.modules`,
-    leaving out the `library` roots (site-packages), or nothing when it is "off"."""
-    if option == "off":
-        return Found((), ("templates off",))
+def watched(option: str, app: object, library: Iterable[str], *, live: bool = False,
+            static: Iterable[str] = ()) -> Found:
+    """What the options ask for in this process: `find()` over `sys.modules`, leaving
+    out the `library` roots (site-packages), or nothing when `templates` is "off"; with
+    `live`, the static directories too, and the `static` option's (absolute) ones."""
     roots = tuple(library)
-    return find(sys.modules, app, library=lambda path: paths.under(path, roots))
+    if option == "off":
+        found = Found((), ("templates off",))
+    else:
+        found = find(sys.modules, app, library=lambda path: paths.under(path, roots),
+                     live=live)
+    extra = tuple(os.path.realpath(d) for d in static if live)
+    extra = tuple(d for d in dict.fromkeys(extra) if d not in found.dirs)
+    return dataclasses.replace(found, dirs=found.dirs + extra,
+                               resettable=found.resettable + extra,
+                               static=found.static + extra)
 
 
 def find(
@@ -89,9 +110,11 @@ def find(
     *,
     library: Callable[[str], bool] = lambda path: False,
     isdir: Callable[[str], bool] = os.path.isdir,
+    live: bool = False,
 ) -> Found:
-    """The template directories of every loaded framework that caches templates, and
-    the translation directories (translations.py).
+    """The template directories of every loaded framework that caches templates, the
+    translation directories (translations.py) and, with `live`, the static directories
+    (static_files.py).
 
     `modules`: `sys.modules` or a stand-in; `app`: the wrapped WSGI app (a Flask or
     Pyramid app is found through it and its usual wrappers); `library(path)`: True for
@@ -102,8 +125,10 @@ def find(
     apps = list(app_objects.unwrapped(app))
     mine = app_objects.project(modules, library)
     fixed: set[str] = set()  # read by an engine whose cache reset() cannot empty
-    catalogs: set[str] = set()
-    for finder in (_django, _flask, _jinja2, _mako, _pyramid, translations.find):
+    kinds: dict[Callable[..., Findings], set[str]] = {translations.find: set(),
+                                                       static_files.find: set()}
+    finders = [_django, _flask, _jinja2, _mako, _pyramid, translations.find]
+    for finder in finders + [static_files.find] * live:
         for found, note in finder(modules, mine, apps, isdir):
             notes.append(note)
             for d in found:
@@ -112,11 +137,12 @@ def find(
                     dirs.setdefault(real, None)
                     if finder not in RESETTABLE:
                         fixed.add(real)
-                    elif finder is translations.find:
-                        catalogs.add(real)
+                    elif finder in kinds:
+                        kinds[finder].add(real)
     resettable = tuple(d for d in dirs if d not in fixed)
     return Found(tuple(dirs), tuple(notes), resettable,
-                 tuple(d for d in resettable if d in catalogs))
+                 tuple(d for d in resettable if d in kinds[translations.find]),
+                 tuple(d for d in resettable if d in kinds[static_files.find]))
 
 
 def reset(app: object, library: Iterable[str], *, templates: bool = True,
@@ -245,5 +271,6 @@ def _pyramid(
         yield [d for d in dirs if isdir(d)], "pyramid: reload_templates off"
 
 
-# The finders whose caches reset() reaches: a save in their directories is no restart.
-RESETTABLE = (_django, _flask, _jinja2, translations.find)
+# The finders whose caches reset() reaches, and static files' (nothing to reach): a
+# save in their directories is no restart.
+RESETTABLE = (_django, _flask, _jinja2, translations.find, static_files.find)

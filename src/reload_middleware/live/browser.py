@@ -6,7 +6,9 @@ loaded its code from, the same in every process that loaded the same files. The
 script asks `PREFIX/events?v=VERSION` in a loop; the answer is this process's version,
 counting changes its watcher has recorded and its confirm step would accept, and how
 long to wait before asking again. The browser reloads when the answer is newer. The
-reload is the request that restarts or reloads: nothing here acts on a change.
+reload is the request that restarts or reloads: nothing here acts on a change. When
+every file newer than VERSION is a stylesheet (static_files.py), the answer also says
+`"styles": true` and the pages swap their stylesheets instead of reloading.
 
 >>> newest({"/a.py": (5_000, 1, 1, 7_000, ()), "/b.py": None})
 7
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
     from .injection import Headers
 
+Answer = dict[str, int | bool]  # {"version": ..., "wait": ms, "styles": True when so}
 TICK = 0.1  # seconds between two looks of a waiting events request
 LIFE = 20.0  # seconds an events request waits at most (proxies cut idle ones at 30-60 s)
 SHORT_POLL_MS = 200  # where a waiting request would hold the only worker: cheap answers
@@ -143,9 +146,11 @@ class Beacon:
         beacon.release()      # a restart is decided: every waiting request answers now
     """
 
-    def __init__(self, changes: Changes, ignored: Iterable[str] = ()) -> None:
+    def __init__(self, changes: Changes, ignored: Iterable[str] = (),
+                 stylesheet: Callable[[str], bool] = lambda path: False) -> None:
         self._changes = changes
         self._ignored = ignored
+        self._stylesheet = stylesheet
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._waiting = 0
@@ -163,6 +168,27 @@ class Beacon:
         recorded = [changed_at(p, baselines.get(p)) for p in self._changes.pending - ignored]
         return max([newest(baselines), *recorded])
 
+    def _times(self) -> dict[str, int]:
+        """When each file changed last (microseconds): the loaded files' baselines, then
+        the recorded changes that confirm would accept."""
+        baselines = self._changes.baselines
+        ignored = set(self._ignored)
+        times = {path: newest({path: state}) for path, state in list(baselines.items())}
+        for path in self._changes.pending - ignored:
+            times[path] = max(times.get(path, 0), changed_at(path, baselines.get(path)))
+        return times
+
+    def report(self, known: int, wait: int, version: int | None = None) -> Answer:
+        """The events answer for a page at version `known`: the version (`version` when
+        just read), how long to wait, and `styles` when every file newer than `known` is
+        a stylesheet (the pages swap them instead of reloading)."""
+        version = self.version() if version is None else version
+        answer: Answer = {"version": version, "wait": wait}
+        if version > known and all(
+                self._stylesheet(path) for path, at in self._times().items() if at > known):
+            answer["styles"] = True
+        return answer
+
     def loaded(self) -> int:
         """The version of the code serving now, for the page's script tag."""
         return newest(self._changes.baselines)
@@ -171,28 +197,28 @@ class Beacon:
         """A restart is decided: answer every waiting request, and wait for none."""
         self._released.set()
 
-    def answer(self, environ: WSGIEnvironment) -> dict[str, int]:
+    def answer(self, environ: WSGIEnvironment) -> Answer:
         """The events answer for a page at version `v`: waits while nothing is newer."""
         try:
             known = int(_query(environ).get("v", "0"))
         except ValueError:
             known = 0
         if self._released.is_set():
-            return {"version": self.version(), "wait": AFTER_RESTART_MS}
+            return self.report(known, AFTER_RESTART_MS)
         if not environ.get("wsgi.multithread"):
-            return {"version": self.version(), "wait": SHORT_POLL_MS}
+            return self.report(known, SHORT_POLL_MS)
         with self._lock:
             admitted = self._waiting < cap(server_threads())
             self._waiting += admitted
         if not admitted:
-            return {"version": self.version(), "wait": BUSY_MS + random.randrange(500)}
+            return self.report(known, BUSY_MS + random.randrange(500))
         try:
             return self._wait(known)
         finally:
             with self._lock:
                 self._waiting -= 1
 
-    def _wait(self, known: int) -> dict[str, int]:
+    def _wait(self, known: int) -> Answer:
         """Wait until the version passes `known`, a restart is decided, or LIFE is over."""
         seq, version, waited = -1, 0, 0.0
         while waited < LIFE:
@@ -200,11 +226,11 @@ class Beacon:
                 seq = self._changes.seq
                 version = self.version()
                 if version > known:
-                    return {"version": version, "wait": AFTER_RESTART_MS}
+                    return self.report(known, AFTER_RESTART_MS, version)
             if self._released.wait(TICK):
-                return {"version": self.version(), "wait": AFTER_RESTART_MS}
+                return self.report(known, AFTER_RESTART_MS)
             waited += TICK
-        return {"version": self.version(), "wait": 0}
+        return self.report(known, 0)
 
 
 def _query(environ: WSGIEnvironment) -> dict[str, str]:

@@ -4,7 +4,8 @@
 //   events request open for all its tabs.
 // The server answers {version, wait}: the page reloads when the version is newer than
 // the code that rendered it. A tab with unsaved form input is not reloaded: it shows a
-// bar that reloads on a click, so nothing typed is lost.
+// bar that reloads on a click, so nothing typed is lost. When only stylesheets changed
+// ({styles: true}), the page swaps its stylesheets in place and keeps its state.
 (function () {
   "use strict";
   var BACKOFF = [250, 500, 1000, 2000, 5000]; // ms after failed requests, then 5 s each
@@ -15,7 +16,8 @@
   }
 
   // Ask the events endpoint forever. `oldest()` is the version of the oldest page
-  // served here (Infinity: none); `newer(version)` is told of each newer version.
+  // served here (Infinity: none); `newer(version, styles)` is told of each newer
+  // version, and whether only stylesheets changed since `oldest()`.
   function poll(events, oldest, newer) {
     var seen = 0; // a version reported already: reloading did not bring it, do not ask again
     var failures = 0;
@@ -31,7 +33,10 @@
           if (!response.ok) throw new Error(String(response.status));
           var answer = await response.json();
           failures = 0;
-          if (answer.version > known) { seen = answer.version; newer(answer.version); }
+          if (answer.version > known) {
+            seen = answer.version;
+            newer(answer.version, answer.styles === true);
+          }
           wait = answer.wait;
         } catch (error) {
           wait = BACKOFF[Math.min(failures++, BACKOFF.length - 1)];
@@ -53,8 +58,10 @@
         if (events === null) {
           events = message.data.events;
           poll(events, function () { return Math.min.apply(null, Array.from(ports.values())); },
-               function (version) {
-                 ports.forEach(function (v, p) { if (v < version) p.postMessage({ version: version }); });
+               function (version, styles) {
+                 ports.forEach(function (v, p) {
+                   if (v < version) p.postMessage({ version: version, styles: styles });
+                 });
                });
         }
       };
@@ -105,8 +112,32 @@
     document.body.appendChild(bar);
   }
 
-  function newer(v) {
+  // Each same-origin stylesheet is loaded again under a new query, and the old one
+  // dropped once the new one has loaded (the page is never left without styles). A
+  // link being replaced already is left to its replacement.
+  function swap(v) {
+    var links = document.querySelectorAll('link[rel~="stylesheet"][href]');
+    for (var i = 0; i < links.length; i++) {
+      var link = links[i];
+      var url = new URL(link.href, location.href);
+      if (link.replaced || url.origin !== location.origin) continue;
+      url.searchParams.set("reload-middleware", String(v));
+      var fresh = link.cloneNode(false);
+      fresh.href = url.href;
+      fresh.old = link;
+      fresh.addEventListener("load", function () { this.old.remove(); });
+      fresh.addEventListener("error", function () { this.old.replaced = false; this.remove(); });
+      link.replaced = true;
+      link.after(fresh);
+    }
+  }
+
+  // `tell(v)`: let the other tabs' asker know this tab is at version v now.
+  var tell = function () {};
+
+  function newer(v, styles) {
     if (v <= version) return;
+    if (styles) { swap(v); version = v; tell(v); return; }
     if (unsaved()) { offer(); return; }
     try { sessionStorage.setItem(NAME, String(v)); } catch (error) { /* see above */ }
     location.reload();
@@ -127,14 +158,15 @@
       var data = message.data;
       if (data.hello !== undefined) versions.set(data.hello, data.version);
       if (data.bye !== undefined) versions.delete(data.bye);
-      if (data.newer !== undefined) newer(data.newer);
+      if (data.newer !== undefined) newer(data.newer, data.styles);
     };
-    channel.postMessage({ hello: tab, version: version });
+    tell = function (v) { channel.postMessage({ hello: tab, version: v }); };
+    tell(version);
     window.addEventListener("pagehide", function () { channel.postMessage({ bye: tab }); });
     navigator.locks.request(NAME, function () {
       poll(events,
            function () { return Math.min.apply(null, [version].concat(Array.from(versions.values()))); },
-           function (v) { channel.postMessage({ newer: v }); newer(v); });
+           function (v, styles) { channel.postMessage({ newer: v, styles: styles }); newer(v, styles); });
       return new Promise(function () {}); // held while this tab lives
     });
   }
@@ -149,10 +181,11 @@
     worker.onerror = fall;
     worker.port.onmessage = function (message) {
       if (message.data.ready) { clearTimeout(silent); return; }
-      newer(message.data.version);
+      newer(message.data.version, message.data.styles);
     };
     worker.port.start();
-    worker.port.postMessage({ version: version, events: events });
+    tell = function (v) { worker.port.postMessage({ version: v, events: events }); };
+    tell(version);
     window.addEventListener("pagehide", function () { worker.port.postMessage({ bye: true }); });
   } catch (error) {
     elect();

@@ -203,7 +203,7 @@ class Files:
     def trigger(self) -> str:
         """The trigger's path as configured, made absolute and never resolved: a link at
         its name is a link, neither followed by a touch nor counted (trust.py)."""
-        return paths.trigger_path(self._settings.trigger or "", self._base)
+        return paths.trigger_path(self._settings.trigger or "", self.base)
 
     @property
     def trusted(self) -> frozenset[int]:
@@ -220,14 +220,15 @@ class Files:
         """The trigger, or else the watch paths, that other accounts can write beside."""
         if self._trigger is not None:
             return trust.exposures(self._trigger.path, (), self._trigger.trusted)
-        given = [os.path.join(self._base, p) for p in [*self._settings.watch,
+        given = [os.path.join(self.base, p) for p in [*self._settings.watch,
                                                         *self._place.tracked]]
         owner = trust.code_owner(self._script.path if self._script else None)
-        return trust.exposures(None, paths.resolve(given, self._base),
+        return trust.exposures(None, paths.resolve(given, self.base),
                                trust.accounts(os.geteuid(), owner))
 
     @property
-    def _base(self) -> str:
+    def base(self) -> str:
+        """The directory relative paths of the options are read against."""
         return self._script.directory if self._script else os.getcwd()
 
     def _watch_paths(self) -> tuple[str, ...]:
@@ -235,10 +236,10 @@ class Files:
         if self._settings.trigger:
             return ()
         tracked = self._place.tracked
-        given = [os.path.join(self._base, p) for p in [*self._settings.watch, *tracked]]
+        given = [os.path.join(self.base, p) for p in [*self._settings.watch, *tracked]]
         given += self.templates.dirs  # absolute already
         links = {link for p in given for link in paths.symlinks(p)}
-        return paths.resolve(given, self._base) + tuple(sorted(links))
+        return paths.resolve(given, self.base) + tuple(sorted(links))
 
     def _registration(self) -> watcher.Registration:
         watched = self._watch_paths()
