@@ -75,3 +75,74 @@ def test_templates_off_watches_no_template_directory(
     assert call(app).body == b"one"
     assert status(app)["templates"] == []
     assert "templates none (templates off)" in caplog.text
+
+
+MAKO = """\
+import os
+from mako.lookup import TemplateLookup
+from reload_middleware import ReloadMiddleware
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+lookup = TemplateLookup(directories=[os.path.join(HERE, "templates")], filesystem_checks=False)
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+    return [lookup.get_template("page.html").render().encode()]
+
+
+application = ReloadMiddleware(app, **{options!r})
+"""
+
+
+def test_a_mako_template_edit_is_served_without_a_reload(
+    project: MakeProject, page: Path, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A module-level Mako lookup with `filesystem_checks` off: its directory is watched
+    and a save empties its collection; the same app serves the new template."""
+    made = project(MAKO)
+    app, served = made.application, made.application.app
+    assert call(app).body == b"one"
+    save(page, "two")
+    until(lambda: call(app).body == b"two")
+    assert app.app is served
+    assert f"{page} (1 file) changed: template caches emptied" in caplog.text
+
+
+PYRAMID = """\
+import os
+from pyramid.config import Configurator
+from {package} import views
+from reload_middleware import ReloadMiddleware
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+os.makedirs(os.path.join(HERE, "{package}", "templates"), exist_ok=True)
+
+
+def hello(request):
+    return views.TEXT
+
+
+with Configurator(settings={{"pyramid.reload_templates": "false"}}) as config:
+    config.add_route("home", "/")
+    config.add_view(hello, route_name="home", renderer="string")
+
+application = ReloadMiddleware(config.make_wsgi_app(), **{options!r})
+"""
+
+
+def test_a_pyramid_template_save_is_acted_on_as_code_and_says_why_once(
+    project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pyramid's renderers keep compiled templates out of reach: a save in a package's
+    `templates/` reloads like code, and the log says why, once per process."""
+    made = project(PYRAMID)
+    app, served = made.application, made.application.app
+    assert call(app).body == b"old"
+    page = made.views.parent / "templates" / "page.pt"
+    for n in range(2):
+        save(page, f"<p>{n}</p>")
+        until(lambda: call(app).body == b"old" and app.app is not served)  # noqa: B023
+        served = app.app
+    assert caplog.text.count("Pyramid's renderers keep compiled templates") == 1
+    assert f"{page} (1 file): Pyramid's renderers" in caplog.text

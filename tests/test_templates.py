@@ -133,15 +133,17 @@ def test_directories_watched_by_framework_and_setting(
 
 
 def test_only_directories_whose_engines_reset_can_empty_are_resettable() -> None:
-    """A directory a Jinja2 environment reads is resettable; the same directory also
-    read by a Mako lookup (whose cache reset() does not reach) is not."""
-    jinja = {"jinja2": NS(Environment=Environment),
-             **project(env=Environment(False, [f"{ROOT}/templates"]))}
+    """A directory a Jinja2 environment or a Mako lookup reads is resettable; the same
+    directory also read by Pyramid's renderers (whose caches reset() does not reach)
+    is not."""
+    jinja = {"jinja2": NS(Environment=Environment), "mako.lookup": NS(TemplateLookup=Lookup),
+             **project(env=Environment(False, [f"{ROOT}/templates"]), lookup=Lookup(False))}
     found = templates.find(jinja, None, isdir=lambda p: p in DIRS)
     assert found.resettable == (f"{ROOT}/templates",)
-    both = {**jinja, "mako.lookup": NS(TemplateLookup=Lookup),
-            **project(env=Environment(False, [f"{ROOT}/templates"]), lookup=Lookup(False))}
-    found = templates.find(both, None, isdir=lambda p: p in DIRS)
+    both = {**jinja, "pyramid.router": NS(Router=Router)}
+    both["myproject"].__path__ = [ROOT]  # a package: its templates/ is Pyramid's
+    both["myproject"].__file__ = f"{ROOT}/__init__.py"
+    found = templates.find(both, Router("false"), isdir=lambda p: p in DIRS)
     assert found.dirs == (f"{ROOT}/templates",) and found.resettable == ()
 
 

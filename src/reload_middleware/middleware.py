@@ -261,6 +261,12 @@ class ReloadMiddleware:
         if self._tracking.resettable(change):
             self._reset_templates(change)
             return
+        if (self._tracking.files.templates.unreachable(change.paths)
+                and self._place.told.first("unreachable templates")):
+            logs.info("%s: Pyramid's renderers keep compiled templates where they cannot be "
+                      "emptied, so a template save is acted on as code (with "
+                      "pyramid.reload_templates on, Pyramid reads them again itself)",
+                      logs.describe(change.paths))
         kind = servers.preflight_for(action, self._settings.preflight)
         failure = preflight.check(kind, change.paths, self._script, change.names,
                                   told=self._place.told)

@@ -71,6 +71,16 @@ class Found:
             text += f"; {kind} {', '.join(dirs)}" if dirs else ""
         return text
 
+    def unreachable(self, changed: Iterable[str]) -> bool:
+        """Whether every changed path lies in a template directory whose engine's cache
+        `reset()` cannot reach (Pyramid's renderers): acted on as code.
+
+        >>> Found(("/srv/app/templates",)).unreachable(["/srv/app/templates/a.pt"])
+        True
+        """
+        fixed = [d for d in self.dirs if d not in self.resettable]
+        return bool(fixed) and all(paths.under(path, fixed) for path in changed)
+
     def kinds(self, changed: Iterable[str]) -> frozenset[str]:
         """What a change of these resettable paths touches: "templates", "catalogs"
         (caches to empty), "static" (nothing to empty).
@@ -149,8 +159,8 @@ def reset(app: object, library: Iterable[str], *, templates: bool = True,
           catalogs: bool = False, modules: Modules = sys.modules) -> None:
     """Empty the caches of what `find()` found resettable: with `templates`, the
     compiled templates of Django's engines (cached loaders, Jinja2 backends), of the
-    Flask apps' environments and of the Jinja2 environments (wrapped, or at module level
-    of a module outside the `library` roots); with `catalogs`, the translation catalogs
+    Flask apps' environments, of the Jinja2 environments and Mako lookups (wrapped, or at
+    module level of a module outside the `library` roots); with `catalogs`, the translation catalogs
     (translations.reset). Each is read again on its next use; the engines themselves,
     and all else, stay as they are."""
     roots = tuple(library)
@@ -165,8 +175,12 @@ def reset(app: object, library: Iterable[str], *, templates: bool = True,
     jinja2 = getattr(modules.get("jinja2"), "Environment", None)
     if isinstance(jinja2, type):
         envs += list(module_globals(mine, jinja2))
-    for env in envs:
-        cache = getattr(env, "cache", None)
+    caches = [getattr(env, "cache", None) for env in envs]
+    lookup = getattr(modules.get("mako.lookup"), "TemplateLookup", None)
+    if isinstance(lookup, type):  # a lookup keeps its compiled templates by URI
+        caches += [app_objects.namespace_of(found).get("_collection")
+                   for found in module_globals(mine, lookup)]
+    for cache in caches:
         if cache is not None:
             cache.clear()
 
@@ -273,4 +287,4 @@ def _pyramid(
 
 # The finders whose caches reset() reaches, and static files' (nothing to reach): a
 # save in their directories is no restart.
-RESETTABLE = (_django, _flask, _jinja2, translations.find, static_files.find)
+RESETTABLE = (_django, _flask, _jinja2, _mako, translations.find, static_files.find)
