@@ -28,7 +28,7 @@ apache-venv:
 	  [ -x $(APACHE_VENV)/bin/mod_wsgi-express ] || { \
 	    $(APACHE_PYTHON) -m venv $(APACHE_VENV); \
 	    $(APACHE_VENV)/bin/python -m pip install -q --upgrade pip; \
-	    $(APACHE_VENV)/bin/python -m pip install -q mod_wsgi 'watchdog>=7,<8' 'webob>=1.8,<2'; }; \
+	    $(APACHE_VENV)/bin/python -m pip install -q mod_wsgi 'watchdog>=7,<8'; }; \
 	  $(APACHE_VENV)/bin/python -m pip install -q 'pyramid>=2,<3' 'pastedeploy>=3,<4' \
 	    'django>=4.2' 'flask>=3' 'jinja2>=3'; \
 	  $(APACHE_VENV)/bin/python -m pip install -q --force-reinstall --no-deps . ; \

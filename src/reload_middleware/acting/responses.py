@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -17,6 +18,22 @@ from .preflight import Failure
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+
+def reply(start_response: StartResponse, status: int, kind: str, body: bytes,
+          extra: Iterable[tuple[str, str]] = (), *, head: bool = False) -> list[bytes]:
+    """A small complete answer: its length given, never cached, never sniffed, and no
+    Access-Control-* header, so other origins may not read it. `head`: the body left out.
+
+    >>> reply(lambda status, headers: print(status, headers[0]), 404, "text/plain", b"no\\n")
+    404 Not Found ('Content-Type', 'text/plain')
+    [b'no\\n']
+    """
+    start_response(f"{status} {HTTPStatus(status).phrase}", [
+        ("Content-Type", kind), ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), *extra,
+    ])
+    return [b"" if head else body]
 
 
 def same_url(environ: WSGIEnvironment) -> str:

@@ -35,12 +35,12 @@ an app does not rewrite its own code, and those are touched on purpose.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import file_reads, logs
+from ..digest import sha256_hex
 from ..operations import state_dir
 from ..watching import paths
 from ..watching.file_state import Stat
@@ -110,7 +110,7 @@ class StormGuard:
         clock: Callable[[], float] = time.time,
         read: Callable[[str], bytes | None] = content,
     ) -> None:
-        self.name = f"storms-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        self.name = f"storms-{sha256_hex(key.encode())[:16]}.json"
         self._store = storm_records.Store(self.name, state or state_dir.default(), clock)
         self._limit, self._quick, self._quiet, self._clock = limit, quick, quiet, clock
         self._read = read

@@ -20,7 +20,6 @@ began, and the changes seen inside loading windows (storm_guard.py says what cou
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import re
@@ -28,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import logs
+from ..digest import sha256_hex
 from ..operations import state_dir
 from ..watching import read_times
 
@@ -66,7 +66,7 @@ Record = dict[str, Entry]
 
 
 def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:32]
+    return sha256_hex(data)[:32]
 
 
 def act_on(entry: Entry, key: tuple[int, int, int], when: float, data: bytes | None) -> None:

@@ -25,7 +25,6 @@ with the arguments of the first call. Either way the ini file is tracked.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -36,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .. import config, interpreter
+from ..digest import sha256_hex
 from ..middleware import ReloadMiddleware
 from ..script import Script
 
@@ -117,7 +117,7 @@ def loader_call(frame: types.FrameType | None) -> dict[str, Any] | None:
 def ini_script(ini: str, call: Mapping[str, Any] | None) -> Script:
     """The ini file as the script: a module standing for it, whose execution runs
     `loadapp` again as `call` did (by default: the file's `main`)."""
-    name = "_reload_middleware_ini_" + hashlib.md5(ini.encode(), usedforsecurity=False).hexdigest()
+    name = "_reload_middleware_ini_" + sha256_hex(ini.encode())[:32]
     if not interpreter.current().reexecuting(ini):  # being executed now: leave it as it is
         load = dict(call) if call else {"uri": f"config:{ini}"}
         spec = importlib.machinery.ModuleSpec(name, _IniLoader(load), origin=ini)

@@ -26,10 +26,10 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from .. import logs
+from ..acting.responses import reply
 from ..integrations import servers
 from ..watching.changes import Changes
 from ..watching.file_state import Stat, differs, stat_of
@@ -95,6 +95,8 @@ def server_threads(modules: Mapping[str, object] = sys.modules) -> int | None:
 
 def script() -> bytes:
     """The client (page and shared worker in one file), shipped in the package."""
+    from importlib import resources  # only with live on: 3 MB of modules otherwise unused
+
     return resources.files(__package__).joinpath("live.js").read_bytes()
 
 
@@ -290,24 +292,11 @@ class Front:
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         name = str(environ.get("PATH_INFO", ""))[len(PREFIX):]
         if name not in ("live.js", "events"):
-            return _reply(start_response, "404 Not Found", "text/plain", b"not found\n")
+            return reply(start_response, 404, "text/plain", b"not found\n")
         if environ.get("REQUEST_METHOD") != "GET":
-            return _reply(start_response, "405 Method Not Allowed", "text/plain",
-                          b"GET only\n", [("Allow", "GET")])
+            return reply(start_response, 405, "text/plain", b"GET only\n", [("Allow", "GET")])
         if name == "live.js":
-            return _reply(start_response, "200 OK", "text/javascript; charset=utf-8",
-                          self._beacon.script)
+            return reply(start_response, 200, "text/javascript; charset=utf-8",
+                         self._beacon.script)
         body = json.dumps(self._beacon.answer(environ)).encode()
-        return _reply(start_response, "200 OK", "application/json", body)
-
-
-def _reply(
-    start_response: StartResponse, status: str, kind: str, body: bytes,
-    extra: Iterable[tuple[str, str]] = (),
-) -> list[bytes]:
-    # No Access-Control-* header: other origins may not read these answers.
-    start_response(status, [
-        ("Content-Type", kind), ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), *extra,
-    ])
-    return [body]
+        return reply(start_response, 200, "application/json", body)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.machinery
 import importlib.util
 import json
@@ -20,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from ..digest import sha256_hex
 from ..middleware import ReloadMiddleware
 from ..script import Script
 from . import doctor, machine_facts
@@ -52,7 +52,7 @@ def execute(path: str) -> types.ModuleType:
     path = os.path.realpath(path)
     if not os.path.isfile(path):
         raise SystemExit(f"reload-middleware: no such script: {path}")
-    name = "_reload_middleware_serve_" + hashlib.md5(path.encode()).hexdigest()[:12]
+    name = "_reload_middleware_serve_" + sha256_hex(path.encode())[:12]
     loader = importlib.machinery.SourceFileLoader(name, path)
     spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     assert spec is not None

@@ -19,15 +19,15 @@ authenticated request with another method a 405.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from webob import Response
-
+from ..acting.responses import reply
+from ..digest import sha256_hex
 from ..integrations import servers
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def stamp_name(script: str) -> str:
     >>> stamp_name("/srv/app/app.wsgi")
     'stamp-4aa8d59d1d6b198b'
     """
-    return f"stamp-{hashlib.sha256(script.encode()).hexdigest()[:16]}"
+    return f"stamp-{sha256_hex(script.encode())[:16]}"
 
 
 def bearer(environ: WSGIEnvironment) -> bytes:
@@ -129,29 +129,28 @@ class Control:
         where = route(environ, self._path)
         if where == "app":
             return self.app(environ, start_response)
+        head = environ.get("REQUEST_METHOD") == "HEAD"
         if where == "not found":
-            return _plain(404, "Not Found")(environ, start_response)
-        return self._answer(environ)(environ, start_response)
+            return _plain(start_response, 404, head=head)
+        import hmac  # here, not at import: it loads OpenSSL (digest.py)
 
-    def _answer(self, environ: WSGIEnvironment) -> Response:
         if not hmac.compare_digest(bearer(environ), self._secret):
-            return _plain(403, "Forbidden")
+            return _plain(start_response, 403, head=head)
         method = environ.get("REQUEST_METHOD")
         if method == "GET":
-            return _json(200, self._status())
+            return _json(start_response, 200, self._status())
         if method == "POST":
             self._force()
-            return _json(202, {"accepted": True, "pid": os.getpid()})
-        response = _plain(405, "Method Not Allowed")
-        response.allow = ("GET", "POST")
-        return response
+            return _json(start_response, 202, {"accepted": True, "pid": os.getpid()})
+        return _plain(start_response, 405, [("Allow", "GET, POST")], head=head)
 
 
-def _plain(status: int, text: str) -> Response:
-    return Response(text + "\n", status=status, content_type="text/plain", charset="utf-8",
-                    cache_control="no-store")
+def _plain(start_response: StartResponse, status: int, extra: Iterable[tuple[str, str]] = (),
+           *, head: bool) -> list[bytes]:
+    """A bare answer: the status's own phrase, nothing more."""
+    text = f"{HTTPStatus(status).phrase}\n".encode()
+    return reply(start_response, status, "text/plain; charset=utf-8", text, extra, head=head)
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    response = Response(status=status, json_body=body, cache_control="no-store")
-    return response
+def _json(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
+    return reply(start_response, status, "application/json", json.dumps(body).encode())

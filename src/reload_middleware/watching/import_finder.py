@@ -20,7 +20,6 @@ also sees the note; a failed import is noted as well, so saving the fix is a cha
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
@@ -52,8 +51,12 @@ class Inbox:
         return loaded
 
 
-class Recorder(importlib.abc.MetaPathFinder):
-    """Notes every module file the import system is about to load, in every inbox."""
+class Recorder:
+    """Notes every module file the import system is about to load, in every inbox.
+
+    A meta path finder by its `find_spec` alone: the import system asks no more, and
+    `importlib.abc` would load `importlib.resources` and `pathlib` into every process.
+    """
 
     def __init__(self) -> None:
         self.inboxes: dict[str, Inbox] = {}
