@@ -97,8 +97,9 @@ schedules: $(BIN)/.installed apache-venv
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
 
-# The benchmarks of benchmarks/README.md, side by side with hupper, werkzeug and the
-# classic polling monitor (the `bench` extra); about 6 minutes on 2 cores.
+# The benchmarks of benchmarks/README.md, side by side with hupper, werkzeug, the
+# classic polling monitor and Django's runserver with django-browser-reload (the `bench`
+# extra); about 7 minutes on 2 cores.
 bench: $(BIN)/.installed apache-venv
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/detection_latency.py
@@ -112,3 +113,4 @@ bench: $(BIN)/.installed apache-venv
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/apache_restart.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/framework_examples.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/django_runserver.py
