@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +15,9 @@ from helpers import call
 from reload_middleware.acting.response_bodies import ClosingBody
 from reload_middleware.live.injection import Injecting, eligible, html, in_memory
 from reload_middleware.live.markup import closing, insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+from pages import CLOSING, CLOSING_IDS
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -74,51 +80,7 @@ def test_insert_before_the_last_closing_body(page: bytes, expected: bytes | None
     assert insert(page, TAG) == expected
 
 
-@pytest.mark.parametrize(("page", "expected"), [
-    (b"<body>a</body>", b"<body>a|</body>"),
-    (b"<body>a<!-- </body> --></body>", b"<body>a<!-- </body> -->|</body>"),
-    (b"<body>a</body><!-- old: </body> -->", b"<body>a|</body><!-- old: </body> -->"),
-    (b"<body><!-- a -- b </body> --!></body>", b"<body><!-- a -- b </body> --!>|</body>"),
-    (b"<body><!--></body>", b"<body><!-->|</body>"),
-    (b"<body><!---></body>", b"<body><!--->|</body>"),
-    (b"<body><!-- never closed </body>", None),
-    (b'<body><script>var s = "</body>";</script></body>',
-     b'<body><script>var s = "</body>";</script>|</body>'),
-    (b"<body><script type=module>x('</body>')</SCRIPT >y</body>",
-     b"<body><script type=module>x('</body>')</SCRIPT >y|</body>"),
-    (b"<body><script>a</scripts></body>", None),
-    (b"<body><scripts>a</body>", b"<body><scripts>a|</body>"),
-    (b"<body><style>p::after{content:'</body>'}</style></body>",
-     b"<body><style>p::after{content:'</body>'}</style>|</body>"),
-    (b"<body><textarea></body></textarea></body>", b"<body><textarea></body></textarea>|</body>"),
-    (b"<body><noscript></body></noscript></body>", b"<body><noscript></body></noscript>|</body>"),
-    (b"<BODY>x</BODY ><!---->", b"<BODY>x|</BODY ><!---->"),
-    (b"<Body>x</bOdY\n>", b"<Body>x|</bOdY\n>"),
-    (b"<body>x</body>y</body>z", b"<body>x</body>y|</body>z"),
-    (b"<html><body><p>unclosed</html>", b"<html><body><p>unclosed|</html>"),
-    (b"<html><!-- </body> --></HTML>", b"<html><!-- </body> -->|</HTML>"),
-    (b"<p>a fragment</p>", None),
-    (b"<div hx-swap-oob=true><!-- </body> --></div>", None),
-    (b'<body><a title="</body>" href=\'</body>\'>x</a></body>',
-     b'<body><a title="</body>" href=\'</body>\'>x</a>|</body>'),
-    (b'<body><img alt="</body></body>', None),
-    (b"<body><!DOCTYPE </body>></body>", b"<body><!DOCTYPE </body>>|</body>"),
-    (b"<body><?php echo '</body>' ?></body>", b"<body><?php echo '</body>' ?>|</body>"),
-    (b"<body>a < b </body>", b"<body>a < b |</body>"),
-    (b"<body></ </body>x</body>", b"<body></ </body>x|</body>"),
-    (b"<body><plaintext></body>", None),
-    (b"<body>x</body", None),
-    (b'<body></p title="</body>">x</body>', b'<body></p title="</body>">x|</body>'),
-    (b"<body><svg><![CDATA[</body>]]></svg></body>",
-     b"<body><svg><![CDATA[</body>]]></svg>|</body>"),
-    (b"", None),
-], ids=["page", "comment-before", "comment-after", "comment-bang-end", "comment-empty",
-        "comment-empty-dash", "comment-unclosed", "script-string", "script-upper-end",
-        "script-not-ended", "not-a-script", "style-text", "textarea", "noscript", "upper-case",
-        "mixed-case-newline", "several-bodies", "html-only", "html-only-comment", "fragment",
-        "fragment-comment", "attribute-values", "attribute-unclosed", "doctype-bogus",
-        "processing", "lone-less-than", "bogus-end-tag", "plaintext", "cut-off-end-tag",
-        "end-tag-attributes", "cdata", "empty"])  # fmt: skip
+@pytest.mark.parametrize(("page", "expected"), CLOSING, ids=CLOSING_IDS)
 def test_closing_is_a_closing_tag_the_browser_reads(page: bytes, expected: bytes | None) -> None:
     """The tag goes where `|` is: before the last `</body>` that is markup (not in a
     comment, a script's or style's text, an attribute), else the last `</html>`."""
@@ -267,3 +229,65 @@ def test_our_own_closing_wrapper_is_looked_through() -> None:
     assert TAG in response.body and after == []
     response.close()
     assert after == ["closed"]
+
+
+class Held:
+    """A response object as Django's: its whole body in `content`, and `streaming` says
+    whether it is (StreamingHttpResponse, FileResponse) or not (HttpResponse)."""
+
+    def __init__(self, streaming: bool) -> None:
+        self.streaming = streaming
+        self.closed = False
+
+    @property
+    def content(self) -> bytes:
+        assert not self.streaming, "a streamed body was read whole"
+        return PAGE
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([PAGE])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_response_holding_its_body_gets_the_tag_without_a_length() -> None:
+    """Django's HttpResponse (without CommonMiddleware, no Content-Length) gets the tag
+    and its length; a streaming response goes through untouched, and the middleware is
+    told once of such a page."""
+    told: list[str] = []
+    page = Held(streaming=False)
+    response = call(Injecting(app_of(lambda: page), lambda e, h: TAG,
+                              lambda environ: told.append("streamed")))
+    assert TAG in response.body and page.closed
+    assert response.headers["Content-Length"] == str(len(PAGE + TAG))
+    stream = Held(streaming=True)
+    response = call(Injecting(app_of(lambda: stream), lambda e, h: TAG,
+                              lambda environ: told.append("streamed")), close=False)
+    assert response.iterable is stream and told == ["streamed"]
+
+
+DJANGO = """
+import django
+from django.conf import settings
+settings.configure()
+django.setup()
+from django.http import HttpResponse, StreamingHttpResponse
+from reload_middleware.live.injection import Injecting
+def app(environ, start_response):
+    page = "<html><body>hi</body></html>"
+    response = StreamingHttpResponse([page]) if environ["PATH_INFO"] == "/s" else HttpResponse(page)
+    start_response("200 OK", list(response.items()))
+    return response
+tagged = Injecting(app, lambda environ, headers: b"<script></script>")
+for path in ("/", "/s"):
+    print(b"".join(tagged({"REQUEST_METHOD": "GET", "PATH_INFO": path}, lambda *a: None)))
+"""
+
+
+def test_a_real_django_page_without_a_length_gets_the_tag() -> None:
+    done = subprocess.run([sys.executable, "-c", DJANGO], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["b'<html><body>hi<script></script></body></html>'",
+                                   "b'<html><body>hi</body></html>'"]

@@ -259,12 +259,19 @@ class Front:
 
     def __init__(self, app: WSGIApplication, beacon: Beacon) -> None:
         self._beacon = beacon
-        self._app = Injecting(app, self._tag)
+        self._app = Injecting(app, self._tag, self._streamed)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if reserved(environ):
             return self._serve(environ, start_response)
         return self._app(environ, start_response)
+
+    def _streamed(self, environ: WSGIEnvironment) -> None:
+        """A page left without the tag, its body not in memory: said once."""
+        if self._beacon.told.first("streamed"):
+            logs.info("live reload: an HTML page got no script tag: its body is neither a "
+                      "list nor of a declared length, so it may be streamed (docs/"
+                      "live-reload.md, Which responses get the script); said once")
 
     def _tag(self, environ: WSGIEnvironment, headers: Headers) -> bytes | None:
         """The tag for one page, or None where the response's policy would block it.

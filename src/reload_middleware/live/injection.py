@@ -86,10 +86,15 @@ def eligible(status: str, headers: Headers, method: str) -> bool:
 
 
 def in_memory(body: Iterable[bytes], headers: Headers) -> bool:
-    """Whether the body can be read whole at no cost to streaming: a list or tuple, or a
-    declared length under `MAX_BODY` (a generator without a length may never end)."""
+    """Whether the body can be read whole at no cost to streaming: a list or tuple, a
+    response object that holds its body and says it does not stream (Django's
+    `HttpResponse`, which gets no length without CommonMiddleware), or a declared
+    length; `MAX_BODY` at most (a generator without a length may never end)."""
     if isinstance(body, list | tuple):
         return True
+    if getattr(body, "streaming", None) is False:
+        content = getattr(body, "content", None)
+        return isinstance(content, bytes) and len(content) <= MAX_BODY
     length = header(headers, "Content-Length")
     return length is not None and length.strip().isdigit() and int(length) <= MAX_BODY
 
@@ -111,16 +116,18 @@ class Injecting:
         app = Injecting(app, tag=lambda environ, headers: b'<script src="/x.js"></script>')
     """
 
-    def __init__(self, app: WSGIApplication, tag: Tag) -> None:
+    def __init__(self, app: WSGIApplication, tag: Tag,
+                 streamed: Callable[[WSGIEnvironment], None] = lambda environ: None) -> None:
         self._app = app
         self._tag = tag
+        self._streamed = streamed  # told of a page left without the tag: not in memory
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET":
             return self._app(environ, start_response)
         held = _Held(start_response)
         body = self._app(environ, held.start_response)
-        return held.finish(body, environ, self._tag)
+        return held.finish(body, environ, self._tag, self._streamed)
 
 
 class _Held:
@@ -148,7 +155,8 @@ class _Held:
         (status, headers, exc_info), self._head = self._head, None
         return self._server(status, headers, exc_info)
 
-    def finish(self, body: Iterable[bytes], environ: WSGIEnvironment, tag: Tag) -> Iterable[bytes]:
+    def finish(self, body: Iterable[bytes], environ: WSGIEnvironment, tag: Tag,
+               streamed: Callable[[WSGIEnvironment], None]) -> Iterable[bytes]:
         self._returned = True
         if self._head is None:
             return body  # passed through already, or starts during iteration
@@ -157,6 +165,8 @@ class _Held:
         inner = body.wrapped if isinstance(body, ClosingBody) else body
         if sendable(inner, environ) or not in_memory(inner, self._head[1]):
             self._release()
+            if not sendable(inner, environ):
+                streamed(environ)
             return body
         try:
             page = b"".join(inner)

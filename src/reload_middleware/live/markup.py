@@ -23,12 +23,16 @@ import re
 
 # A tag's name, and its attributes up to (not including) its `>`: quoted values are read
 # whole, so a `>` or `</body>` in one is not markup. Each branch takes at least one byte
-# and gives none back (possessive), so a page of any shape is scanned in linear time.
+# and gives none back (atomic groups, possessive classes), so a page of any shape is
+# scanned in linear time. No group is repeated possessively (`(...)*+`): Python 3.11
+# before 3.11.5 (Debian 12 has 3.11.2) matches such a group wrongly when it holds a
+# negative lookahead or can backtrack (CPython gh-100061, gh-106052), which let `</body>`
+# pass as an ordinary end tag; an atomic group around a greedy repeat is read right.
 _NAME = rb"[A-Za-z][^\t\n\f\r />]*+"
 _ATTRIBUTES = (
-    rb"(?:[\t\n\f\r /]++"
+    rb"(?>(?:[\t\n\f\r /]++"
     rb"|[^\t\n\f\r />][^\t\n\f\r />=]*+"
-    rb"""(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+))?+)*+"""
+    rb"""(?>(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:"[^"]*+"?|'[^']*+'?|[^\t\n\f\r >]*+))?))*)"""
 )
 # Elements whose content is text up to their own end tag, never markup (raw text and
 # RCDATA; `<noscript>` as a browser with scripts on reads it, which is where the tag runs).
@@ -43,12 +47,12 @@ _TAG = re.compile(rb"<(/?)(" + _NAME + rb")" + _ATTRIBUTES + rb"(>?)")
 # `</body>` or `</html>`). It stops where markup that matters starts; on a page of
 # ordinary tags that is a few times per page, not once per tag.
 _SKIP = re.compile(
-    rb"(?:[^<]++"
+    rb"(?>(?:[^<]++"
     rb"|<(?![A-Za-z!/?])"
     rb"|<(?!(?i:" + b"|".join(sorted(TEXT_ELEMENTS | {b"plaintext"})) + rb")[\t\n\f\r />])"
     + _NAME + _ATTRIBUTES + rb">"
     rb"|</(?!(?i:body|html)[\t\n\f\r />])" + _NAME + _ATTRIBUTES + rb">"
-    rb")*+"
+    rb")*)"
 )
 _TEXT_END = {
     name: re.compile(rb"</" + name + rb"[\t\n\f\r />]", re.IGNORECASE) for name in TEXT_ELEMENTS
