@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
     """Those of `paths` that a process this one may inspect holds open for writing."""
-    wanted = {os.path.realpath(p): p for p in paths}
+    wanted = _real(paths)
     if not wanted:
         return set()
     try:
@@ -36,6 +36,27 @@ def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
             continue  # another user's process, or one that ended meanwhile
         found.update(wanted[t] for fd in names if (t := _written(fds, fd, wanted)) is not None)
     return found
+
+
+def _real(paths: Iterable[str]) -> dict[str, str]:
+    """{real path: path}, as a descriptor's link names a file. Each directory is resolved
+    once and listed once (which of its names are links): thousands of modules in a few
+    dozen directories cost a few dozen lookups, not one per path component."""
+    by_directory: dict[str, list[tuple[str, str]]] = {}
+    for path in paths:
+        directory, name = os.path.split(path)
+        by_directory.setdefault(directory, []).append((name, path))
+    real = {}
+    for directory, named in by_directory.items():
+        prefix = os.path.join(os.path.realpath(directory or os.curdir), "")
+        try:
+            with os.scandir(directory or os.curdir) as entries:
+                links = {entry.name for entry in entries if entry.is_symlink()}
+        except OSError:
+            links = {name for name, _ in named}  # unreadable: each path on its own
+        for name, path in named:
+            real[os.path.realpath(path) if name in links else prefix + name] = path
+    return real
 
 
 def _written(fds: str, fd: str, wanted: dict[str, str]) -> str | None:
