@@ -10,9 +10,9 @@ polls the tab's DOM (every 20 ms, plus a WebDriver round trip of a few ms) until
 shows that VERSION; nothing else is done in the browser. Then each run rewrites the
 page's stylesheet (static/site.css, under the `static` option) with a new colour and
 polls until the text has it: the stylesheet is swapped, the page not reloaded. A random
-pause of 0 to 1 s before each save puts it anywhere in Apache's one-second tick. First, under Apache, five
-tabs are held open for 5 s and the events requests the server received are counted,
-with the distinct clients (one per SharedWorker) that sent them.
+pause of 0 to 1 s before each save puts it anywhere in Apache's one-second tick. First,
+under Apache, five tabs are held open for 5 s and the events requests the server
+received are counted, with the distinct clients (one per SharedWorker) that sent them.
 Needs what the browser tests need (apache2, the Apache test venv, chromium).
 """
 
