@@ -13,6 +13,7 @@ import time
 import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,6 +204,29 @@ def test_a_watch_path_given_by_the_environ_counts_from_the_build(
     page.write_text("new page")
     environ = {"reload_middleware.watch": str(data)}
     assert call(made.application, extra=environ).body == b"new page"
+
+
+def test_a_watch_path_file_saved_while_the_middleware_is_built_counts(
+    project: MakeProject, tmp_path: Path, until: Until, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save that lands after the app read the file, while the middleware is being
+    built (choosing its state directory takes milliseconds, more with names planted in
+    the temp directory): the first request, naming the watch path, serves the new file."""
+    data = tmp_path.resolve() / "data"
+    data.mkdir()
+    page = old_file(data / "page.txt", "old page")
+    chosen = interpreter.Interpreter.state_directory
+
+    def saved_meanwhile(self: interpreter.Interpreter) -> Any:
+        started = time.time_ns()
+        until(lambda: file_clock_after(started, tmp_path / "probe"))
+        page.write_text("new page")
+        return chosen(self)
+
+    monkeypatch.setattr(interpreter.Interpreter, "state_directory", saved_meanwhile)
+    made = project(PAGE_SCRIPT)
+    assert call(made.application, extra={"reload_middleware.watch": str(data)}).body == (
+        b"new page")
 
 
 def test_a_watch_path_given_by_the_environ_is_quiet_when_nothing_changed(

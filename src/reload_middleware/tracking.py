@@ -90,6 +90,11 @@ class Tracking:
 
     def __init__(self, script: Script | None, place: Interpreter, *, stand_in: bool = False
                  ) -> None:
+        # The script has loaded: the end of its import, taken first. A file learned later
+        # (a watch path) counts as changed when it is newer than this; anything done
+        # before this line (the state directory's checks take milliseconds) would widen
+        # the window in which a save after the app read the file goes unseen.
+        self._built = time.time_ns()
         self._key = script.given if script else f"middleware-{id(self)}"
         self.place = place
         self.stand_in = stand_in
@@ -99,15 +104,14 @@ class Tracking:
         self._settings = Settings()
         self._forks = place.forks
         self._loaded_since = read_times.process_started_ns()
-        self._built = time.time_ns()  # the script has loaded: the end of its import
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
         self.state = place.state_directory()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
-                           loaded_since=self._loaded_since, ignored=self.storms.ignored,
-                           registering=not stand_in)
+                           loaded_since=self._loaded_since, built_at=self._built,
+                           ignored=self.storms.ignored, registering=not stand_in)
         self.project = self.files.project
 
     @property

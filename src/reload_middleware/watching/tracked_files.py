@@ -33,7 +33,7 @@ class Files:
 
     def __init__(self, script: Script | None, key: str, changes: Changes, load: Load,
                  place: Interpreter, *, loaded_since: int, ignored: set[str],
-                 registering: bool = True) -> None:
+                 registering: bool = True, built_at: int | None = None) -> None:
         self._script = script
         self._key = key
         self._changes = changes
@@ -56,7 +56,8 @@ class Files:
         self._loaded_since = loaded_since
         self._scanned_at = loaded_since  # modules seen next were loaded after it
         self._registered: watcher.Registration | None = None  # the latest registration
-        self.registered_at = self._built_at = time.time_ns()
+        # When the middleware was built: the bound of files learned later (_register).
+        self.registered_at = self._built_at = time.time_ns() if built_at is None else built_at
         self.templates = templates.Found()  # template directories, set by the middleware
         self.strays = Strays(told=place.told)  # saved .py files no module was loaded from
 
