@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..watching import paths
+from ..watching.project_modules import Library
 from . import app_objects, static_files, translations
 from .app_objects import flask_apps, is_a, module_globals
 from .django_templates import find as _django
@@ -101,12 +102,10 @@ def watched(option: str, app: object, library: Iterable[str], *, live: bool = Fa
     """What the options ask for in this process: `find()` over `sys.modules`, leaving
     out the `library` roots (site-packages), or nothing when `templates` is "off"; with
     `live`, the static directories too, and the `static` option's (absolute) ones."""
-    roots = tuple(library)
     if option == "off":
         found = Found((), ("templates off",))
     else:
-        found = find(sys.modules, app, library=lambda path: paths.under(path, roots),
-                     live=live)
+        found = find(sys.modules, app, library=Library(library).holds, live=live)
     extra = tuple(os.path.realpath(d) for d in static if live)
     extra = tuple(d for d in dict.fromkeys(extra) if d not in found.dirs)
     return dataclasses.replace(found, dirs=found.dirs + extra,
@@ -163,8 +162,7 @@ def reset(app: object, library: Iterable[str], *, templates: bool = True,
     module level of a module outside the `library` roots); with `catalogs`, the translation catalogs
     (translations.reset). Each is read again on its next use; the engines themselves,
     and all else, stay as they are."""
-    roots = tuple(library)
-    mine = app_objects.project(modules, lambda path: paths.under(path, roots))
+    mine = app_objects.project(modules, Library(library).holds)
     apps = list(app_objects.unwrapped(app))
     if catalogs:
         translations.reset(modules, mine, apps)

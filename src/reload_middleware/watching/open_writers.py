@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from .project_modules import RealPaths
+
 
 def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
     """Those of `paths` that a process this one may inspect holds open for writing."""
@@ -39,24 +41,10 @@ def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
 
 
 def _real(paths: Iterable[str]) -> dict[str, str]:
-    """{real path: path}, as a descriptor's link names a file. Each directory is resolved
-    once and listed once (which of its names are links): thousands of modules in a few
-    dozen directories cost a few dozen lookups, not one per path component."""
-    by_directory: dict[str, list[tuple[str, str]]] = {}
-    for path in paths:
-        directory, name = os.path.split(path)
-        by_directory.setdefault(directory, []).append((name, path))
-    real = {}
-    for directory, named in by_directory.items():
-        prefix = os.path.join(os.path.realpath(directory or os.curdir), "")
-        try:
-            with os.scandir(directory or os.curdir) as entries:
-                links = {entry.name for entry in entries if entry.is_symlink()}
-        except OSError:
-            links = {name for name, _ in named}  # unreadable: each path on its own
-        for name, path in named:
-            real[os.path.realpath(path) if name in links else prefix + name] = path
-    return real
+    """{real path: path}, as a descriptor's link names a file: a system call per
+    directory, not one per path component of each of thousands of modules."""
+    real = RealPaths()
+    return {real.file(path) or os.path.realpath(path): path for path in paths}
 
 
 def _written(fds: str, fd: str, wanted: dict[str, str]) -> str | None:
