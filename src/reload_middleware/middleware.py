@@ -90,7 +90,8 @@ class ReloadMiddleware:
         """Each keyword is an option (docs/configuration.md), as `config.Settings`
         declares it: `watch` and `exclude` add to what is watched and left out, `mode`,
         `preflight` and `retry` change what happens at a change, `debug`, `live` and
-        `static` are for development only. A bad value raises ValueError naming what is accepted."""
+        `static` are for development only. A bad value raises ValueError naming what is
+        accepted."""
         # Every parameter but `app` is an option: one Settings value, checked once.
         given = {name: value for name, value in locals().items() if name in config.PARSERS}
         self._start(app, config.from_keywords(given), find_script())
@@ -261,12 +262,7 @@ class ReloadMiddleware:
         if self._tracking.resettable(change):
             self._reset_templates(change)
             return
-        if (self._tracking.files.templates.unreachable(change.paths)
-                and self._place.told.first("unreachable templates")):
-            logs.info("%s: Pyramid's renderers keep compiled templates where they cannot be "
-                      "emptied, so a template save is acted on as code (with "
-                      "pyramid.reload_templates on, Pyramid reads them again itself)",
-                      logs.describe(change.paths))
+        self._say_unreachable(change)
         kind = servers.preflight_for(action, self._settings.preflight)
         failure = preflight.check(kind, change.paths, self._script, change.names,
                                   told=self._place.told)
@@ -308,6 +304,15 @@ class ReloadMiddleware:
             templates.reset(self.app, self._tracking.files.library,
                             templates="templates" in kinds, catalogs="catalogs" in kinds)
         self._tracking.outcome(change, Reset(started))
+
+    def _say_unreachable(self, change: Change) -> None:
+        """Once per process: why a template save restarts or reloads after all."""
+        if (self._tracking.files.templates.unreachable(change.paths)
+                and self._place.told.first("unreachable templates")):
+            logs.info("%s: Pyramid's renderers keep compiled templates where they cannot be "
+                      "emptied, so a template save is acted on as code (with "
+                      "pyramid.reload_templates on, Pyramid reads them again itself)",
+                      logs.describe(change.paths))
 
     def _reload(self, change: Change) -> preflight.Failure | None:
         """Run the script again here and serve its app; or keep the old one and say why."""

@@ -69,8 +69,8 @@ class Kept:
 
 @dataclass(frozen=True)
 class Reset:
-    """Only templates or translation catalogs changed, and their caches were emptied at
-    `started` (templates.reset): no restart, no reload."""
+    """Only templates, translation catalogs or static files changed, and the caches of
+    the first two were emptied at `started` (templates.reset): no restart, no reload."""
 
     started: int
 
@@ -188,7 +188,8 @@ class Tracking:
 
     def resettable(self, change: Change) -> bool:
         """Whether every file of `change` is a template or catalog that templates.reset()
-        makes its engine read again, or a static file: no restart, no reload (docs/templates.md)."""
+        makes its engine read again, or a static file: no restart, no reload
+        (docs/templates.md)."""
         dirs = self.files.templates.resettable
         ours = {self.stamp, FORCED}
         return bool(dirs) and all(
