@@ -158,10 +158,10 @@ def reset(app: object, library: Iterable[str], *, templates: bool = True,
           catalogs: bool = False, modules: Modules = sys.modules) -> None:
     """Empty the caches of what `find()` found resettable: with `templates`, the
     compiled templates of Django's engines (cached loaders, Jinja2 backends), of the
-    Flask apps' environments, of the Jinja2 environments and Mako lookups (wrapped, or at
-    module level of a module outside the `library` roots); with `catalogs`, the translation catalogs
-    (translations.reset). Each is read again on its next use; the engines themselves,
-    and all else, stay as they are."""
+    Flask apps' environments, of the Jinja2 environments and Mako lookups (wrapped, or
+    at module level of a module outside the `library` roots); with `catalogs`, the
+    translation catalogs (translations.reset). Each is read again on its next use; the
+    engines themselves, and all else, stay as they are."""
     mine = app_objects.project(modules, Library(library).holds)
     apps = list(app_objects.unwrapped(app))
     if catalogs:
