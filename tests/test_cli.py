@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,3 +60,19 @@ def test_serve_turns_live_reload_on_unless_told_not_to() -> None:
     """`serve` reloads open pages by default; `--no-live` is the way out."""
     assert cli.parser().parse_args(["serve", "app.wsgi"]).live is True
     assert cli.parser().parse_args(["serve", "app.wsgi", "--no-live"]).live is False
+
+
+def test_serve_adds_watch_and_static_paths_to_the_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--watch` and `--static` reach the middleware as absolute paths added to the
+    options' own variables (set before the script is loaded)."""
+    monkeypatch.setenv("RELOAD_MIDDLEWARE_STATIC", "/srv/shared")
+    monkeypatch.delenv("RELOAD_MIDDLEWARE_WATCH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "empty.wsgi"
+    script.write_text("app = None\n")
+    with pytest.raises(SystemExit):
+        cli.main(["serve", str(script), "--static", "static", "--watch", "conf"])
+    assert os.environ["RELOAD_MIDDLEWARE_STATIC"] == f"/srv/shared:{tmp_path}/static"
+    assert os.environ["RELOAD_MIDDLEWARE_WATCH"] == f"{tmp_path}/conf"

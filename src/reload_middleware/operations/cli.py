@@ -85,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--watch", action="append", default=[], metavar="PATH",
                        help="another file or directory to watch (repeatable)")
+    serve.add_argument("--static", action="append", default=[], metavar="DIR",
+                       help="a directory of static files: a stylesheet saved there is "
+                       "swapped in open pages (repeatable)")
     serve.add_argument("--no-live", dest="live", action="store_false",
                        help="do not reload open pages by themselves after a change")
     doctor = commands.add_parser(
@@ -120,10 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("RELOAD_MIDDLEWARE_LIVE", "on")
     else:
         os.environ["RELOAD_MIDDLEWARE_LIVE"] = "off"
-    if args.watch:
-        os.environ["RELOAD_MIDDLEWARE_WATCH"] = os.pathsep.join(
-            [*filter(None, [os.environ.get("RELOAD_MIDDLEWARE_WATCH")]),
-             *map(os.path.abspath, args.watch)])
+    for name, given in (("WATCH", args.watch), ("STATIC", args.static)):
+        if given:  # added to the variable's own list: the keyword and variable add up too
+            key = f"RELOAD_MIDDLEWARE_{name}"
+            os.environ[key] = os.pathsep.join(
+                [*filter(None, [os.environ.get(key)]), *map(os.path.abspath, given)])
     app = load(args.script)
     with make_server(args.host, args.port, threaded(app), _ThreadedServer,
                      _QuietHandler) as server:
