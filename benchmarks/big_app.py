@@ -25,11 +25,12 @@ run measures the two side by side, in turn (the order swapped every round):
    saves, one client sends requests back to back (307s followed by hand, new
    connections) until one answers with the new VERSION; the most 307s a request met.
    Before each save every worker has loaded the app (none uses CPU any more).
-5. Where the middleware's part of a start goes, in a fresh interpreter (median of 3):
-   the app's packages, the import of reload_middleware, the script (building the
-   middleware) and the first request, one after the other, each timed and followed by a
-   look at VmRSS; and the import preflight alone, as the middleware runs it before a
-   restart.
+5. Where the middleware's part of a start goes, in fresh interpreters (median of `--runs`):
+   the app's packages, the standard library modules reload_middleware needs (the
+   generated app imports none, an app on a framework most), reload_middleware itself,
+   the script (building the middleware) and the first request, one after the other,
+   each timed and followed by a look at VmRSS; and the import preflight alone, as the
+   middleware runs it before a restart.
 
 reload_middleware's own bytecode is compiled first where this interpreter imports it
 from (see package_bytecode), as the app's is.
@@ -456,7 +457,7 @@ def stdlib_needed() -> list[str]:
     return done.stdout.strip().split(",")
 
 
-def profile(app: benchlib.App, runs: int = 3) -> dict[str, dict[str, list[float]]]:
+def profile(app: benchlib.App, runs: int) -> dict[str, dict[str, list[float]]]:
     """Part 5: script -> step -> [ms, MB of VmRSS after it], medians of `runs` fresh
     interpreters for each script, in turn; "preflight" is [ms]."""
     found: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
@@ -556,7 +557,7 @@ def report_starts(found: dict[tuple[str, str], list[Start]]) -> dict[str, float]
     return {variant: med("gunicorn", variant, "seconds") for variant in VARIANTS}
 
 
-def report_profile(steps: dict[str, dict[str, list[float]]]) -> None:
+def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
     bare, wrapped = steps["bare"], steps["wrapped"]
     labels = {"app": "the app's packages imported",
               "stdlib": "the stdlib modules reload_middleware needs",
@@ -579,8 +580,8 @@ def report_profile(steps: dict[str, dict[str, list[float]]]) -> None:
                  f"{wrapped['threads'][0]:.0f}", "", "", ""])
     rows.append(["the import preflight (a separate process)", "", "",
                  f"{wrapped['preflight'][0]:.1f}", "", "", ""])
-    grid("5. where a start goes, in a fresh interpreter, median of 3 (RSS: VmRSS after the "
-         "step):", rows)
+    grid(f"5. where a start goes, in fresh interpreters, median of {runs} (RSS: VmRSS after "
+         "the step):", rows)
 
 
 def report_saves(found: dict[str, list[Save]], gunicorn_starts: dict[str, float]) -> None:
@@ -646,9 +647,10 @@ def main() -> None:
         readable(base)
         package_bytecode()
         app_starts = report_starts(starts(app, args.runs, reason is None))
-        report_profile(profile(app))
+        steps = profile(app, args.runs)  # while no module has been saved: all bytecode valid
         report_saves(saves({"import": app, "compile": other}, args.saves), app_starts)
         report_redirects(redirects(app, args.redirect_saves, args.workers), args.workers)
+        report_profile(steps, args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(f"\n({time.monotonic() - began:.0f} s in all)")
