@@ -114,3 +114,4 @@ bench: $(BIN)/.installed apache-venv
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/framework_examples.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/live_reload.py
 	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/django_runserver.py
+	APACHE_TEST_VENV=$(APACHE_VENV) $(BIN)/python benchmarks/big_app.py

@@ -84,18 +84,29 @@ class App:
         return sorted(self.root.glob("**/m[0-9]*.py"))
 
 
-def generate_app(root: Path, n: int, *, flat: bool = False, venv_dirs: int = 0) -> App:
+def generate_app(
+    root: Path, n: int, *, flat: bool = False, venv_dirs: int = 0, tops: int = 0
+) -> App:
     """Write N modules in N/50 package directories under `root`, compiled, a day old.
 
-    Packages are `genapp.pNNN` (one top-level package), or top-level `pNNN` with `flat`.
+    Packages are `genapp.pNNN` (one top-level package), or top-level `pNNN` with `flat`,
+    or with `tops` spread evenly over that many top-level packages `tNN` (`tNN.pNNN`, a
+    monorepo's shape). Each top-level package's `__init__` imports its packages.
     `venv_dirs`: also a virtualenv-like tree of that many directories in `root/venv`.
     """
     count = max(1, n // PER_PACKAGE)
-    names = [f"p{i:03d}" if flat else f"genapp.p{i:03d}" for i in range(count)]
+    if tops and (flat or not 0 < tops <= count):
+        raise ValueError(f"tops: 1 to {count} package directories, and not with flat")
+    if flat:
+        names = [f"p{i:03d}" for i in range(count)]
+    else:
+        # Consecutive package directories share a top: 60 over 30 gives t00.p000, t00.p001...
+        names = [f"{f't{i * tops // count:02d}' if tops else 'genapp'}.p{i:03d}"
+                 for i in range(count)]
     files: dict[Path, str] = {}
-    if not flat:
-        files[root / "genapp" / "__init__.py"] = "from . import " + ", ".join(
-            name.split(".")[1] for name in names
+    for parent in dict.fromkeys(name.split(".")[0] for name in names if "." in name):
+        files[root / parent / "__init__.py"] = "from . import " + ", ".join(
+            name.split(".")[1] for name in names if name.split(".")[0] == parent
         ) + "\n"
     k = 0
     for name in names:
@@ -105,7 +116,7 @@ def generate_app(root: Path, n: int, *, flat: bool = False, venv_dirs: int = 0) 
         for member in members:
             k += 1
             files[package / f"{member}.py"] = MODULE.format(k=k)
-    top = tuple(names) if flat else ("genapp",)
+    top = tuple(names) if flat else tuple(dict.fromkeys(name.split(".")[0] for name in names))
     files[root / "benchapp.py"] = SCRIPT.format(n=n, top=", ".join(top), first=names[0])
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,3 +35,16 @@ def test_generated_files_are_a_day_old_and_their_bytecode_is_valid(app: benchlib
         assert int.from_bytes(header[:4], "little") == int(st.st_mtime)
         assert int.from_bytes(header[4:], "little") == st.st_size & 0xFFFFFFFF
     assert len(sources) == 102  # the N modules, genapp/__init__ and the script
+
+
+def test_tops_spread_the_package_directories_over_top_level_packages(tmp_path: Path) -> None:
+    """A monorepo's shape (big_app.py): consecutive package directories share a top, and
+    the script imports every top."""
+    app = benchlib.generate_app(tmp_path, 300, tops=3)
+    assert app.top == ("t00", "t01", "t02")
+    assert app.packages[2:4] == ("t01.p002", "t01.p003")
+    assert (tmp_path / "t01" / "__init__.py").read_text() == "from . import p002, p003\n"
+    assert "import t00, t01, t02\n" in app.script.read_text()
+    assert app.target == tmp_path / "t00" / "p000" / "m01.py"
+    with pytest.raises(ValueError, match="tops"):
+        benchlib.generate_app(tmp_path / "flat", 300, flat=True, tops=3)
