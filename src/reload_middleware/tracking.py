@@ -326,7 +326,8 @@ class Tracking:
         # and files created in a watch directory since it was registered
         created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self.files.registered_at)
-        self.files.strays.sweep(registration.packages, registration.exclude, self._loaded_since)
+        self.files.strays.sweep(registration.packages, registration.exclude, self._loaded_since,
+                                self.changes.known)
         files, dirs = len(self.changes.known), len(self.place.watcher.directories)
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories"

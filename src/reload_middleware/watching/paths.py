@@ -97,11 +97,13 @@ def files_below(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
     found = []
     for top in dirs:
         for root, subdirs, files in os.walk(top):
+            # Only the last name is looked at: the directories on the way to it were as
+            # the walk went down them.
             subdirs[:] = [
-                d for d in subdirs if not excluded(os.path.join(root, d), exclude, top)
+                d for d in subdirs if not excluded(os.path.join(root, d), exclude, root)
             ]
             found += [
-                p for f in files if not excluded(p := os.path.join(root, f), exclude, top)
+                p for f in files if not excluded(p := os.path.join(root, f), exclude, root)
             ]
     return found
 

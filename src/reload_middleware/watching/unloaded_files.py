@@ -24,6 +24,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from .. import logs
 from ..acting import preflight
@@ -64,16 +65,18 @@ class Strays:
             self._noted.add(path)
         return True
 
-    def sweep(self, roots: Mapping[str, bool], exclude: tuple[str, ...], since: int) -> None:
+    def sweep(self, roots: Mapping[str, bool], exclude: tuple[str, ...], since: int,
+              loaded: AbstractSet[str] = frozenset()) -> None:
         """Note the Python files in `roots` written after `since` (wall-clock ns): saved
-        before this process watched (it starts watching on its first request)."""
+        before this process watched (it starts watching on its first request). The
+        `loaded` ones, tracked with a baseline of their own, are not looked at."""
         recursive = [r for r, deep in roots.items() if deep]
         found = paths.files_below(recursive, exclude)
         for root in (r for r, deep in roots.items() if not deep):
             with contextlib.suppress(OSError), os.scandir(root) as entries:
                 found += [e.path for e in entries if e.is_file()]
         for path in found:
-            state = stat_of(path) if path.endswith(".py") else None
+            state = stat_of(path) if path.endswith(".py") and path not in loaded else None
             if state is not None and state[0] > since:
                 self.note(path, roots, exclude)
 
