@@ -68,7 +68,7 @@ def test_serve_adds_watch_and_static_paths_to_the_variables(
     """`--watch` and `--static` reach the middleware as absolute paths added to the
     options' own variables (set before the script is loaded)."""
     monkeypatch.setenv("RELOAD_MIDDLEWARE_STATIC", "/srv/shared")
-    monkeypatch.delenv("RELOAD_MIDDLEWARE_WATCH", raising=False)
+    monkeypatch.setenv("RELOAD_MIDDLEWARE_WATCH", "")  # restored after, as it is set below
     monkeypatch.chdir(tmp_path)
     script = tmp_path / "empty.wsgi"
     script.write_text("app = None\n")
