@@ -235,16 +235,19 @@ def color_of(driver: WebDriver, element_id: str) -> str:
         "return getComputedStyle(document.getElementById(arguments[0])).color", element_id))
 
 
-@pytest.mark.parametrize("kind", ["apache-daemon", "serve"])
+@pytest.mark.parametrize(("kind", "page"), [
+    ("apache-daemon", "/"), ("serve", "/"), ("serve", "/no-worker"),
+], ids=["apache-daemon", "serve", "serve-elected-tab"])
 def test_a_stylesheet_save_is_swapped_in_the_open_page_keeping_its_state(
-    kind: str, driver: WebDriver, on_apache: Server, on_process: Server
+    kind: str, page: str, driver: WebDriver, on_apache: Server, on_process: Server
 ) -> None:
     """A saved stylesheet shows in the open page without a reload, twice in a row: the
     scroll position, the typed input and the page's own state are kept, no bar is
     shown (the input is unsaved), and one stylesheet link is left. A module save then
-    reloads the page as ever (through the bar, as the input is unsaved)."""
+    reloads the page as ever (through the bar, as the input is unsaved). The same where
+    no SharedWorker may run and the tab elected to ask tells itself."""
     started = on_apache(processes=2) if kind == "apache-daemon" else on_process(kind)
-    with started as (url, root), tabs(driver, url + "/", 1):
+    with started as (url, root), tabs(driver, url + page, 1):
         shows(driver, "version", "1", 5, "the page")
         driver.find_element(By.ID, "field").send_keys("typed")
         driver.execute_script("window.kept = 'yes'; window.scrollTo(0, 700)")
