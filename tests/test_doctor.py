@@ -106,6 +106,7 @@ def limits(**kw: Any) -> Facts:
 
 
 APP_ROOTS = [Root("/srv/app", False), Root("/srv/app/pkg", True, watches=40)]
+MONOREPO = [Root(f"/srv/repo/p{n:02}", True, watches=2) for n in range(30)]  # 30 packages
 ADVICE = [
     # (id, facts, words each expected warning starts with or holds, in order)
     ("quiet", limits(roots=APP_ROOTS), []),
@@ -116,6 +117,9 @@ ADVICE = [
     ("polled-roots-take-no-watches",
      limits(roots=[Root("/mnt/nfs/app", True, "polling", 0)], watches_in_use=8192), []),
     ("instances-all-taken", limits(instances_in_use=128), ["all 128 inotify instances"]),
+    ("instances-for-4-processes", limits(roots=MONOREPO, instances_in_use=8), []),
+    ("instances-for-3-processes", limits(roots=MONOREPO, instances_in_use=9),
+     ["each process takes 30 inotify instances (one per watched root) and 119 of 128"]),
     ("venv-inside", limits(venvs=["/srv/app/.venv"]), ["a virtualenv inside a directory wa"]),
     ("unreadable-once-per-directory",
      limits(roots=[Root("/home/me/app", False, blocked="/home/me"),

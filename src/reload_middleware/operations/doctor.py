@@ -226,11 +226,21 @@ def advise(facts: Facts) -> list[Advice]:
             " (fs.inotify.max_user_watches) in use: it would poll instead",
             f"sysctl fs.inotify.max_user_watches={max(524288, 2 * (facts.watches_in_use + needed))}"
             " (and the same line in /etc/sysctl.d/ to keep it)"))
+    # Each natively watched root is an inotify instance (and a thread) in every process.
+    instances = sum(1 for root in facts.roots if root.backend == "native")
     if facts.max_instances is not None and facts.instances_in_use >= facts.max_instances:
         found.append(Advice(
             f"all {facts.max_instances} inotify instances (fs.inotify.max_user_instances) are"
             " in use: each new process would poll instead",
             "sysctl fs.inotify.max_user_instances=512 (and the same line in /etc/sysctl.d/)"))
+    elif facts.max_instances is not None and instances > (
+            room := facts.max_instances - facts.instances_in_use) // 4:
+        found.append(Advice(
+            f"each process takes {instances} inotify instances (one per watched root) and"
+            f" {room} of {facts.max_instances} (fs.inotify.max_user_instances) are free:"
+            f" {room // instances} processes (workers, daemons) can watch natively, the"
+            " next ones poll", "sysctl fs.inotify.max_user_instances=512 (and the same line"
+            " in /etc/sysctl.d/), or fewer top-level packages and watch paths"))
     found += [Advice(
         f"a virtualenv inside a directory watched recursively: {venv} (each of its"
         " directories takes an inotify watch, and `pip install` counts as a code change)",
