@@ -8,6 +8,7 @@ import http.client
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,12 @@ def shown(port: int) -> str | None:
     return found.group(1) if status == 200 and found else None
 
 
+def save(views: Path) -> float:
+    """Save the view at VERSION 2 (again: a new mtime); when it was saved."""
+    views.write_text(re.sub(r'VERSION = "\d+"', 'VERSION = "2"', views.read_text()))
+    return time.monotonic()
+
+
 def test_runserver_reloads_by_itself_and_the_middleware_stays_out(tmp_path: Path) -> None:
     pytest.importorskip("django")
     project = tmp_path / "site"
@@ -58,12 +65,24 @@ def test_runserver_reloads_by_itself_and_the_middleware_stays_out(tmp_path: Path
     with running([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"],
                  project, port) as output:
         wait_for(lambda: shown(port) == "1", 20, "the page")
-        views.write_text(views.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
-        wait_for(lambda: shown(port) == "2", 20, "the saved view, through runserver's reload")
+        saved = [save(views)]
+
+        def served() -> bool:
+            # Django's stat reloader takes the mtime it first sees as a file's baseline,
+            # and it first sees views.py up to a second after the import: a save in
+            # between goes unseen by it, so a save not served after 3 s is made again.
+            if shown(port) == "2":
+                return True
+            if time.monotonic() - saved[-1] > 3:
+                saved.append(save(views))
+            return False
+
+        wait_for(served, 20, "the saved view, through runserver's reload")
     log = output[0]
-    # One line per process the autoreloader started: before the save and after it.
+    # One line per process the autoreloader started: before the save and after it (and
+    # after a save made again, when the first one went unseen).
     said = log.count("Django's runserver restarts this process at each change")
-    assert said == 2, log
+    assert 2 <= said <= len(saved) + 1, log
     assert "watching for code changes: mode" not in log, log
     assert "already registered" not in log, log
     assert "changed: reload" not in log, log
