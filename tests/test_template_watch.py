@@ -131,6 +131,8 @@ application = ReloadMiddleware(config.make_wsgi_app(), **{options!r})
 """
 
 
+# Pyramid 2 imports pkg_resources, which setuptools 81 and later warn about on import.
+@pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
 def test_a_pyramid_template_save_is_acted_on_as_code_and_says_why_once(
     project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
 ) -> None:
