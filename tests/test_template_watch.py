@@ -131,8 +131,11 @@ application = ReloadMiddleware(config.make_wsgi_app(), **{options!r})
 """
 
 
-# Pyramid 2 imports pkg_resources, which setuptools 81 and later warn about on import.
+# Pyramid 2 imports pkg_resources, which setuptools 81 and later warn about on import,
+# and with it PasteDeploy's namespace declaration.
 @pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning")
+@pytest.mark.filterwarnings("ignore:Deprecated call to `pkg_resources.declare_namespace:"
+                            "DeprecationWarning")
 def test_a_pyramid_template_save_is_acted_on_as_code_and_says_why_once(
     project: MakeProject, until: Until, caplog: pytest.LogCaptureFixture
 ) -> None:
