@@ -165,10 +165,7 @@ class Beacon:
 
     def version(self) -> int:
         """The code version: loaded files, and recorded changes confirm would accept."""
-        baselines = self._changes.baselines
-        ignored = set(self._ignored)
-        recorded = [changed_at(p, baselines.get(p)) for p in self._changes.pending - ignored]
-        return max([newest(baselines), *recorded])
+        return max(self._times().values(), default=0)
 
     def _times(self) -> dict[str, int]:
         """When each file changed last (microseconds): the loaded files' baselines, then
@@ -184,10 +181,10 @@ class Beacon:
         """The events answer for a page at version `known`: the version (`version` when
         just read), how long to wait, and `styles` when every file newer than `known` is
         a stylesheet (the pages swap them instead of reloading)."""
-        version = self.version() if version is None else version
+        times = self._times()
+        version = max(times.values(), default=0) if version is None else version
         answer: Answer = {"version": version, "wait": wait}
-        if version > known and all(
-                self._stylesheet(path) for path, at in self._times().items() if at > known):
+        if version > known and all(self._stylesheet(p) for p, at in times.items() if at > known):
             answer["styles"] = True
         return answer
 
