@@ -36,7 +36,8 @@ def fresh_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[w
         if name not in saved and str(getattr(module, "__file__", "")).startswith(str(tmp_path)):
             del sys.modules[name]
     sys.modules.update(saved)
-    assert threading.active_count() <= threads, "a thread outlived the test"
+    left = threading.enumerate()
+    assert len(left) <= threads, f"a thread outlived the test: {left}"
 
 
 @pytest.fixture(autouse=True)

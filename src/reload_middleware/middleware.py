@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import config, interpreter, logs
-from .acting import preflight, reexecute, response_bodies, responses, strategies
+from .acting import ahead, preflight, reexecute, response_bodies, responses, strategies
 from .integrations import framework_caches, servers, templates
 from .live import browser
 from .operations import control
@@ -118,6 +119,10 @@ class ReloadMiddleware:
         self._tracking = Tracking(self._script, place, stand_in=stand_in)
         # The one flag every request reads: a plain attribute of the latch, no call.
         self._latch = self._tracking.changes
+        # The import preflight, run as soon as a change settles (acting/ahead.py).
+        self._ahead = ahead.Ahead(self._tracking.key, self._tracking.state, self._latch,
+                                  plan=self._tracking.preview, run=self._preflight_ahead,
+                                  spawn=place.watcher.spawn)
         self._beacon: browser.Beacon | None = None  # live reload's, made when on: _light_beacon
         self._app = response_bodies.counted(app)  # what requests reach, counted when it can close
         self._serve = self._app  # what __call__ serves now: see _guarded()
@@ -227,6 +232,7 @@ class ReloadMiddleware:
     def _start_tracking(self) -> None:
         self._tracking.update(self._settings, self.app)
         self._light_beacon()
+        self._latch.listen(self._ahead.wake)
         self._serve = self._guarded(self._app)
         self._place.middlewares.add(self)
         offer_hook(self._script, self.reload_required)
@@ -251,6 +257,8 @@ class ReloadMiddleware:
         action = self._action_here(environ, first)
         if action is None:
             return
+        kind = servers.preflight_for(action, self._settings.preflight)
+        self._ahead.want(kind == "import", settle=self._settings.settle)
         change = self._tracking.next_change(
             self._server, self._settings,
             after=self._phase.events if isinstance(self._phase, Failed) else None,
@@ -259,17 +267,32 @@ class ReloadMiddleware:
         if change is None:
             return
         self._phase = SERVING
-        if self._tracking.resettable(change):
+        if self._tracking.resettable(change.paths):
             self._reset_templates(change)
             return
         self._say_unreachable(change)
-        kind = servers.preflight_for(action, self._settings.preflight)
-        failure = preflight.check(kind, change.paths, self._script, change.names,
-                                  told=self._place.told)
+        failure = self._preflight(kind, change)
         if failure is None:
             failure = self._carry_out(action, change)
         if failure is not None:
             self._fail(failure, change)
+
+    def _preflight(self, kind: str, change: Change) -> preflight.Failure | None:
+        """What the `kind` of preflight finds wrong with `change`: for an import, the
+        result of the run ahead for these very files, waited for if under way."""
+        run = functools.partial(self._check, kind, change.paths, change.names)
+        if kind != "import":
+            return run()
+        return self._ahead.check(change.taken.states, change.names, run)
+
+    def _preflight_ahead(self, plan: ahead.Plan, runner: ahead.Runner) -> preflight.Failure | None:
+        return self._check("import", plan[0].keys(), plan[1], runner)
+
+    def _check(self, kind: str, changed: Iterable[str], names: Iterable[str],
+               runner: ahead.Runner = subprocess.run) -> preflight.Failure | None:
+        importer = functools.partial(preflight.import_app, run=runner)
+        return preflight.check(kind, changed, self._script, names, importer,
+                               told=self._place.told)
 
     def _carry_out(self, action: servers.Action, change: Change) -> preflight.Failure | None:
         """Restart or reload for `change`; the failure of a reload that kept the old app."""

@@ -31,7 +31,7 @@ from .interpreter import Interpreter
 from .operations import control, state_dir
 from .script import Script
 from .watching import import_finder, paths, read_times, settling, trust
-from .watching.changes import Changes, Taken
+from .watching.changes import Changes, Stat, Taken
 from .watching.import_finder import Inbox
 from .watching.script_load import Load
 from .watching.tracked_files import Files
@@ -95,7 +95,7 @@ class Tracking:
         # before this line (the state directory's checks take milliseconds) would widen
         # the window in which a save after the app read the file goes unseen.
         self._built = time.time_ns()
-        self._key = script.given if script else f"middleware-{id(self)}"
+        self.key = self._key = script.given if script else f"middleware-{id(self)}"
         self.place = place
         self.stand_in = stand_in
         latch = Changes(told=place.told)  # each doubt said once in the interpreter
@@ -186,15 +186,24 @@ class Tracking:
             self.files.rebaseline(self._noted(), result.started, change.taken.states, kept)
             self.changes.finish(change.taken, acted=True)
 
-    def resettable(self, change: Change) -> bool:
-        """Whether every file of `change` is a template or catalog that templates.reset()
+    def resettable(self, changed: AbstractSet[str]) -> bool:
+        """Whether every file `changed` is a template or catalog that templates.reset()
         makes its engine read again, or a static file: no restart, no reload
         (docs/templates.md)."""
         dirs = self.files.templates.resettable
         ours = {self.stamp, FORCED}
         return bool(dirs) and all(
             path not in ours and not self.files.is_module(path) and paths.under(path, dirs)
-            for path in change.paths)
+            for path in changed)
+
+    def preview(self) -> tuple[dict[str, Stat], list[str]] | None:
+        """What the next request would confirm now, taking nothing (acting/ahead.py): the
+        changed files in their states and their module names; None when nothing changed
+        or only templates, catalogs or static files did."""
+        states = self.changes.peek(set(self.storms.ignored), counts=self.files.counts)
+        if not states or self.resettable(states.keys()):
+            return None
+        return states, self.files.names(states)
 
     def _settled(self, quiet: float) -> bool:
         """Whether changes have stopped coming (settle); the log says when a storm holds."""

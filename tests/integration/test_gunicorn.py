@@ -141,3 +141,44 @@ def test_os_variables_configure_it(project: Path) -> None:
         wait_for(lambda: not workers(port) & before, 20, "workers replaced after the edit")
     assert "option 'RELOAD_MIDDLEWARE_SETTLE' got 'soon'" in printed[0]
     assert "settings.ini (1 file) changed: restart-by-sigterm" in printed[0]
+
+
+IMPORTS = """\
+import os as _os, sys as _sys
+with open({log!r}, "a") as _log:  # who imported the app: a worker, or a preflight ("-c")
+    _log.write(f"{{_os.getpid()}} {{_sys.argv[0]}}\\n")
+"""
+
+
+@pytest.mark.parametrize("saved", ["VERSION = '2'\n", "VERSION = undefined_name\n"],
+                         ids=["loads", "fails"])
+def test_the_import_preflight_runs_once_ahead_of_the_request(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, saved: str
+) -> None:
+    """A save is imported in a separate process as soon as it settles, once for both
+    workers; the request after it restarts on that result (or keeps the old code for
+    its failure) and imports nothing more (docs/how-it-works.md)."""
+    log = tmp_path_factory.mktemp("imports") / "imports.log"
+    script = project / "app.py"
+    script.write_text(IMPORTS.format(log=str(log)) + script.read_text())
+
+    def preflights() -> int:
+        return sum(line.split()[1] == "-c" for line in log.read_text().splitlines())
+
+    port = free_port()
+    lines: list[str] = []
+    with running(gunicorn(port, "sync"), project, port, live=lines) as printed:
+        workers(port)
+        (project / "webapp" / "views.py").write_text(saved)
+        wait_for(lambda: any("imported ahead of the next request" in x for x in lines), 20,
+                 "the preflight run ahead")
+        assert preflights() == 1
+        if saved.endswith("'2'\n"):
+            wait_for(lambda: version_everywhere(port, "2"), 20, "every worker serving it")
+        else:
+            wait_for(lambda: fetch(port)[0] == 500, 20, "the debug page for the NameError")
+        assert preflights() == 1, log.read_text()
+    ahead = [x for x in lines if "imported ahead of the next request" in x]
+    assert len(ahead) == 1, ahead
+    assert ("new code loads" in ahead[0]) == saved.endswith("'2'\n"), ahead[0]
+    assert "Worker failed to boot" not in printed[0]

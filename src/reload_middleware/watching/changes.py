@@ -93,6 +93,8 @@ class Changes:
         self._writing: dict[str, float] = {}  # file open for writing -> its first write
         self._written: set[str] = set()  # pending paths whose content may have changed
         self._told_open: set[str] = set()
+        self._listeners: list[Callable[[], None]] = []  # told of each record, off the lock
+        self.halts = 0  # how often watching stopped: a look ahead under way ends (quiet())
         # Read by every request with no lock: a plain attribute, set under the lock.
         self.dirty = True
 
@@ -199,6 +201,56 @@ class Changes:
                 self._last_event = now
             self.dirty = True
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each `record()`, in the recording thread (once each)."""
+        with self._cond:
+            if listener not in self._listeners:
+                self._listeners.append(listener)
+
+    def quiet(self, quiet: float, abandon: float, halts: int) -> int | None:
+        """Wait until no event came for `quiet` seconds and no pending file is open for
+        writing; the event count then. None when that takes `abandon` seconds or more
+        (a storm, a writer that does not close: the request settles those, `settle`),
+        or when watching stopped since `halts` was read (`halt`).
+        Changes nothing: another thread may look ahead of the requests with it."""
+        with self._cond:
+            deadline = self._clock() + abandon
+            while self.halts == halts:
+                now = self._clock()
+                writers = [t + settling.CLOSE_WAIT - now for p, t in self._writing.items()
+                           if p in self._pending]
+                if writers and min(writers) <= 0:
+                    return None  # open past its bound: the request says so and acts
+                wait = max(self._last_event + quiet - now, *writers, 0.0)
+                if wait == 0:
+                    return self._events
+                if now + wait > deadline:
+                    return None
+                self._cond.wait(wait)
+            return None
+
+    def halt(self) -> None:
+        """Watching stopped: a `quiet()` under way returns None at once."""
+        with self._cond:
+            self.halts += 1
+            self._cond.notify_all()
+
+    def peek(self, ignore: frozenset[str] | set[str] = frozenset(), *,
+             counts: Callable[[str, Stat], bool] | None = None) -> dict[str, Stat]:
+        """What `take()` would confirm now, with the states it would confirm them in;
+        takes nothing and changes no baseline."""
+        with self._cond:
+            candidates = set(self._pending) - set(ignore)
+        states = {p: stat_of(p, self._stat) for p in candidates}
+        if counts is not None:
+            states = {p: s for p, s in states.items() if counts(p, s)}
+        with self._cond:
+            return {p: s for p, s in states.items()
+                    if self._changed(p, self._baselines.get(p), s)}
 
     def sweep(self) -> list[str]:
         """Record every known path not pending that differs from its baseline (changes
@@ -364,6 +416,11 @@ class Changes:
             self._drop(candidates - confirmed, seq)
             events = self._events
         return Taken(confirmed, seq, {p: states[p] for p in confirmed}, events)
+
+    def recorded_since(self, seq: int) -> frozenset[str]:
+        """The pending paths with an event after `seq` (read from `seq` before)."""
+        with self._cond:
+            return frozenset(p for p, n in self._recorded.items() if n > seq)
 
     @property
     def seq(self) -> int:

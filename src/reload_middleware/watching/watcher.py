@@ -96,6 +96,7 @@ class Watcher:
             "polling": _Handler(self._route, self._events_lost, closes=False),
         }
         self.net = safety_net.Net(self._doubt)
+        self._helpers: set[threading.Thread] = set()  # threads that look ahead: spawn()
         self.started = False
         # Roots whose watch died with them (deleted, replaced by a git checkout or a deploy)
         # or that are about to exist. Its own lock: the observer thread adds to it.
@@ -129,16 +130,33 @@ class Watcher:
                 self.net.start()
 
     def stop(self) -> None:
-        """Stop and join every observer thread."""
+        """Stop and join every observer thread, and the threads spawned to look ahead."""
         with self._lock:
             observers, self._observers = list(self._observers.values()), {}
             self._scheduled.clear()
             self._missing.clear()
             self.started = False
+            helpers, self._helpers = list(self._helpers), set()
+            for registration in self._registrations.values():
+                registration.changes.halt()
         self.net.stop()
         for observer in observers:
             observer.stop()
             observer.join()
+        for helper in helpers:
+            helper.join()
+
+    def spawn(self, target: Callable[[], None], name: str) -> threading.Thread | None:
+        """Start a daemon thread that ends by itself, joined by `stop()`, which halts the
+        latches it waits on (acting/ahead.py); None while stopped (events that come as
+        the observers stop start nothing)."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        with self._lock:
+            if not self.started:
+                return None
+            self._helpers = {t for t in self._helpers if t.is_alive()} | {thread}
+            thread.start()
+        return thread
 
     def forget_threads(self) -> None:
         """After a fork: the threads stayed in the parent; start afresh on next use."""
