@@ -166,7 +166,8 @@ DESCRIPTIONS: dict[str, str] = {
     "one change.",
     "preflight": "What must succeed before acting: `import` (the app, in a separate "
     "process), `compile`, or `off`. `auto` imports before a restart (mod_wsgi daemon, "
-    "gunicorn, uWSGI) and compiles before an in-process reload.",
+    "gunicorn, uWSGI) and compiles before an in-process reload. The import runs as soon "
+    "as a change settles, before any request, once for all processes of the script.",
     "trigger": "Production mode: only a change to this one file counts, so a deploy tool "
     "decides when (a `touch` of it). It counts only as a regular file of the server's "
     "account, root or the script's owner that no other account may write; the path is "

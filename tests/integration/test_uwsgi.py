@@ -345,5 +345,7 @@ def test_an_app_that_imports_uwsgi_reloads_and_says_the_preflight_could_not_tell
     assert NOT_LOADED not in log, log
     own = log.count("import preflight failed for a reason of its own, not the app's (the "
                     "server has uwsgi with no file")
-    assert own == log.count("changed: restart-uwsgi") >= 3, log
+    # Said by the process that ran the preflight, once per change; the others take its
+    # result (docs/how-it-works.md, "The preflight, ahead of the request").
+    assert len(run.saves) <= own <= log.count("changed: restart-uwsgi"), log
     check(run, log)
