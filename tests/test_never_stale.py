@@ -477,3 +477,58 @@ def test_a_setenv_watch_path_changed_before_the_first_request_restarts_an_older_
              "mod_wsgi.request_start": str(time.time_ns() // 1000)}
     assert call(app, extra=first).status.startswith("307")
     assert kills == [(os.getpid(), signal.SIGINT)]
+
+
+def held_arming(watcher: Any, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold the arming thread before the watches go live until the event is set."""
+    gate = threading.Event()
+    start = watcher.start
+
+    def held(stops: int | None = None) -> bool:
+        gate.wait(10)
+        return bool(start(stops))
+
+    monkeypatch.setattr(watcher, "start", held)
+    return gate
+
+
+def test_requests_while_the_watches_arm_look_for_themselves(
+    project: MakeProject, fresh_process: Any, monkeypatch: pytest.MonkeyPatch, until: Until
+) -> None:
+    """The watches go live in the background after the first request, which is not kept
+    waiting for them; until they are, each request looks at the tracked files itself,
+    so a save is served by the next request all the same (docs/how-it-works.md)."""
+    gate = held_arming(fresh_process, monkeypatch)
+    made = project()
+    app = made.application
+    try:
+        assert call(app, armed=False).body == b"old"
+        assert not app.watching
+        made.save_views("TEXT = 'saved while arming'\n")
+        assert call(app, armed=False).body == b"saved while arming"
+        assert call(app, armed=False).body == b"saved while arming"
+        assert not app.watching
+    finally:
+        gate.set()
+    until(lambda: app.watching)
+    made.save_views("TEXT = 'saved once live'\n")
+    until(lambda: str(made.views) in app.pending)
+    assert call(app).body == b"saved once live"
+
+
+def test_a_save_before_the_watches_are_live_is_found_as_they_go_live(
+    project: MakeProject, fresh_process: Any, monkeypatch: pytest.MonkeyPatch, until: Until
+) -> None:
+    """A save after the first request looked and before any watch is live: no event will
+    tell of it, so the arming thread looks once more as the watches go live."""
+    gate = held_arming(fresh_process, monkeypatch)
+    made = project()
+    app = made.application
+    try:
+        assert call(app, armed=False).body == b"old"
+        made.save_views("TEXT = 'unwatched'\n")
+    finally:
+        gate.set()
+    until(lambda: app.watching)
+    assert str(made.views) in app.pending
+    assert call(app).body == b"unwatched"

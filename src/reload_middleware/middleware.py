@@ -144,6 +144,13 @@ class ReloadMiddleware:
         return self._tracking.pending
 
     @property
+    def watching(self) -> bool:
+        """Whether file events are live in this process: from shortly after its first
+        request (the watches go live in the background; requests meanwhile look at the
+        files themselves)."""
+        return self._tracking.watching
+
+    @property
     def settings(self) -> config.Settings:
         """The options in effect in this process (SetEnv values from the first request)."""
         return self._settings
@@ -186,7 +193,7 @@ class ReloadMiddleware:
         """Start watching now rather than on the first request (the `serve` command)."""
         if self._settings.enabled and not self._tracking.stand_in:
             with self._lock:
-                self._tracking.start(self._server, self._settings)
+                self._tracking.arm(self._server, self._settings)
 
     def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
                    ) -> Iterable[bytes]:
