@@ -380,6 +380,7 @@ class Tracking:
         registration = self.files.registration
         self.files.strays.sweep(registration.packages, registration.exclude, self._loaded_since,
                                 self.changes.known)
+        self.files.report_strays()  # as the first request imports them: said by now, or soon
         files, dirs = len(self.changes.known), len(self.place.watcher.directories)
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories"
