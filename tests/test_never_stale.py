@@ -532,3 +532,37 @@ def test_a_save_before_the_watches_are_live_is_found_as_they_go_live(
     until(lambda: app.watching)
     assert str(made.views) in app.pending
     assert call(app).body == b"unwatched"
+
+
+def test_a_request_the_hook_looked_for_does_not_look_again(
+    project: MakeProject, fresh_process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the watches are live, mod_wsgi's hook looks at the files just before the
+    request reaches the middleware: that look began after the request did, so it saw
+    every save the request must see, and the request is served without another. A
+    request that began after the look looks for itself."""
+    monkeypatch.setitem(sys.modules, "mod_wsgi", FakeModWsgi())
+    gate = held_arming(fresh_process, monkeypatch)
+    made = project()
+    app, latch = made.application, made.application._latch
+    looks = []
+    sweep = latch.sweep
+
+    def counted() -> list[str]:
+        looks.append(time.time_ns())
+        return sweep()
+
+    monkeypatch.setattr(latch, "sweep", counted)
+    try:
+        began = time.time_ns() // 1000  # mod_wsgi.request_start: microseconds
+        assert app.reload_required(str(made.script)) is False
+        assert len(looks) == 1
+        assert call(app, extra={**DAEMON, "mod_wsgi.request_start": str(began)},
+                    armed=False).body == b"old"
+        assert len(looks) == 1
+        later = time.time_ns() // 1000
+        assert call(app, extra={**DAEMON, "mod_wsgi.request_start": str(later)},
+                    armed=False).body == b"old"
+        assert len(looks) == 2
+    finally:
+        gate.set()

@@ -204,7 +204,7 @@ class ReloadMiddleware:
             if first:
                 self._configure(environ)
             if not (self._settings.live and browser.reserved(environ)):  # live: never acts
-                self._act(environ)
+                self._act(environ, began=began)
             reloaded, self._reloaded = self._reloaded, None
             loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
                 self._settings.enabled) else None
@@ -252,15 +252,19 @@ class ReloadMiddleware:
                                     self._tracking.stylesheet)
             self._beacon = self._place.beacons.add(beacon)
 
-    def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
+    def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False,
+             began: int | None = None) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
-        (`environ`: on the request path; else in mod_wsgi's hook, `first`: its first call)."""
+        (`environ`: on the request path, which reached us at `began`; else in mod_wsgi's
+        hook, `first`: its first call)."""
         if not self._settings.enabled:
             self._tracking.lower()  # off for good: whatever raised the flag
             return
         if isinstance(self._phase, strategies.Restart):
             return  # on its way out
-        self._tracking.start(self._server, self._settings)
+        started = None if environ is None else read_times.request_start_ns(
+            environ.get("mod_wsgi.request_start"))
+        self._tracking.start(self._server, self._settings, since=started or began)
         action = self._action_here(environ, first)
         if action is None:
             return

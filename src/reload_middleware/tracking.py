@@ -110,6 +110,7 @@ class Tracking:
         # The watches are live in this process: until then the flag stays up, and each
         # request looks at the files itself (start()). Set by the arming thread.
         self.armed = False
+        self._looked_at = 0  # when the latest look before they were live began
         self.state = place.state_directory()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
@@ -310,19 +311,21 @@ class Tracking:
         if self._started_in != self.place.forks:
             self._begin(server, settings, background=False)
 
-    def start(self, server: str, settings: Settings, *, look: bool = True) -> None:
+    def start(self, server: str, settings: Settings, *, look: bool = True,
+              since: int | None = None) -> None:
         """Start watching in this process (lazily, and again after a fork); heal it after.
         Then log the saved project files that nothing imported and that do not compile,
         before a request imports them (Django's views).
 
         The watches go live in a thread of their own (`_arm`): until they are, a request
-        looks at every tracked file itself (`look`: False when it did already), as no
-        event can tell it of a change yet.
+        looks at every tracked file itself, as no event can tell it of a change yet;
+        unless it did already (`look` False) or a look began after the request did, at
+        `since` (wall-clock ns; mod_wsgi's hook looks before the request reaches us).
         """
         if self._started_in != self.place.forks:
             self._begin(server, settings)
         elif not self.armed:
-            if look:
+            if look and (since is None or self._looked_at < since):
                 self._look_now()
         elif (healed := self.place.watcher.heal()) | bool(why := self.changes.doubted()):
             self._look(lost=healed or why == "lost")
@@ -366,6 +369,7 @@ class Tracking:
     def _look_now(self) -> None:
         """With no watch live: the tracked files against their baselines, and the files
         created in a watch directory since it was registered."""
+        self._looked_at = time.time_ns()  # whatever was saved before this is seen
         self.changes.sweep()
         registration = self.files.registration
         created = paths.files_below(registration.dirs, registration.exclude)
