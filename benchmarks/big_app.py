@@ -14,9 +14,8 @@ run measures the two side by side, in turn (the order swapped every round):
    script preloaded) from the launch of apache2: a cold start, as a graceful restart
    would add Apache's own one-second tick. Requests are tried every 5 ms, each on a
    new connection. One untimed round first, so that no variant pays for cold caches.
-2. Once the watches are live (the start line logged, shortly after the first answer):
-   VmRSS (/proc/PID/status) and threads (/proc/PID/task) of the gunicorn worker and of
-   the daemon process, medians of the same starts.
+2. After that first answer: VmRSS (/proc/PID/status) and threads (/proc/PID/task) of
+   the gunicorn worker and of the daemon process, medians of the same starts.
 3. Save to new code under gunicorn (sync, 1 worker), `--saves` each: a random pause of
    0 to 1 s, the module the app answers from rewritten with a new VERSION, then
    requests back to back from the save's close() to the first 200 with it, 307s
@@ -35,8 +34,7 @@ run measures the two side by side, in turn (the order swapped every round):
    the app's packages, the standard library modules reload_middleware needs (the
    generated app imports none, an app on a framework most), reload_middleware itself,
    the script (building the middleware) and the first request, one after the other,
-   each timed and followed by a look at VmRSS, then the time until the watches are live
-   (the arming thread's, after the answer); and the import preflight alone, as the
+   each timed and followed by a look at VmRSS; and the import preflight alone, as the
    middleware runs it before a restart.
 
 reload_middleware's own bytecode is compiled first where this interpreter imports it
@@ -149,10 +147,6 @@ wsgiref.util.setup_testing_defaults(environ)
 began = time.perf_counter()
 body = b"".join(script.application(environ, lambda status, headers, exc_info=None: None))
 mark("request")
-if name == "wrapped":  # the watches go live after the answer, in a thread of their own
-    while not script.application.watching:
-        time.sleep(0.0005)
-    mark("armed")
 result = {"steps": steps, "body": body.decode(), "threads": threading.active_count()}
 if name == "wrapped":
     from reload_middleware.acting import entry, preflight
@@ -327,22 +321,11 @@ class Start:
     threads: int
 
 
-def armed(log: Callable[[], str], script: str, timeout: float = 30) -> None:
-    """For the wrapped script, wait for its start line: the watches go live after the
-    first answer, in a thread of their own, and the footprint is taken once they are."""
-    deadline = time.monotonic() + timeout
-    while script == "wrapped" and "watching for code changes" not in log():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no start line in {timeout} s:\n{log()[-3000:]}")
-        PAUSE.wait(POLL)
-
-
 def start_gunicorn(app: benchlib.App, script: str) -> Start:
     server = Gunicorn(app, script)
     try:
         seconds = server.start()
         (worker,) = server.pids()
-        armed(server.output, script)
         return Start(seconds, *footprint(worker))
     finally:
         server.stop()
@@ -354,7 +337,6 @@ def start_apache(app: benchlib.App, script: str) -> Start:
     try:
         seconds = apache_start(server)
         (daemon,) = server.daemon_pids()
-        armed(server.error_log, script)
         return Start(seconds, *footprint(daemon))
     finally:
         server.stop()
@@ -586,7 +568,7 @@ def report_starts(found: dict[tuple[str, str], list[Start]]) -> dict[str, float]
                      f"{rss[1] - rss[0]:+.1f}"])
         rows.append([f"{what[kind]}: threads", f"{threads[0]:.0f}", f"{threads[1]:.0f}",
                      f"{threads[1] - threads[0]:+.0f}"])
-    grid(f"2. once the watches are live, median of {runs}:", rows)
+    grid(f"2. after the first answer, median of {runs}:", rows)
     for kind in servers:
         added = med(kind, "wrapped", "rss_mb") - med(kind, "bare", "rss_mb")
         benchlib.verdict(added <= RSS_TARGET_MB,
@@ -600,8 +582,7 @@ def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
     labels = {"app": "the app's packages imported",
               "stdlib": "the stdlib modules reload_middleware needs",
               "import": "import reload_middleware (and watchdog)",
-              "script": "the script: ReloadMiddleware(app)", "request": "the first request",
-              "armed": "then, in the background: the watches live"}
+              "script": "the script: ReloadMiddleware(app)", "request": "the first request"}
     rows = [["", "bare: ms", "RSS MB", "middleware: ms", "RSS MB", "added ms", "RSS diff"]]
     for step, label in labels.items():
         mine = wrapped[step]
@@ -612,11 +593,10 @@ def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
                      f"{bare[step][1]:.1f}" if step in bare else "-",
                      f"{mine[0]:.1f}", f"{mine[1]:.1f}", f"{mine[0] - theirs[0]:+.1f}",
                      f"{mine[1] - theirs[1]:+.1f}"])
-    added = sum(wrapped[step][0] - bare.get(step, [0.0])[0]
-                for step in labels if step not in ("app", "armed"))
-    rows.append(["added by the middleware to the first answer", "", "", "", "",
-                 f"{added:+.1f}", f"{wrapped['armed'][1] - bare['request'][1]:+.1f}"])
-    rows.append(["threads once the watches are live", f"{bare['threads'][0]:.0f}", "",
+    added = sum(wrapped[step][0] - bare.get(step, [0.0])[0] for step in labels if step != "app")
+    rows.append(["added by the middleware (after the app)", "", "", "", "",
+                 f"{added:+.1f}", f"{wrapped['request'][1] - bare['request'][1]:+.1f}"])
+    rows.append(["threads after the first request", f"{bare['threads'][0]:.0f}", "",
                  f"{wrapped['threads'][0]:.0f}", "", "", ""])
     rows.append(["the import preflight (a separate process)", "", "",
                  f"{wrapped['preflight'][0]:.1f}", "", "", ""])

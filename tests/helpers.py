@@ -185,10 +185,8 @@ def call(
     *,
     close: bool = True,
     environ: WSGIEnvironment | None = None,
-    armed: bool = True,
 ) -> Response:
-    """One request straight through the WSGI interface; the body is read, then closed;
-    `armed`: then the watches it may have started are live (`arming`)."""
+    """One request straight through the WSGI interface; the body is read, then closed."""
     environ = {} if environ is None else environ
     setup_testing_defaults(environ)
     environ.update(REQUEST_METHOD=method, PATH_INFO=path, **(extra or {}))
@@ -197,17 +195,6 @@ def call(
     response.body = b"".join(response.iterable)
     if close:
         response.close()
-    if armed:
-        arming(app)
     return response
-
-
-def arming(app: object) -> None:
-    """Wait for the watches a first request started to be live: they arm in the
-    background (docs/how-it-works.md), and the tests' saves and chmods expect events.
-    The requests of that window have tests of their own (`call(..., armed=False)`)."""
-    tracking = getattr(app, "_tracking", None)
-    if tracking is not None and tracking._started_in == tracking.place.forks:
-        wait_until(lambda: tracking.armed)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from watchdog.events import FileModifiedEvent
 
-from helpers import DAY, MakeProject, Project, Until, arming, call, save
+from helpers import DAY, MakeProject, Project, Until, call, save
 from reload_middleware import ReloadMiddleware, config, track
 from reload_middleware.acting import strategies
 from reload_middleware.watching import changes
@@ -543,7 +543,6 @@ def test_the_hook_asks_mod_wsgi_to_restart_a_daemon_after_a_confirmed_change(
     made = project()
     app, script = made.application, str(made.script)
     assert app.reload_required(script) is False
-    arming(app)  # a chmod is told from a rewrite by its events
 
     os.chmod(made.views, 0o600)  # an attribute event that changes nothing compared
     until(lambda: str(made.views) in app.pending)

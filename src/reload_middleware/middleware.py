@@ -144,13 +144,6 @@ class ReloadMiddleware:
         return self._tracking.pending
 
     @property
-    def watching(self) -> bool:
-        """Whether file events are live in this process: from shortly after its first
-        request (the watches go live in the background; requests meanwhile look at the
-        files themselves)."""
-        return self._tracking.watching
-
-    @property
     def settings(self) -> config.Settings:
         """The options in effect in this process (SetEnv values from the first request)."""
         return self._settings
@@ -193,7 +186,7 @@ class ReloadMiddleware:
         """Start watching now rather than on the first request (the `serve` command)."""
         if self._settings.enabled and not self._tracking.stand_in:
             with self._lock:
-                self._tracking.arm(self._server, self._settings)
+                self._tracking.start(self._server, self._settings)
 
     def _on_change(self, environ: WSGIEnvironment, start_response: StartResponse
                    ) -> Iterable[bytes]:
@@ -204,7 +197,7 @@ class ReloadMiddleware:
             if first:
                 self._configure(environ)
             if not (self._settings.live and browser.reserved(environ)):  # live: never acts
-                self._act(environ, began=began)
+                self._act(environ)
             reloaded, self._reloaded = self._reloaded, None
             loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
                 self._settings.enabled) else None
@@ -252,19 +245,15 @@ class ReloadMiddleware:
                                     self._tracking.stylesheet)
             self._beacon = self._place.beacons.add(beacon)
 
-    def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False,
-             began: int | None = None) -> None:
+    def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
-        (`environ`: on the request path, which reached us at `began`; else in mod_wsgi's
-        hook, `first`: its first call)."""
+        (`environ`: on the request path; else in mod_wsgi's hook, `first`: its first call)."""
         if not self._settings.enabled:
             self._tracking.lower()  # off for good: whatever raised the flag
             return
         if isinstance(self._phase, strategies.Restart):
             return  # on its way out
-        started = None if environ is None else read_times.request_start_ns(
-            environ.get("mod_wsgi.request_start"))
-        self._tracking.start(self._server, self._settings, since=started or began)
+        self._tracking.start(self._server, self._settings)
         action = self._action_here(environ, first)
         if action is None:
             return

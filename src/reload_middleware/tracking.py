@@ -107,10 +107,6 @@ class Tracking:
         self.load = Load(self.changes, script, self._loaded_since, inert=stand_in)
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
-        # The watches are live in this process: until then the flag stays up, and each
-        # request looks at the files itself (start()). Set by the arming thread.
-        self.armed = False
-        self._looked_at = 0  # when the latest look before they were live began
         self.state = place.state_directory()
         self.storms = StormGuard(self._key, state=self.state)
         self.files = Files(script, self._key, self.changes, self.load, place,
@@ -122,11 +118,6 @@ class Tracking:
     def started(self) -> int:
         """When this process started loading code (wall-clock ns)."""
         return self._loaded_since
-
-    @property
-    def watching(self) -> bool:
-        """Whether the watches are live in this process (armed since its last fork)."""
-        return self.armed and self._started_in == self.place.forks
 
     @property
     def young(self) -> bool:
@@ -175,7 +166,7 @@ class Tracking:
             return None
         taken = self._confirm(server, settings)
         if not taken.paths:
-            self.changes.finish(taken, acted=False, keep_flag=keep_flag or not self.armed)
+            self.changes.finish(taken, acted=False, keep_flag=keep_flag)
             return None
         return Change(taken, self.files.names(taken.paths))
 
@@ -184,7 +175,6 @@ class Tracking:
         unless this process is on its way out, the files are taken as confirmed (after
         an in-process reload, as that reload read them). Kept: the change stays pending,
         retried at the next change; the flag goes down unless `keep_flag`."""
-        keep_flag = keep_flag or not self.armed  # no event can tell of a change yet
         if isinstance(result, Kept):
             self.files.add(result.files)
             self.changes.finish(change.taken, acted=False, keep_flag=keep_flag)
@@ -194,7 +184,7 @@ class Tracking:
         if isinstance(result, Reloaded | Reset):
             kept = result.kept if isinstance(result, Reloaded) else set()
             self.files.rebaseline(self._noted(), result.started, change.taken.states, kept)
-            self.changes.finish(change.taken, acted=True, keep_flag=keep_flag)
+            self.changes.finish(change.taken, acted=True)
 
     def resettable(self, changed: AbstractSet[str]) -> bool:
         """Whether every file `changed` is a template or catalog that templates.reset()
@@ -228,7 +218,7 @@ class Tracking:
     def _confirm(self, server: str, settings: Settings) -> Taken:
         """The changes that count, after tracking the modules imported since the last look
         (any import after this look keeps the flag up)."""
-        self.start(server, settings, look=False)  # a root replaced while settling: watched again
+        self.start(server, settings)  # a root replaced while settling is watched again
         seq = self.changes.seq
         self.refresh()
         return self.changes.take(ignore=self.storms.ignored, since=seq, counts=self.files.counts)
@@ -306,27 +296,12 @@ class Tracking:
             "templates": list(self.files.templates.dirs),
         }
 
-    def arm(self, server: str, settings: Settings) -> None:
-        """Start watching now, and return once every watch is live (no request waits)."""
-        if self._started_in != self.place.forks:
-            self._begin(server, settings, background=False)
-
-    def start(self, server: str, settings: Settings, *, look: bool = True,
-              since: int | None = None) -> None:
+    def start(self, server: str, settings: Settings) -> None:
         """Start watching in this process (lazily, and again after a fork); heal it after.
         Then log the saved project files that nothing imported and that do not compile,
-        before a request imports them (Django's views).
-
-        The watches go live in a thread of their own (`_arm`): until they are, a request
-        looks at every tracked file itself, as no event can tell it of a change yet;
-        unless it did already (`look` False) or a look began after the request did, at
-        `since` (wall-clock ns; mod_wsgi's hook looks before the request reaches us).
-        """
+        before a request imports them (Django's views)."""
         if self._started_in != self.place.forks:
             self._begin(server, settings)
-        elif not self.armed:
-            if look and (since is None or self._looked_at < since):
-                self._look_now()
         elif (healed := self.place.watcher.heal()) | bool(why := self.changes.doubted()):
             self._look(lost=healed or why == "lost")
         self.files.report_strays()
@@ -348,43 +323,20 @@ class Tracking:
                        "safety net", logs.describe(found),
                        "events lost" if lost else "events lost, late or missed")
 
-    def _begin(self, server: str, settings: Settings, *, background: bool = True) -> None:
-        """What the request that starts watching needs before it is served; the rest in
-        the arming thread (watchdog takes tens of ms to schedule a few dozen roots), or
-        here unless `background`."""
-        self._started_in, self.armed = self.place.forks, False
-        watcher = self.place.watcher
-        watcher.interval = settings.interval
-        watcher.register(self._key, self.files.registration)
-        self._look_now()
+    def _begin(self, server: str, settings: Settings) -> None:
+        self._started_in = self.place.forks
+        self.place.watcher.interval = settings.interval
+        registration = self.files.registration
+        self.place.watcher.register(self._key, registration)
+        self.place.watcher.start()
+        self.changes.sweep()  # changes made before the watches were live
         # and modules loaded while a writer was at work: the process read them half done
         self.changes.held_open(p for p in self.changes.known if self.files.is_module(p))
-        stops = watcher.stops
-        if not background:
-            self._arm(server, settings, stops)
-            return
-        watcher.spawn(lambda: self._arm(server, settings, stops), "reload-middleware-arming",
-                      stopped=True)
-
-    def _look_now(self) -> None:
-        """With no watch live: the tracked files against their baselines, and the files
-        created in a watch directory since it was registered."""
-        self._looked_at = time.time_ns()  # whatever was saved before this is seen
-        self.changes.sweep()
-        registration = self.files.registration
+        # and files created in a watch directory since it was registered
         created = paths.files_below(registration.dirs, registration.exclude)
         self.changes.baseline(created, loaded_since=self.files.registered_at)
-
-    def _arm(self, server: str, settings: Settings, stops: int) -> None:
-        """The arming thread: the watches go live, then what changed before they did is
-        looked for once more (a request that came meanwhile looked for itself)."""
-        if not self.place.watcher.start(stops):
-            return  # stopped meanwhile
-        self._look_now()
-        registration = self.files.registration
         self.files.strays.sweep(registration.packages, registration.exclude, self._loaded_since,
                                 self.changes.known)
-        self.files.report_strays()  # as the first request imports them: said by now, or soon
         files, dirs = len(self.changes.known), len(self.place.watcher.directories)
         logs.info(
             "watching for code changes: mode %s, server %s, backend %s, %d files, %d directories"
@@ -393,7 +345,6 @@ class Tracking:
             self.files.templates.describe(),
         )
         self._warn_exposed()
-        self.armed = True
 
     def _warn_exposed(self) -> None:
         """Say once, as watching begins, which trigger or watch path other accounts can

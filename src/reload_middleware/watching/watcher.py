@@ -96,8 +96,7 @@ class Watcher:
             "polling": _Handler(self._route, self._events_lost, closes=False),
         }
         self.net = safety_net.Net(self._doubt)
-        self._helpers: set[threading.Thread] = set()  # threads that arm or look ahead: spawn()
-        self.stops = 0  # how often stop() ran: an arming thread started before one starts nothing
+        self._helpers: set[threading.Thread] = set()  # threads that look ahead: spawn()
         self.started = False
         # Roots whose watch died with them (deleted, replaced by a git checkout or a deploy)
         # or that are about to exist. Its own lock: the observer thread adds to it.
@@ -122,18 +121,13 @@ class Watcher:
                 return
         self.stop()  # nothing left to watch: no threads, no inotify instance
 
-    def start(self, stops: int | None = None) -> bool:
-        """Schedule every root and start the observers (idempotent). `stops`: as read
-        before, in a thread that arms (`spawn`): a stop since then starts nothing.
-        Whether it is started now."""
+    def start(self) -> None:
+        """Schedule every root and start the observers (idempotent)."""
         with self._lock:
-            if stops is not None and stops != self.stops:
-                return False
             if not self.started:
                 self.started = True
                 self._reschedule()
                 self.net.start()
-            return True
 
     def stop(self) -> None:
         """Stop and join every observer thread, and the threads spawned to look ahead."""
@@ -143,7 +137,6 @@ class Watcher:
             self._missing.clear()
             self.started = False
             helpers, self._helpers = list(self._helpers), set()
-            self.stops += 1
             for registration in self._registrations.values():
                 registration.changes.halt()
         self.net.stop()
@@ -153,14 +146,13 @@ class Watcher:
         for helper in helpers:
             helper.join()
 
-    def spawn(self, target: Callable[[], None], name: str, *, stopped: bool = False
-              ) -> threading.Thread | None:
+    def spawn(self, target: Callable[[], None], name: str) -> threading.Thread | None:
         """Start a daemon thread that ends by itself, joined by `stop()`, which halts the
         latches it waits on (acting/ahead.py); None while stopped (events that come as
-        the observers stop start nothing), unless `stopped` (the thread that starts it)."""
+        the observers stop start nothing)."""
         thread = threading.Thread(target=target, name=name, daemon=True)
         with self._lock:
-            if not (self.started or stopped):
+            if not self.started:
                 return None
             self._helpers = {t for t in self._helpers if t.is_alive()} | {thread}
             thread.start()
