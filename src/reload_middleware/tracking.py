@@ -95,11 +95,11 @@ class Tracking:
         # before this line (the state directory's checks take milliseconds) would widen
         # the window in which a save after the app read the file goes unseen.
         self._built = time.time_ns()
-        self.key = self._key = script.given if script else f"middleware-{id(self)}"
+        self.key = script.given if script else f"middleware-{id(self)}"
         self.place = place
         self.stand_in = stand_in
         latch = Changes(told=place.told)  # each doubt said once in the interpreter
-        self.changes = latch if stand_in else place.latches.setdefault(self._key, latch)
+        self.changes = latch if stand_in else place.latches.setdefault(self.key, latch)
         self.changes.poke()  # the first request reads its environ
         self._settings = Settings()
         self._forks = place.forks
@@ -108,8 +108,8 @@ class Tracking:
         self._imports: Inbox | None = None  # subscribed by update()
         self._started_in = -1
         self.state = place.state_directory()
-        self.storms = StormGuard(self._key, state=self.state)
-        self.files = Files(script, self._key, self.changes, self.load, place,
+        self.storms = StormGuard(self.key, state=self.state)
+        self.files = Files(script, self.key, self.changes, self.load, place,
                            loaded_since=self._loaded_since, built_at=self._built,
                            ignored=self.storms.ignored, registering=not stand_in)
         self.project = self.files.project
@@ -230,7 +230,7 @@ class Tracking:
         self.files.templates = self._templates(settings, app)
         if not self.stand_in and self._imports is None:
             self.place.install()
-            self._imports = self.place.imports.subscribe(self._key, self.changes.poke)
+            self._imports = self.place.imports.subscribe(self.key, self.changes.poke)
         self._settings = settings
         self.files.update(settings, self.stamp)
 
@@ -270,7 +270,7 @@ class Tracking:
         if self._settings.trigger:
             return self.files.trigger
         directory = self.state.path
-        return None if directory is None else os.path.join(directory, control.stamp_name(self._key))
+        return None if directory is None else os.path.join(directory, control.stamp_name(self.key))
 
     def force(self) -> None:
         """A control POST: touch the file every process watches, or else act here."""
@@ -280,7 +280,7 @@ class Tracking:
                 return
             with self.state.opened() as fd:
                 if fd is not None:
-                    state_dir.touch(fd, control.stamp_name(self._key))
+                    state_dir.touch(fd, control.stamp_name(self.key))
                     return
         except OSError as exc:
             logs.error("control POST reloads this process only: %s", exc)
@@ -327,7 +327,7 @@ class Tracking:
         self._started_in = self.place.forks
         self.place.watcher.interval = settings.interval
         registration = self.files.registration
-        self.place.watcher.register(self._key, registration)
+        self.place.watcher.register(self.key, registration)
         self.place.watcher.start()
         self.changes.sweep()  # changes made before the watches were live
         # and modules loaded while a writer was at work: the process read them half done
@@ -379,7 +379,7 @@ class Tracking:
 
     def release(self) -> None:
         """Stop watching and noting imports for this script (reloading switched off)."""
-        self.place.watcher.release(self._key)
-        self.place.imports.unsubscribe(self._key)
+        self.place.watcher.release(self.key)
+        self.place.imports.unsubscribe(self.key)
         self._imports = None
 
