@@ -4,6 +4,7 @@ used only for the very files it checked, stopped by a later save."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -256,3 +257,26 @@ def test_an_unsound_record_is_no_result(data: bytes | None) -> None:
 
 def test_a_record_keeps_the_failure_whole() -> None:
     assert ahead.decode(ahead.encode("k", BROKEN), "k") == BROKEN
+
+
+@pytest.mark.parametrize("planted", ["fifo", "directory", "symlink"])
+def test_something_planted_at_the_record_or_its_lock_is_no_result_and_holds_nothing(
+    state: state_dir.StateDir, threads: Threads, tmp_path: Path, planted: str
+) -> None:
+    """Only the same user or root can put anything in the private directory; whatever
+    is at the record's or the lock's name, the request runs its own preflight at once,
+    and the record it leaves is a file of its own."""
+    made, _ = make(state, threads, Runs())
+    assert state.path is not None
+    for name in (made.name, f"{made.name}.lock"):
+        target = Path(state.path) / name
+        if planted == "fifo":
+            os.mkfifo(target)
+        elif planted == "directory":
+            target.mkdir()
+        else:
+            target.symlink_to(tmp_path / "elsewhere")
+    assert made.check(SAVED, ["app.views"], lambda: BROKEN) == BROKEN
+    assert (Path(state.path) / made.name).is_file()
+    other, _ = make(state, threads, Runs())
+    assert other.check(SAVED, ["app.views"], never("the other process")) == BROKEN

@@ -248,6 +248,14 @@ class Ahead:
 
 
 def _lock_file(dir_fd: int, name: str) -> int:
-    """A descriptor of the lock file beside the record (ours: the directory is private)."""
-    return os.open(f"{name}.lock", os.O_RDWR | os.O_CREAT | state_dir.SAFE, 0o600,
-                   dir_fd=dir_fd)
+    """A descriptor of the lock file beside the record; anything else at its name (a
+    link, a directory, a FIFO, another's file: only the same user or root can put one
+    in the private directory) is replaced by one of ours."""
+    lock, flags = f"{name}.lock", os.O_RDWR | os.O_CREAT | state_dir.SAFE
+    with contextlib.suppress(OSError):
+        fd = os.open(lock, flags, 0o600, dir_fd=dir_fd)
+        if state_dir.own_file(os.fstat(fd)):
+            return fd
+        os.close(fd)
+    state_dir.remove(dir_fd, lock)
+    return os.open(lock, flags | os.O_EXCL, 0o600, dir_fd=dir_fd)
