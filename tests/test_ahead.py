@@ -280,3 +280,25 @@ def test_something_planted_at_the_record_or_its_lock_is_no_result_and_holds_noth
     assert (Path(state.path) / made.name).is_file()
     other, _ = make(state, threads, Runs())
     assert other.check(SAVED, ["app.views"], never("the other process")) == BROKEN
+
+
+def test_files_the_import_writes_while_it_runs_do_not_stop_it(
+    state: state_dir.StateDir, threads: Threads, until: Until
+) -> None:
+    """An app that writes a watched file early in its import (a database, a log): that
+    event must not kill the child that wrote it, or each run would stop the next."""
+    changes = Changes()
+    runs = Runs()
+    finished: list[int] = []
+
+    def during(runner: ahead.Runner) -> None:
+        changes.record("/srv/app/data/app.db")  # written by the import itself
+        done = runner([sys.executable, "-c", "import time; time.sleep(0.3)"], timeout=30)
+        finished.append(done.returncode)
+
+    runs.during = during
+    made, _ = make(state, threads, runs, changes=changes)
+    changes.record(VIEWS)
+    until(lambda: runs.plans and threads.idle())
+    assert finished == [0]
+    assert made.check(SAVED, ["app.views"], never("the request")) is None

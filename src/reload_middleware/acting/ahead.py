@@ -14,7 +14,8 @@ what remains of it (docs/how-it-works.md, "The preflight, ahead of the request")
 
 A result belongs to the files' states it checked: the request uses it only when it
 confirms the very same files in the very same states (mtime, size, inode, ctime) and
-module names, and runs its own otherwise. A save during the run stops it.
+module names, and runs its own otherwise. A changed file saved again during the run
+stops it (files the import itself writes do not).
 
 The processes that serve one script share the runs, through one file per script in the
 private state directory (state_dir.py): its lock is held for a run, its content is the
@@ -194,10 +195,11 @@ class Ahead:
             try:
                 if decode(state_dir.read(fd, self.name, MAX_BYTES), key) != MISSING:
                     return  # done already, by another process
-                seq, began = self._changes.seq, time.monotonic()
-                try:
+                seq, began, saved = self._changes.seq, time.monotonic(), set(plan[0])
+                try:  # a changed file saved again stops it; the import's own writes do not
                     failure = self._run(plan, stoppable(
-                        lambda: (self._changes.events, self._changes.halts) != (events, halts)))
+                        lambda: self._changes.halts != halts
+                        or bool(self._changes.recorded_since(seq) & saved)))
                 except Stopped:
                     return
                 self._last, self._during = plan, self._changes.recorded_since(seq)
