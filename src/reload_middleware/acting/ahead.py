@@ -178,8 +178,8 @@ class Ahead:
 
     def _once(self) -> None:
         halts = self._halts
-        events = self._changes.quiet(self._settle, ABANDON, halts)
-        plan = self._plan() if events is not None and self._wanted else None
+        settled = self._changes.quiet(self._settle, ABANDON, halts)
+        plan = self._plan() if settled and self._wanted else None
         if plan is None or self._ours(plan):
             return
         key = key_of(*plan)
@@ -250,14 +250,6 @@ class Ahead:
 
 
 def _lock_file(dir_fd: int, name: str) -> int:
-    """A descriptor of the lock file beside the record; anything else at its name (a
-    link, a directory, a FIFO, another's file: only the same user or root can put one
-    in the private directory) is replaced by one of ours."""
-    lock, flags = f"{name}.lock", os.O_RDWR | os.O_CREAT | state_dir.SAFE
-    with contextlib.suppress(OSError):
-        fd = os.open(lock, flags, 0o600, dir_fd=dir_fd)
-        if state_dir.own_file(os.fstat(fd)):
-            return fd
-        os.close(fd)
-    state_dir.remove(dir_fd, lock)
-    return os.open(lock, flags | os.O_EXCL, 0o600, dir_fd=dir_fd)
+    """A descriptor of the lock file beside the record, replacing anything else at its
+    name (only the same user or root can put one in the private directory)."""
+    return state_dir.own_fd(dir_fd, f"{name}.lock", os.O_RDWR)

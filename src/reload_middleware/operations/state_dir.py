@@ -253,19 +253,23 @@ def write(dir_fd: int, name: str, data: bytes) -> None:
         os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
+def own_fd(dir_fd: int, name: str, flags: int = os.O_WRONLY) -> int:
+    """A descriptor of our own regular file `name` (created if need be), opened with
+    `flags`; anything else found there (a link, a directory, a FIFO, a file we cannot
+    write or is not ours alone) is replaced first."""
+    flags |= os.O_CREAT | SAFE
+    with contextlib.suppress(OSError):  # OSError: a link, a directory, a FIFO with no reader
+        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+        if own_file(os.fstat(fd)):
+            return fd
+        os.close(fd)
+    remove(dir_fd, name)
+    return os.open(name, flags | os.O_EXCL, 0o600, dir_fd=dir_fd)
+
+
 def touch(dir_fd: int, name: str) -> None:
     """Create or touch our file `name`, replacing anything else found there."""
-    flags = os.O_WRONLY | os.O_CREAT | SAFE
-    try:
-        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
-    except OSError:  # a link, a directory, a FIFO with no reader, a file we cannot write
-        fd = -1
-    if fd >= 0 and not own_file(os.fstat(fd)):
-        os.close(fd)
-        fd = -1
-    if fd < 0:
-        remove(dir_fd, name)
-        fd = os.open(name, flags | os.O_EXCL, 0o600, dir_fd=dir_fd)
+    fd = own_fd(dir_fd, name)
     try:
         os.utime(fd)
     finally:

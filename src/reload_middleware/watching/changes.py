@@ -211,9 +211,9 @@ class Changes:
             if listener not in self._listeners:
                 self._listeners.append(listener)
 
-    def quiet(self, quiet: float, abandon: float, halts: int) -> int | None:
+    def quiet(self, quiet: float, abandon: float, halts: int) -> bool:
         """Wait until no event came for `quiet` seconds and no pending file is open for
-        writing; the event count then. None when that takes `abandon` seconds or more
+        writing: True then. False when that takes `abandon` seconds or more
         (a storm, a writer that does not close: the request settles those, `settle`),
         or when watching stopped since `halts` was read (`halt`).
         Changes nothing: another thread may look ahead of the requests with it."""
@@ -224,17 +224,17 @@ class Changes:
                 writers = [t + settling.CLOSE_WAIT - now for p, t in self._writing.items()
                            if p in self._pending]
                 if writers and min(writers) <= 0:
-                    return None  # open past its bound: the request says so and acts
+                    return False  # open past its bound: the request says so and acts
                 wait = max(self._last_event + quiet - now, *writers, 0.0)
                 if wait == 0:
-                    return self._events
+                    return True
                 if now + wait > deadline:
-                    return None
+                    return False
                 self._cond.wait(wait)
-            return None
+            return False
 
     def halt(self) -> None:
-        """Watching stopped: a `quiet()` under way returns None at once."""
+        """Watching stopped: a `quiet()` under way returns False at once."""
         with self._cond:
             self.halts += 1
             self._cond.notify_all()
