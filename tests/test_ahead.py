@@ -4,6 +4,7 @@ used only for the very files it checked, stopped by a later save."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -86,6 +87,22 @@ def make(state: state_dir.StateDir, threads: Threads, runs: Runs,
 
 
 Ahead = ahead.Ahead
+
+
+# A child that waits for its standard input to end: it runs until killed, or until the
+# test lets it go (`Released`), never for a time guessed.
+WAITING = [sys.executable, "-c", "import sys; sys.stdin.read()"]
+
+
+@contextlib.contextmanager
+def held_input() -> Iterator[int]:
+    """A standard input for WAITING that ends only with the block."""
+    read, write = os.pipe()
+    try:
+        yield read
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 def never(name: str) -> Callable[[], Failure | None]:
@@ -173,8 +190,8 @@ def test_a_save_during_the_run_stops_its_child_and_runs_again_once_settled(
             return
         began = time.monotonic()
         changes.record(VIEWS)  # saved again while the child imports
-        with pytest.raises(ahead.Stopped):
-            runner([sys.executable, "-c", "import time; time.sleep(30)"], timeout=60)
+        with pytest.raises(ahead.Stopped), held_input() as child_input:
+            runner(WAITING, timeout=60, stdin=child_input)
         stopped.append(time.monotonic() - began)
         raise ahead.Stopped
 
@@ -245,8 +262,8 @@ def test_stoppable_runs_a_child_as_subprocess_run_does() -> None:
                   timeout=30, capture_output=True, text=True, check=False,
                   stdin=subprocess.DEVNULL)
     assert (done.returncode, done.stdout.strip()) == (3, "ok")
-    with pytest.raises(subprocess.TimeoutExpired):
-        runner([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.2, text=True)
+    with pytest.raises(subprocess.TimeoutExpired), held_input() as child_input:
+        runner(WAITING, timeout=0.2, text=True, stdin=child_input)
 
 
 @pytest.mark.parametrize("data", [None, b"", b"[]", b"{}", b'{"key": "k", "failure": 3}',
@@ -290,10 +307,26 @@ def test_files_the_import_writes_while_it_runs_do_not_stop_it(
     changes = Changes()
     runs = Runs()
     finished: list[int] = []
+    looks = threading.Semaphore(0)  # each look of the run for a save that stops it
+    recorded_since = changes.recorded_since
+
+    def looked(seq: int) -> frozenset[str]:
+        looks.release()
+        return recorded_since(seq)
+
+    changes.recorded_since = looked  # type: ignore[method-assign]
+    read, write = os.pipe()
+
+    def release() -> None:  # once the run has looked twice with the event there
+        looks.acquire(timeout=10)
+        looks.acquire(timeout=10)
+        os.close(write)
 
     def during(runner: ahead.Runner) -> None:
         changes.record("/srv/app/data/app.db")  # written by the import itself
-        done = runner([sys.executable, "-c", "import time; time.sleep(0.3)"], timeout=30)
+        threading.Thread(target=release).start()
+        with os.fdopen(read) as child_input:
+            done = runner(WAITING, timeout=30, stdin=child_input)
         finished.append(done.returncode)
 
     runs.during = during
