@@ -218,3 +218,17 @@ def test_proc_tells_which_files_are_open_for_writing(tmp_path: Path) -> None:
     with open(path, "a"):
         assert open_writers.holding([str(path), str(tmp_path / "other.py")]) == {str(path)}
     assert open_writers.holding([str(path)]) == set()
+
+
+def test_a_file_held_open_is_told_by_its_real_path_not_by_its_name(tmp_path: Path) -> None:
+    """A module imported through a symlinked directory is held when its real file is;
+    another file of the same name is not."""
+    (tmp_path / "release").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "release")
+    for where in ("release", "other"):
+        (tmp_path / where / "views.py").write_text("TEXT = 'old'\n")
+    through_link = str(tmp_path / "current" / "views.py")
+    other = str(tmp_path / "other" / "views.py")
+    with open(tmp_path / "release" / "views.py", "a"):
+        assert open_writers.holding([through_link, other]) == {through_link}

@@ -22,36 +22,41 @@ from .project_modules import RealPaths
 
 def holding(paths: Iterable[str], proc: str = "/proc") -> set[str]:
     """Those of `paths` that a process this one may inspect holds open for writing."""
-    wanted = _real(paths)
-    if not wanted:
+    by_name: dict[str, list[str]] = {}
+    for path in paths:
+        by_name.setdefault(os.path.basename(path), []).append(path)
+    if not by_name:
         return set()
     try:
         pids = [p for p in os.listdir(proc) if p.isdigit()]
     except OSError:
         return set()  # no /proc: nothing to ask, as on other platforms
-    found: set[str] = set()
+    written: set[str] = set()
     for pid in pids:
         fds = os.path.join(proc, pid, "fd")
         try:
             names = os.listdir(fds)
         except OSError:
             continue  # another user's process, or one that ended meanwhile
-        found.update(wanted[t] for fd in names if (t := _written(fds, fd, wanted)) is not None)
-    return found
+        written.update(t for fd in names if (t := _written(fds, fd, by_name)) is not None)
+    return _ours(written, by_name)
 
 
-def _real(paths: Iterable[str]) -> dict[str, str]:
-    """{real path: path}, as a descriptor's link names a file: a system call per
-    directory, not one per path component of each of thousands of modules."""
+def _ours(written: Iterable[str], by_name: dict[str, list[str]]) -> set[str]:
+    """The paths that are these real files. A descriptor's link names the real file, and
+    is matched by its last name first: only the few paths of a name held open are
+    resolved, not thousands of modules (with a system call per directory)."""
     real = RealPaths()
-    return {real.file(path) or os.path.realpath(path): path for path in paths}
+    return {path for target in written for path in by_name[os.path.basename(target)]
+            if (real.file(path) or os.path.realpath(path)) == target}
 
 
-def _written(fds: str, fd: str, wanted: dict[str, str]) -> str | None:
-    """The wanted file that descriptor `fd` of the process holds with a writable mode."""
+def _written(fds: str, fd: str, by_name: dict[str, list[str]]) -> str | None:
+    """The file, named as one of ours, that descriptor `fd` of the process holds with a
+    writable mode."""
     try:
         target = os.readlink(os.path.join(fds, fd))
-        if target not in wanted:
+        if os.path.basename(target) not in by_name:
             return None
         with open(os.path.join(os.path.dirname(fds), "fdinfo", fd)) as info:
             flags = next(int(line.split()[1], 8) for line in info if line.startswith("flags:"))

@@ -94,17 +94,19 @@ def module_roots(files: Mapping[str, str]) -> list[tuple[str, bool]]:
 
 def files_below(dirs: Iterable[str], exclude: tuple[str, ...]) -> list[str]:
     """Every file below `dirs`, skipping excluded names (a watch directory's files)."""
+    names, whole = _matchers(tuple(exclude))
+
+    def kept(path: str, name: str) -> bool:  # excluded(path, exclude, within=its directory)
+        return not ((names is not None and names.match(name))
+                    or (whole is not None and whole.match(path)))
+
     found = []
     for top in dirs:
         for root, subdirs, files in os.walk(top):
             # Only the last name is looked at: the directories on the way to it were as
             # the walk went down them.
-            subdirs[:] = [
-                d for d in subdirs if not excluded(os.path.join(root, d), exclude, root)
-            ]
-            found += [
-                p for f in files if not excluded(p := os.path.join(root, f), exclude, root)
-            ]
+            subdirs[:] = [d for d in subdirs if kept(os.path.join(root, d), d)]
+            found += [p for f in files if kept(p := os.path.join(root, f), f)]
     return found
 
 

@@ -301,7 +301,8 @@ def _links(files: Iterable[str]) -> set[str]:
     A deploy that swaps `current -> releases/2` for `current -> releases/3` changes no
     file of the old release: the link itself is the change.
     """
-    dirs = {os.path.abspath(project_modules.split(f)[0]) for f in files if f}
+    # Thousands of modules share a few directories: each is made absolute once.
+    dirs = {os.path.abspath(d) for d in {project_modules.split(f)[0] for f in files if f}}
     looked: dict[str, bool] = {}  # directories share their parents: each looked at once
 
     def islink(path: str) -> bool:
