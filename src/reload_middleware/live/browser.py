@@ -24,6 +24,7 @@ import os
 import random
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from .injection import Headers
 
 Answer = dict[str, int | bool]  # {"version": ..., "wait": ms, "styles": True when so}
-TICK = 0.1  # seconds between two looks of a waiting events request
+LOOK = 0.02  # seconds between two looks of a waiting events request while events keep coming
 LIFE = 20.0  # seconds an events request waits at most (proxies cut idle ones at 30-60 s)
 SHORT_POLL_MS = 200  # where a waiting request would hold the only worker: cheap answers
 BUSY_MS = 2000  # beyond the cap of waiting requests
@@ -154,6 +155,9 @@ class Beacon:
         self._ignored = ignored
         self._stylesheet = stylesheet
         self._released = threading.Event()
+        # Waiting events requests wake at each record (in the watcher's thread) and release.
+        self._news = threading.Condition()
+        changes.listen(self._hear)
         self._lock = threading.Lock()
         self._waiting = 0
         self.told = logs.Once()  # why pages went without the tag: said once per reason
@@ -195,6 +199,14 @@ class Beacon:
     def release(self) -> None:
         """A restart is decided: answer every waiting request, and wait for none."""
         self._released.set()
+        self._hear()
+
+    def _hear(self) -> None:
+        with self._news:
+            self._news.notify_all()
+
+    def _news_since(self, seq: int) -> bool:
+        return self._released.is_set() or self._changes.seq != seq
 
     def answer(self, environ: WSGIEnvironment) -> Answer:
         """The events answer for a page at version `v`: waits while nothing is newer."""
@@ -218,18 +230,21 @@ class Beacon:
                 self._waiting -= 1
 
     def _wait(self, known: int) -> Answer:
-        """Wait until the version passes `known`, a restart is decided, or LIFE is over."""
-        seq, version, waited = -1, 0, 0.0
-        while waited < LIFE:
+        """Wait until the version passes `known`, a restart is decided, or LIFE is over.
+        A record wakes the wait: the version is looked at again (once a LOOK at most,
+        however many events come: it reads every baseline)."""
+        seq, deadline = -1, time.monotonic() + LIFE
+        while (left := deadline - time.monotonic()) > 0 and not self._released.is_set():
             if self._changes.seq != seq:
                 seq = self._changes.seq
                 version = self.version()
                 if version > known:
                     return self.report(known, AFTER_RESTART_MS, version)
-            if self._released.wait(TICK):
-                return self.report(known, AFTER_RESTART_MS)
-            waited += TICK
-        return self.report(known, 0)
+                self._released.wait(min(LOOK, left))
+                continue
+            with self._news:
+                self._news.wait_for(functools.partial(self._news_since, seq), left)
+        return self.report(known, AFTER_RESTART_MS if self._released.is_set() else 0)
 
 
 def _query(environ: WSGIEnvironment) -> dict[str, str]:
