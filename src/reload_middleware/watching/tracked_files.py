@@ -252,17 +252,19 @@ class Files:
         dirs = tuple(p for p in watched if os.path.isdir(p) and not os.path.islink(p))
         dirs += tuple(missing)
         files = set(self._files) | {p for p in watched if p not in dirs or p in missing}
-        roots = paths.module_roots(self._files) + [(d, True) for d in dirs]
+        packages = self._package_roots()
+        roots = packages + [(d, True) for d in dirs]
+        roots += [(os.path.dirname(f), False) for f, name in self._files.items() if not name]
         roots += [(os.path.dirname(f), False) for f in files.difference(self._files)]
         return watcher.Registration(
             self._changes, frozenset(files), dirs,
             paths.DEFAULT_EXCLUDES + self._settings.exclude,
             paths.merge_roots(roots), polling=self._settings.observer == "polling",
-            ignored=self._ignored, strays=self.strays, packages=self.packages(),
+            ignored=self._ignored, strays=self.strays, packages=paths.merge_roots(packages),
             trigger=self._trigger,
         )
 
-    def packages(self) -> dict[str, bool]:
+    def _package_roots(self) -> list[tuple[str, bool]]:
         """Where a saved `.py` file no module was loaded from is compiled (unloaded_files.py):
         the package roots of the modules the app loaded, each package's top directory with
         everything below it, and the directory of a top-level module (or of a script the
@@ -270,8 +272,7 @@ class Files:
         template directory or another tracked file's directory: anyone may create names
         there (a shared temp directory), and a file nothing imports from there is none
         the app can load."""
-        modules = {path: name for path, name in self._files.items() if name}
-        return paths.merge_roots(paths.module_roots(modules))
+        return paths.module_roots({path: name for path, name in self._files.items() if name})
 
     def _register(self, *, loaded: bool = True) -> None:
         """Register what is tracked now; new files other than modules get a baseline.
