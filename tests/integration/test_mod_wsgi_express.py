@@ -95,22 +95,28 @@ class Express:
         return self.log_path.read_text(errors="replace")
 
     def daemon_pids(self) -> set[int]:
-        """The mod_wsgi daemon processes of this server, from /proc (no request)."""
+        """The mod_wsgi daemon processes of this server, from /proc (no request). A child
+        a daemon forks (the import preflight, before its exec) bears the daemon's name
+        for a moment: a daemon's parent is Apache's, never another daemon."""
         if self.process is None:
             return set()
-        return {pid for pid, name in self._group(self.process.pid) if name.startswith("(wsgi:")}
+        named = {pid: parent for pid, name, parent in self._group(self.process.pid)
+                 if name.startswith("(wsgi:")}
+        return {pid for pid, parent in named.items() if parent not in named}
 
     @staticmethod
-    def _group(pgid: int) -> list[tuple[int, str]]:
-        """(pid, process name) of the live processes in group `pgid` (zombies excluded)."""
+    def _group(pgid: int) -> list[tuple[int, str, int]]:
+        """(pid, process name, parent pid) of the live processes in group `pgid` (zombies
+        excluded)."""
         found = []
         for stat_file in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError):
                 text = stat_file.read_text()
-                state, _parent, group = text.rpartition(")")[2].split()[:3]
+                state, parent, group = text.rpartition(")")[2].split()[:3]
                 if int(group) == pgid and state not in "ZX":
                     name = (stat_file.parent / "cmdline").read_bytes().split(b"\0")[0]
-                    found.append((int(stat_file.parent.name), name.decode(errors="replace")))
+                    found.append((int(stat_file.parent.name), name.decode(errors="replace"),
+                                  int(parent)))
         return found
 
 
