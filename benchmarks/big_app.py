@@ -119,9 +119,13 @@ VARIANTS = ("bare", "wrapped")
 # them already, this one none), then reload_middleware itself; the script (for the
 # wrapped one that is building the middleware: its imports are done) and the first
 # request; then, for the wrapped one, the import preflight as the middleware runs it
-# before a restart.
+# before a restart, and the floors: what a start with the middleware cannot skip
+# beyond importing it (watchdog's import is a step of its own), timed alone after the
+# rest: one lstat of each tracked file (a start makes two: the baseline at
+# construction, and the look once the watches are live) and watchdog's schedule of
+# the same roots in an observer of its own.
 PROFILE = r'''
-import importlib, json, re, sys, threading, time, wsgiref.util
+import importlib, json, os, re, sys, threading, time, wsgiref.util
 root, name, tops, stdlib = sys.argv[1:5]
 sys.path.insert(0, root)
 steps = {}
@@ -144,6 +148,8 @@ if name == "wrapped":
     for module in stdlib.split(","):
         importlib.import_module(module)
     mark("stdlib")
+    import watchdog.events, watchdog.observers
+    mark("watchdog")
     import reload_middleware
     mark("import")
 script = importlib.import_module(name)
@@ -160,6 +166,23 @@ if name == "wrapped":
     failure = preflight.import_app(entry.Entry("name", name), script.__file__)
     result["preflight"] = time.perf_counter() - began
     result["failure"] = failure.summary if failure else None
+    tracking = script.application._tracking
+    began = time.perf_counter()
+    for path in tracking.changes.known:
+        try:
+            os.lstat(path)
+        except OSError:
+            pass
+    result["lstat"] = time.perf_counter() - began
+    observer = watchdog.observers.Observer()
+    began = time.perf_counter()
+    observer.start()
+    for directory, recursive in tracking.place.watcher.directories.items():
+        observer.schedule(watchdog.events.FileSystemEventHandler(), directory,
+                          recursive=recursive)
+    result["schedule"] = time.perf_counter() - began
+    observer.stop()
+    observer.join()
 print(json.dumps(result))
 '''
 
@@ -541,8 +564,8 @@ def profile(app: benchlib.App, runs: int) -> dict[str, dict[str, list[float]]]:
             for step in results[0]["steps"]
         }
         steps[name]["threads"] = [benchlib.median(r["threads"] for r in results)]
-    steps["wrapped"]["preflight"] = [benchlib.median(r["preflight"] * 1e3
-                                                     for r in found["wrapped"])]
+    for alone in ("preflight", "lstat", "schedule"):
+        steps["wrapped"][alone] = [benchlib.median(r[alone] * 1e3 for r in found["wrapped"])]
     return steps
 
 
@@ -621,7 +644,8 @@ def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
     bare, wrapped = steps["bare"], steps["wrapped"]
     labels = {"app": "the app's packages imported",
               "stdlib": "the stdlib modules reload_middleware needs",
-              "import": "import reload_middleware (and watchdog)",
+              "watchdog": "import watchdog (its events and observers)",
+              "import": "import reload_middleware",
               "script": "the script: ReloadMiddleware(app)", "request": "the first request"}
     rows = [["", "bare: ms", "RSS MB", "middleware: ms", "RSS MB", "added ms", "RSS diff"]]
     for step, label in labels.items():
@@ -640,8 +664,19 @@ def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
                  f"{wrapped['threads'][0]:.0f}", "", "", ""])
     rows.append(["the import preflight (a separate process)", "", "",
                  f"{wrapped['preflight'][0]:.1f}", "", "", ""])
+    floor = wrapped["watchdog"][0] + 2 * wrapped["lstat"][0] + wrapped["schedule"][0]
+    rows += [["floor: one lstat of each tracked file", "", "", f"{wrapped['lstat'][0]:.1f}",
+              "", "", ""],
+             ["floor: watchdog's schedule of the same roots", "", "",
+              f"{wrapped['schedule'][0]:.1f}", "", "", ""],
+             ["floor, whole: watchdog's import + 2 x lstat + schedule", "", "", f"{floor:.1f}",
+              "", "", ""]]
     grid(f"5. where a start goes, in fresh interpreters, median of {runs} (RSS: VmRSS after "
          "the step):", rows)
+    own = added - wrapped["stdlib"][0]
+    print(f"  added beyond the standard library: {own:+.1f} ms, of which the floor "
+          f"{floor:.1f} ms and {own - floor:.1f} ms above it; a start may gain "
+          f"{START_FLOOR * 1e3:.0f} ms (or 10 %)")
 
 
 def report_saves(found: dict[str, list[Save]], gunicorn_starts: dict[str, float]) -> None:

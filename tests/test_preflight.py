@@ -582,3 +582,18 @@ def test_check_compile_failure_comes_first(uwsgi_site: tuple[Script, str]) -> No
     failure = preflight.check("import", [script.path], script, (), importer)
     assert failure is not None and failure.message.startswith("SyntaxError")
     assert not importer.calls
+
+
+def test_the_middleware_the_script_builds_in_the_import_preflight_tracks_nothing(
+    tmp_path: Path,
+) -> None:
+    """The child only tells whether the app loads: its middleware is built, its options
+    checked, and it is off (no module classified, no file's baseline taken)."""
+    script = tmp_path / "app.wsgi"
+    script.write_text(
+        "from reload_middleware import ReloadMiddleware\n"
+        "application = ReloadMiddleware(lambda environ, start_response: [])\n"
+        "if application.settings.enabled:\n"
+        "    raise RuntimeError('tracking in the preflight')\n"
+    )
+    assert import_app(Entry("path", str(script)), str(script)) is None

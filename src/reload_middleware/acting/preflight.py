@@ -156,6 +156,9 @@ def import_app(
     what this process has `loaded` (by default sys.modules)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # The middleware the script builds there checks its options and tracks nothing: the
+    # child only tells whether the app loads (no classification, no baseline of every file).
+    env["RELOAD_MIDDLEWARE_ENABLED"] = "off"
     try:
         done = run(
             [python_executable(), "-c", _CHILD, start.how, start.target, blame, *also],
