@@ -15,6 +15,10 @@ Stat = tuple[int, int, int, int, tuple[int, ...]] | None
 # The baseline of a file written after its module was loaded: it differs from any stat.
 STALE: Stat = (-2, -2, -2, -2, ())
 UNREADABLE: Stat = (-1, -1, -1, -1, ())
+# Files share their mode, owner and links: one tuple for each such set, not one per
+# file (a process keeps the state of thousands). Bounded: a few kinds are the rule.
+_METAS: dict[tuple[int, ...], tuple[int, ...]] = {}
+_METAS_KEPT = 256
 
 
 def differs(before: Stat, after: Stat) -> bool:
@@ -71,7 +75,9 @@ def observe(path: str, stat: Callable[[str], os.stat_result]) -> tuple[Stat, tup
         return None, ()
     except OSError:
         return UNREADABLE, ()  # still a state, compared like any other
-    meta = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+    meta: tuple[int, ...] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink)
+    if len(_METAS) < _METAS_KEPT:
+        meta = _METAS.setdefault(meta, meta)
     state = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns, meta)
     return state, (st.st_mtime_ns, st.st_ctime_ns)
 

@@ -182,7 +182,9 @@ class Library:
         if installed:
             return None
         real = self.real.entry(directory, name) or self.real.gone(directory, name)
-        return None if real is None or self.holds(real) else real
+        if real is None or self.holds(real):
+            return None
+        return path if real == path else real  # the module's own string: kept once
 
 
 def is_library(module: ModuleType, library: Iterable[str]) -> bool:
