@@ -88,6 +88,7 @@ SAVE_MARGIN = 0.3  # s beyond the app's own start, for a save to reach the answe
 TICK = 1.0  # s: Apache's parent starts a new daemon process at its next maintenance tick
 LATER = 1.0  # s from a save to the first request, as a person turns to the browser
 REDIRECT_TARGET = 2
+DISPATCHER = 1  # the thread watchdog 7.1.1 starts for its inotify instance
 POLL = 0.005  # s between attempts while a server starts
 PAUSE = threading.Event()
 
@@ -160,6 +161,8 @@ began = time.perf_counter()
 body = b"".join(script.application(environ, lambda status, headers, exc_info=None: None))
 mark("request")
 result = {"steps": steps, "body": body.decode(), "threads": threading.active_count()}
+if name == "wrapped":
+    result["roots"] = len(script.application._tracking.place.watcher.directories)
 if name == "wrapped":
     from reload_middleware.acting import entry, preflight
     began = time.perf_counter()
@@ -564,8 +567,9 @@ def profile(app: benchlib.App, runs: int) -> dict[str, dict[str, list[float]]]:
             for step in results[0]["steps"]
         }
         steps[name]["threads"] = [benchlib.median(r["threads"] for r in results)]
-    for alone in ("preflight", "lstat", "schedule"):
-        steps["wrapped"][alone] = [benchlib.median(r[alone] * 1e3 for r in found["wrapped"])]
+    for alone in ("preflight", "lstat", "schedule", "roots"):
+        scale = 1 if alone == "roots" else 1e3  # a count; the others are seconds
+        steps["wrapped"][alone] = [benchlib.median(r[alone] * scale for r in found["wrapped"])]
     return steps
 
 
@@ -673,6 +677,12 @@ def report_profile(steps: dict[str, dict[str, list[float]]], runs: int) -> None:
               "", "", ""]]
     grid(f"5. where a start goes, in fresh interpreters, median of {runs} (RSS: VmRSS after "
          "the step):", rows)
+    roots = wrapped["roots"][0]
+    threads = wrapped["threads"][0] - bare["threads"][0]
+    counted = 4 + roots - 1 + DISPATCHER
+    benchlib.verdict(threads <= counted, "threads: 4 for one watched root and one per further "
+                     "root, and watchdog's dispatcher",
+                     f"{threads:.0f} added for {roots:.0f} roots: {counted:.0f} by that count")
     own = added - wrapped["stdlib"][0]
     print(f"  added beyond the standard library: {own:+.1f} ms, of which the floor "
           f"{floor:.1f} ms and {own - floor:.1f} ms above it; a start may gain "
