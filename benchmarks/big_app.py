@@ -31,10 +31,12 @@ run measures the two side by side, in turn (the order swapped every round):
    mod_wsgi's own script reloading, the module saved and then the script touched (the
    floor: Apache's tick and the app's load in a new daemon, with no middleware).
    Target: the app's start under Apache + Apache's one-second tick.
-4. Redirects under gunicorn (sync, `--workers` 8): after each of `--redirect-saves`
-   saves, one client sends requests back to back (307s followed by hand, new
-   connections) until one answers with the new VERSION; the most 307s a request met.
-   Before each save every worker has loaded the app (none uses CPU any more).
+4. Redirects under gunicorn (sync, `--workers` 8), gunicorn gthread (3 workers of 8
+   threads) and uWSGI (4 workers, the app loaded in the master; where uwsgi is
+   installed): after each of `--redirect-saves` saves, one client sends requests back
+   to back (307s followed by hand, new connections) until one answers with the new
+   VERSION; the most 307s a request met. Before each save every worker has loaded the
+   app (none uses CPU any more).
 5. Where the middleware's part of a start goes, in fresh interpreters (median of `--runs`):
    the app's packages, the standard library modules reload_middleware needs (the
    generated app imports none, an app on a framework most), reload_middleware itself,
@@ -78,7 +80,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 import benchlib
 from apache import APACHE, DEFAULT_VENV, Apache, apache_available, prepare_run_dir
-from procs import get, gunicorn
+from procs import UWSGI as UWSGI_BINARY
+from procs import get, gunicorn, uwsgi
 
 MODULES = 3_000
 TOPS = 30
@@ -284,8 +287,10 @@ class Gunicorn:
     """gunicorn serving one of the scripts of an app, its output in a file."""
 
     def __init__(self, app: benchlib.App, script: str, workers: int = 1,
-                 options: Mapping[str, str] | None = None) -> None:
+                 options: Mapping[str, str] | None = None, kind: str = "sync",
+                 threads: int | None = None) -> None:
         self.app, self.script, self.workers = app, script, workers
+        self.kind, self.threads = kind, threads
         self.options = dict(options or {})
         self.port = benchlib.free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -294,13 +299,18 @@ class Gunicorn:
 
     def start(self) -> float:
         """Launch it; seconds from the launch to the first 200 answer."""
-        argv = gunicorn(self.port, "sync", self.workers, app=f"{self.script}:application")
         started = time.perf_counter()
-        self.process = subprocess.Popen(argv, cwd=self.app.root, env=server_env(self.options),
+        self.process = subprocess.Popen(self.argv(), cwd=self.app.root,
+                                        env=server_env(self.options),
                                         stdout=self.log, stderr=subprocess.STDOUT)
         process = self.process
-        first_answer(self.port, lambda: process.poll() is None, f"gunicorn ({self.script})")
+        first_answer(self.port, lambda: process.poll() is None,
+                     f"{type(self).__name__.lower()} ({self.script})")
         return time.perf_counter() - started
+
+    def argv(self) -> list[str]:
+        return gunicorn(self.port, self.kind, self.workers, self.threads,
+                        app=f"{self.script}:application")
 
     def pids(self) -> set[int]:
         """Its workers: the arbiter's children."""
@@ -322,6 +332,15 @@ class Gunicorn:
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+
+class UWSGI(Gunicorn):
+    """uWSGI (a master and its workers, the app loaded in the master and forked) serving
+    one of the scripts by path, as `--wsgi-file`."""
+
+    def argv(self) -> list[str]:
+        return [*uwsgi(self.port, False, self.workers, f"{self.script}.py"),
+                "--pythonpath", str(self.app.root)]
 
 
 def apache_start(server: Apache) -> float:
@@ -513,8 +532,10 @@ def settled(server: Gunicorn, count: int, old: set[int], timeout: float = 120) -
     raise RuntimeError(f"{count} workers never settled:\n{server.output()[-3000:]}")
 
 
-def redirects(app: benchlib.App, count: int, workers: int) -> list[Save]:
-    server = Gunicorn(app, "wrapped", workers=workers)
+def redirects(server: Gunicorn, count: int) -> list[Save]:
+    """Part 4 on `server` (not started yet): `count` saves, every worker done loading
+    the app before each."""
+    app, workers = server.app, server.workers
     rng = random.Random(13)
     results = []
     try:
@@ -746,18 +767,29 @@ def report_apache_saves(found: dict[str, list[Save]], app_start: float) -> None:
                      f"reloading {floor:.3f} s, {median - floor:+.3f} s from it")
 
 
-def report_redirects(found: list[Save], workers: int) -> None:
+def redirect_servers(app: benchlib.App, workers: int) -> dict[str, Gunicorn]:
+    """Part 4's servers, by label: gunicorn sync with `workers` workers, gthread with 3
+    workers of 8 threads, and uWSGI with 4 workers where it is installed."""
+    servers = {f"gunicorn (sync, {workers} workers)": Gunicorn(app, "wrapped", workers),
+               "gunicorn (gthread, 3 workers x 8 threads)": Gunicorn(
+                   app, "wrapped", 3, kind="gthread", threads=8)}
+    if UWSGI_BINARY is not None:
+        servers["uWSGI (4 workers, the app loaded in the master)"] = UWSGI(app, "wrapped", 4)
+    return servers
+
+
+def report_redirects(found: list[Save], server: str) -> None:
     hops = [s.hops for s in found]
     times = [s.seconds for s in found]
-    print(f"\n4. redirects per request under gunicorn (sync, {workers} workers), "
-          f"{len(found)} saves:")
+    print(f"\n4. redirects per request under {server}, {len(found)} saves:")
     print(f"  the most 307s one request met, per save: max {max(hops)}, median "
           f"{statistics.median(hops):g} ({', '.join(map(str, hops))})")
     print(f"  requests until the new VERSION, per save: "
           f"{', '.join(str(s.requests) for s in found)}")
     print(f"  save -> new code: {spread(times)} s")
     benchlib.verdict(max(hops) <= REDIRECT_TARGET,
-                     f"at most {REDIRECT_TARGET} redirects for one request", f"max {max(hops)}")
+                     f"{server}: at most {REDIRECT_TARGET} redirects for one request",
+                     f"max {max(hops)}")
 
 
 def main() -> None:
@@ -797,7 +829,10 @@ def main() -> None:
         if reason is None and args.apache_saves:
             report_apache_saves(apache_saves({"middleware": app, "touch": other},
                                              args.apache_saves), app_starts["apache bare"])
-        report_redirects(redirects(app, args.redirect_saves, args.workers), args.workers)
+        for label, server in redirect_servers(app, args.workers).items():
+            report_redirects(redirects(server, args.redirect_saves), label)
+        if UWSGI_BINARY is None:
+            print("\nno uWSGI row: uwsgi is not installed")
         report_profile(steps, args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
