@@ -39,15 +39,20 @@ class Inbox:
         self.poke = poke
         self._lock = threading.Lock()
         self._loaded: Loaded = {}
+        self._noted = False  # poked since the last drain
 
     def note(self, path: str, name: str, at: int) -> None:
+        """Note a file; the first note since the last drain raises the flag (a reload
+        imports thousands of modules: one poke tells the next request to drain them all)."""
         with self._lock:
             self._loaded.setdefault(path, (name, at))  # the earliest moment is the bound
-        self.poke()
+            first, self._noted = not self._noted, True
+        if first:
+            self.poke()
 
     def drain(self) -> Loaded:
         with self._lock:
-            loaded, self._loaded = self._loaded, {}
+            loaded, self._loaded, self._noted = self._loaded, {}, False
         return loaded
 
 

@@ -130,7 +130,10 @@ class Files:
             if path not in self._files:
                 fresh.setdefault(path, name)  # the first name a file was imported under
         since = dict.fromkeys(fresh, loaded_since)
-        for path, real in project_modules.project_files(noted, scope, self._library).items():
+        # A file tracked as a module's already is its own real path: an in-process reload
+        # notes every module again, and only the new ones need classifying.
+        unknown = {path: v for path, v in noted.items() if not self._files.get(path)}
+        for path, real in project_modules.project_files(unknown, scope, self._library).items():
             name, at = noted[path]
             if real not in self._files:
                 fresh.setdefault(real, name)
