@@ -13,7 +13,11 @@ polls until the text has it: the stylesheet is swapped, the page not reloaded. A
 pause of 0 to 1 s before each save puts it anywhere in Apache's one-second tick. First,
 under Apache, five tabs are held open for 5 s and the events requests the server
 received are counted, with the distinct clients (one per SharedWorker) that sent them.
-Needs what the browser tests need (apache2, the Apache test venv, chromium).
+Each Apache module save is split into its phases by the error log's times: the
+middleware's decision, the old daemon's "Stopping process", Apache's parent noting its
+death at its maintenance tick, and the page updated. Target: save to page updated at
+most 0.8 s median under Apache. Needs what the browser tests need (apache2, the Apache
+test venv, chromium).
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ def on_serve(driver: WebDriver, runs: int, port: int) -> Times:
 
 
 def row(name: str, times: list[float]) -> str:
-    return (f"  {name:34} median {statistics.median(times):.3f} s   "
+    return (f"  {name:42} median {statistics.median(times):.3f} s   "
             f"min {min(times):.3f}   max {max(times):.3f}")
 
 
@@ -186,7 +190,8 @@ def main() -> None:
     for name, values in parts.items():
         print(row("  " + name, values))
     median = statistics.median(apache[0])
-    tick = statistics.median(parts["stopping -> its death noticed (the tick)"])
+    ticks = parts["stopping -> its death noticed (the tick)"]
+    tick = statistics.median(ticks) if ticks else math.nan
     benchlib.verdict(median <= TARGET, f"live reload under Apache daemon mode: save to page "
                      f"updated at most {TARGET:g} s median",
                      f"{median:.3f} s, of which Apache's tick {tick:.3f} s")
