@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import subprocess
+import sys
 from dataclasses import fields
 
 import pytest
@@ -43,3 +45,25 @@ def test_a_misspelt_keyword_is_a_type_error() -> None:
     """Python itself refuses an option the signature does not name."""
     with pytest.raises(TypeError, match="settel"):
         ReloadMiddleware(lambda environ, start_response: [], settel=0.1)  # type: ignore[call-arg]
+
+
+LIVE_OFF = """
+import sys
+from reload_middleware import ReloadMiddleware
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return [b"hi"]
+middleware = ReloadMiddleware(app)
+environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.multithread": False}
+assert b"".join(middleware(environ, lambda *args: None)) == b"hi"
+print(sorted(name for name in sys.modules if name.startswith("reload_middleware.live.")))
+"""
+
+
+def test_live_reload_is_loaded_only_where_it_is_on() -> None:
+    """A process without live reload pays no import for it: only the interpreter's
+    registry of beacons is loaded."""
+    done = subprocess.run([sys.executable, "-c", LIVE_OFF], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['reload_middleware.live.beacons']"]

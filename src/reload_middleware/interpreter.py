@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from . import logs
-from .live.browser import Beacons
+from .live.beacons import Beacons
 from .operations import state_dir
 from .watching.changes import Changes
 from .watching.import_finder import Recorder

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from . import config, interpreter, logs
 from .acting import ahead, preflight, reexecute, response_bodies, responses, strategies
 from .integrations import framework_caches, servers, templates
-from .live import browser
 from .operations import control
 from .script import Script, find_script, offer_hook
 from .tracking import RESTARTING, Change, Kept, Reset, Tracking
@@ -30,6 +29,8 @@ from .watching import read_times
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .live import browser
 
 # How long a request waits for the one that loaded the script to reach the middleware
 # (it is past mod_wsgi's module lock already: microseconds, unless it never comes).
@@ -196,15 +197,15 @@ class ReloadMiddleware:
             first = not self._configured
             if first:
                 self._configure(environ)
-            if not (self._settings.live and browser.reserved(environ)):  # live: never acts
+            if not (self._settings.live and _reserved(environ)):  # live: never acts
                 self._act(environ)
             reloaded, self._reloaded = self._reloaded, None
             loaded = self._tracking.loading(began, first=first, reloaded=reloaded) if (
                 self._settings.enabled) else None
         if isinstance(self._phase, Failed) and self._settings.debug:
             failed = self._phase.failure  # live reload: the page reloads itself once fixed
-            page = browser.front(lambda _, respond: responses.failure(failed, respond),
-                                 self._beacon, self._settings.live)
+            page = self._front(lambda _, respond: responses.failure(failed, respond),
+                               on=self._settings.live)
             return page(environ, start_response)
         body = self._serve(environ, start_response)
         # The storm guard looks at what changed while this request loaded code.
@@ -241,9 +242,19 @@ class ReloadMiddleware:
         """Make the beacon of live reload once it is on (built so, or SetEnv at the first
         request): while it is off there is none, and mod_wsgi is asked nothing."""
         if self._settings.live and self._beacon is None:
+            from .live import browser  # live reload's modules: only where it is on
+
             beacon = browser.Beacon(self._latch, self._tracking.ignored,
                                     self._tracking.stylesheet)
             self._beacon = self._place.beacons.add(beacon)
+
+    def _front(self, app: WSGIApplication, *, on: bool) -> WSGIApplication:
+        """`app` behind live reload's front (browser.front) when it is `on`."""
+        if not on or self._beacon is None:
+            return app
+        from .live import browser
+
+        return browser.front(app, self._beacon, on)
 
     def _act(self, environ: WSGIEnvironment | None = None, *, first: bool = False) -> None:
         """Under the lock: settle, confirm, preflight and act if this is the place to
@@ -381,7 +392,7 @@ class ReloadMiddleware:
     def _guarded(self, app: WSGIApplication) -> WSGIApplication:
         """`app` behind the control endpoint when that is on: the token must never reach
         the app, and a status request is no request to retry."""
-        app = browser.front(app, self._beacon, self._settings.live and self._settings.enabled)
+        app = self._front(app, on=self._settings.live and self._settings.enabled)
         if not (self._settings.control and self._settings.secret):
             return app
         return control.Control(
@@ -398,6 +409,13 @@ class ReloadMiddleware:
             "last_error": self._phase.failure.summary if isinstance(self._phase, Failed)
             else None,
         }
+
+
+def _reserved(environ: WSGIEnvironment) -> bool:
+    """browser.reserved(), for a middleware with live reload on."""
+    from .live import browser
+
+    return browser.reserved(environ)
 
 
 def track(*paths: str) -> None:
