@@ -71,7 +71,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -456,6 +456,16 @@ def save(target: Path, version: str, port: int, timeout: float = 60, pause: floa
             raise RuntimeError(f"no answer with {version} {timeout} s after the save")
 
 
+def in_turn(names: Sequence[str], rounds: int, seed: int) -> Iterator[tuple[int, str]]:
+    """(round, name) for `rounds` rounds of `names` (from 1), the order swapped every
+    round, after a random pause of 0 to 1 s before each: saves at any phase of a tick."""
+    rng = random.Random(seed)
+    for n in range(1, rounds + 1):
+        for name in names if n % 2 else names[::-1]:
+            PAUSE.wait(rng.uniform(0, 1))
+            yield n, name
+
+
 def saves(apps: Mapping[str, benchlib.App], count: int, ahead: int
           ) -> dict[str, list[Save]]:
     """"preflight name" and "preflight name, later" -> its saves: one gunicorn (sync, 1
@@ -464,17 +474,14 @@ def saves(apps: Mapping[str, benchlib.App], count: int, ahead: int
     `LATER` s after the save."""
     options = {"import": {}, "compile": {"RELOAD_MIDDLEWARE_PREFLIGHT": "compile"}}
     servers = {name: Gunicorn(app, "wrapped", options=options[name]) for name, app in apps.items()}
-    rng = random.Random(11)
     results: dict[str, list[Save]] = {f"{n}{w}": [] for n in apps for w in ("", ", later")}
     try:
         for server in servers.values():
             server.start()
-        for n in range(1, count + ahead + 1):
+        for n, name in in_turn(list(apps), count + ahead, seed=11):
             pause, which = (0.0, "") if n <= count else (LATER, ", later")
-            for name in list(apps) if n % 2 else list(apps)[::-1]:
-                PAUSE.wait(rng.uniform(0, 1))
-                results[name + which].append(
-                    save(apps[name].target, f"v{n}", servers[name].port, pause=pause))
+            results[name + which].append(
+                save(apps[name].target, f"v{n}", servers[name].port, pause=pause))
     except RuntimeError as exc:
         logs = "\n".join(f"--- {name}:\n{s.output()[-3000:]}" for name, s in servers.items())
         raise RuntimeError(f"{exc}\n{logs}") from None
@@ -494,17 +501,14 @@ def apache_saves(apps: Mapping[str, benchlib.App], count: int) -> dict[str, list
     servers = {name: Apache(DEFAULT_VENV, prepare_run_dir(), processes=1,
                             script=app.root / f"{scripts[name]}.py", python_path=app.root)
                for name, app in apps.items()}
-    rng = random.Random(17)
     results: dict[str, list[Save]] = {name: [] for name in apps}
     try:
         for server in servers.values():
             apache_start(server)
-        for n in range(1, count + 1):
-            for name in list(apps) if n % 2 else list(apps)[::-1]:
-                PAUSE.wait(rng.uniform(0, 1))
-                script = apps[name].root / "bare.py" if name == "touch" else None
-                results[name].append(save(apps[name].target, f"a{n}", servers[name].port,
-                                          touch=script))
+        for n, name in in_turn(list(apps), count, seed=17):
+            script = apps[name].root / "bare.py" if name == "touch" else None
+            results[name].append(save(apps[name].target, f"a{n}", servers[name].port,
+                                      touch=script))
     except RuntimeError as exc:
         logs = "\n".join(f"--- {name}:\n{s.error_log()[-3000:]}" for name, s in servers.items())
         raise RuntimeError(f"{exc}\n{logs}") from None
